@@ -1,0 +1,36 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="txregistry",
+    version="0.1.0",
+    description="A Docker Registry HTTP API V2 / OCI Distribution registry on Twisted",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/txregistry_plugin.py", "plugins/txregistry_storage.py"]},
+    python_requires=">=3.11",
+    install_requires=[
+        # txregistry.web.channel subclasses HTTPChannel internals: keep the
+        # upper bound until a new major is checked against tests/web.
+        "twisted[tls]>=24.7.0,<27",
+        "klein>=23.5.0,<26",
+        "treq>=23.11.0,<28",
+        "txredisapi>=1.4.10,<2",
+        "pyopenssl>=24.0.0",
+        "service-identity>=24.1.0",
+        "PyYAML>=6.0,<7",
+    ],
+    extras_require={
+        "test": [
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "psutil>=5.9",
+            "oras>=0.2.20,<0.3",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3.11",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)

@@ -1,0 +1,7 @@
+"""
+Registers txregistry's own storage drivers with L{twisted.plugin}.
+"""
+
+from txregistry.storage.factories import filesystem, inmemory
+
+__all__ = ["filesystem", "inmemory"]

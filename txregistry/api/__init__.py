@@ -1,0 +1,4 @@
+"""
+The Docker Registry HTTP API V2 / OCI Distribution API: routes, errors and
+content negotiation.
+"""

@@ -1,0 +1,169 @@
+"""
+The V2 API as a Klein application.
+
+Routes here only parse and check what the request says (name, reference,
+query, headers) and shape the answer; the work is in
+L{txregistry.registry}.  Every error is a L{RegistryError} rendered as
+the spec's JSON envelope by L{RegistryAPI.registryError}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klein import Klein
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from txregistry.api import blobs, listing, manifests, uploads
+from txregistry.api.errors import RegistryError
+from txregistry.api.responses import (
+    API_VERSION,
+    API_VERSION_HEADER,
+    URLBuilder,
+    jsonResponse,
+)
+from txregistry.registry.store import Registry
+
+_log = Logger()
+
+
+class RegistryAPI:
+    """
+    The routes of one registry.
+    """
+
+    app = Klein()
+
+    def __init__(self, registry: Registry, urls: URLBuilder) -> None:
+        self.registry = registry
+        self.urls = urls
+
+    # Base
+
+    @app.route("/v2/", methods=["GET", "HEAD"])
+    def base(self, request: IRequest) -> bytes:
+        return jsonResponse(request, {})
+
+    @app.route("/v2/_catalog", methods=["GET", "HEAD"])
+    def catalog(self, request: IRequest) -> Any:
+        return listing.catalog(self, request)
+
+    # Tags and referrers
+
+    @app.route("/v2/<path:name>/tags/list", methods=["GET", "HEAD"])
+    def tags(self, request: IRequest, name: str) -> Any:
+        return listing.tags(self, request, name)
+
+    @app.route("/v2/<path:name>/referrers/<digest>", methods=["GET", "HEAD"])
+    def referrers(self, request: IRequest, name: str, digest: str) -> Any:
+        return listing.referrers(self, request, name, digest)
+
+    # Manifests
+
+    @app.route("/v2/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
+    def getManifest(self, request: IRequest, name: str, reference: str) -> Any:
+        return manifests.get(self, request, name, reference)
+
+    @app.route("/v2/<path:name>/manifests/<reference>", methods=["PUT"])
+    def putManifest(self, request: IRequest, name: str, reference: str) -> Any:
+        return manifests.put(self, request, name, reference)
+
+    @app.route("/v2/<path:name>/manifests/<reference>", methods=["DELETE"])
+    def deleteManifest(self, request: IRequest, name: str, reference: str) -> Any:
+        return manifests.delete(self, request, name, reference)
+
+    # Blobs
+
+    @app.route("/v2/<path:name>/blobs/<digest>", methods=["GET", "HEAD"])
+    def getBlob(self, request: IRequest, name: str, digest: str) -> Any:
+        return blobs.get(self, request, name, digest)
+
+    @app.route("/v2/<path:name>/blobs/<digest>", methods=["DELETE"])
+    def deleteBlob(self, request: IRequest, name: str, digest: str) -> Any:
+        return blobs.delete(self, request, name, digest)
+
+    # Uploads
+
+    @app.route("/v2/<path:name>/blobs/uploads/", methods=["POST"], strict_slashes=False)
+    def startUpload(self, request: IRequest, name: str) -> Any:
+        return uploads.start(self, request, name)
+
+    @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["GET", "HEAD"])
+    def uploadStatus(self, request: IRequest, name: str, uploadID: str) -> Any:
+        return uploads.status(self, request, name, uploadID)
+
+    @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["PATCH"])
+    def uploadChunk(self, request: IRequest, name: str, uploadID: str) -> Any:
+        return uploads.chunk(self, request, name, uploadID)
+
+    @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["PUT"])
+    def completeUpload(self, request: IRequest, name: str, uploadID: str) -> Any:
+        return uploads.complete(self, request, name, uploadID)
+
+    @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["DELETE"])
+    def cancelUpload(self, request: IRequest, name: str, uploadID: str) -> Any:
+        return uploads.cancel(self, request, name, uploadID)
+
+    # Errors
+
+    @app.handle_errors(RegistryError)
+    def registryError(self, request: IRequest, failure: Failure) -> bytes:
+        error: RegistryError = failure.value  # type: ignore[assignment]
+        for header, value in error.headers.items():
+            request.setHeader(header.encode("latin-1"), value.encode("latin-1"))
+        return jsonResponse(request, error.envelope(), error.status)
+
+    @app.handle_errors(NotFound)
+    def notFound(self, request: IRequest, failure: Failure) -> bytes:
+        error = RegistryError("UNSUPPORTED", "no such route", status=404)
+        return jsonResponse(request, error.envelope(), error.status)
+
+    @app.handle_errors(MethodNotAllowed)
+    def methodNotAllowed(self, request: IRequest, failure: Failure) -> bytes:
+        allowed = getattr(failure.value, "valid_methods", None) or []
+        if allowed:
+            request.setHeader(b"allow", ", ".join(allowed).encode("latin-1"))
+        error = RegistryError("UNSUPPORTED", "method not allowed on this route")
+        return jsonResponse(request, error.envelope(), error.status)
+
+    @app.handle_errors(Exception)
+    def unexpected(self, request: IRequest, failure: Failure) -> bytes:
+        _log.failure("Unhandled error in {method} {uri}", failure,
+                     method=request.method, uri=request.uri)
+        error = RegistryError("UNKNOWN")
+        return jsonResponse(request, error.envelope(), error.status)
+
+
+class RegistryRoot(Resource):
+    """
+    The resource a L{RegistrySite} serves: sets the headers every response
+    carries, strips C{http.prefix}, and hands the rest to the Klein routes.
+    """
+
+    isLeaf = True
+
+    def __init__(self, api: RegistryAPI, prefix: str = "/", headers: dict[str, list[str]] | None = None) -> None:
+        super().__init__()
+        self._routes: IResource = api.app.resource()
+        self._prefix = [p.encode("utf-8") for p in prefix.strip("/").split("/") if p]
+        self._headers = [
+            (name.encode("latin-1"), [v.encode("latin-1") for v in values])
+            for name, values in (headers or {}).items()
+        ]
+
+    def render(self, request: IRequest) -> Any:
+        request.setHeader(API_VERSION_HEADER, API_VERSION)
+        for name, values in self._headers:
+            request.responseHeaders.setRawHeaders(name, values)
+        if self._prefix:
+            count = len(self._prefix)
+            if request.postpath[:count] != self._prefix:
+                error = RegistryError("UNSUPPORTED", "no such route", status=404)
+                return jsonResponse(request, error.envelope(), error.status)
+            request.prepath.extend(request.postpath[:count])
+            del request.postpath[:count]
+        return self._routes.render(request)

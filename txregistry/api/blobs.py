@@ -1,0 +1,68 @@
+"""
+C{GET}/C{HEAD}/C{DELETE /v2/<name>/blobs/<digest>}.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from txregistry.api.checks import checkDigest, checkName, headerValue
+from txregistry.api.errors import RegistryError
+from txregistry.api.ranges import parseByteRange
+from txregistry.api.responses import emptyResponse, setHeaders, streamReader
+
+if TYPE_CHECKING:
+    from txregistry.api.app import RegistryAPI
+
+_log = Logger()
+
+
+async def get(api: "RegistryAPI", request: IRequest, name: str, digestText: str) -> Any:
+    checkName(name)
+    digest = checkDigest(digestText)
+    registry = api.registry
+    size = await registry.blobs.sizeIn(name, digest)
+    if size is None:
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digestText})
+    headers = {
+        "Docker-Content-Digest": str(digest),
+        "ETag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+        "Content-Type": "application/octet-stream",
+    }
+    offset, length, status = 0, size, 200
+    rangeHeader = headerValue(request, b"range")
+    if rangeHeader is not None:
+        wanted = parseByteRange(rangeHeader, size)
+        if wanted is not None:
+            offset, length = wanted
+            status = 206
+            headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
+    setHeaders(request, headers)
+    request.setResponseCode(status)
+    request.setHeader(b"content-length", b"%d" % length)
+    if request.method == b"HEAD" or length == 0:
+        return b""
+    reader = await registry.blobs.reader(digest, offset, length)
+    try:
+        await streamReader(request, reader)
+    except Exception:
+        # Headers are out; all that is left is to cut the response short.
+        _log.failure("Reading blob {digest} failed mid-response", digest=str(digest))
+        transport = getattr(request.channel, "transport", None)
+        if transport is not None:
+            transport.abortConnection()
+    return None
+
+
+async def delete(api: "RegistryAPI", request: IRequest, name: str, digestText: str) -> Any:
+    checkName(name)
+    digest = checkDigest(digestText)
+    api.registry.checkDeletable()
+    if not await api.registry.blobs.unlink(name, digest):
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digestText})
+    return emptyResponse(request, 202, {"Docker-Content-Digest": str(digest)})

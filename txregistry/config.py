@@ -1,0 +1,375 @@
+"""
+The registry's configuration: YAML in the reference implementation's shape
+(see C{etc/config.yml}), overridden by C{REGISTRY_*} environment variables,
+checked key by key.
+
+A mistake is reported as L{ConfigurationError} naming the key and what is
+wrong with it, so that C{twistd} can print one line and exit.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import yaml
+
+#: Keys under C{storage:} that configure the registry, not a driver.
+STORAGE_OPTIONS = frozenset({"delete", "redirect", "maintenance", "cache", "tag"})
+
+#: Top-level sections kept for features that read them later.
+PASSTHROUGH_SECTIONS = ("auth", "notifications", "redis", "health", "proxy", "validation",
+                        "compatibility", "middleware", "reporting")
+
+DEFAULTS: dict[str, Any] = {
+    "version": "0.1",
+    "log": {
+        "level": "info",
+        "formatter": "text",
+        "fields": {},
+        "accesslog": {"disabled": False},
+    },
+    "storage": {
+        "delete": {"enabled": False},
+        "redirect": {"disable": False},
+        "maintenance": {
+            "uploadpurging": {
+                "enabled": True,
+                "age": "168h",
+                "interval": "24h",
+                "dryrun": False,
+            },
+            "readonly": {"enabled": False},
+        },
+    },
+    "http": {
+        "addr": "127.0.0.1:5000",
+        "net": "tcp",
+        "host": "",
+        "prefix": "/",
+        "relativeurls": False,
+        "secret": "",
+        "headers": {"X-Content-Type-Options": ["nosniff"]},
+        "tls": {"certificate": "", "key": ""},
+    },
+}
+
+#: The driver used when the configuration names none.
+DEFAULT_DRIVER = ("filesystem", {"rootdirectory": "./var/registry"})
+
+_LOG_LEVELS = ("panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+class ConfigurationError(Exception):
+    """
+    The configuration is wrong; the message names the key.
+    """
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str
+    formatter: str
+    fields: dict[str, Any]
+    accessLog: bool
+
+
+@dataclass(frozen=True)
+class UploadPurging:
+    enabled: bool
+    age: float
+    interval: float
+    dryRun: bool
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    driver: str
+    parameters: dict[str, Any]
+    deleteEnabled: bool
+    redirect: bool
+    readOnly: bool
+    uploadPurging: UploadPurging
+
+
+@dataclass(frozen=True)
+class HTTPConfig:
+    addr: str
+    net: str
+    host: str
+    prefix: str
+    relativeURLs: bool
+    secret: str
+    headers: dict[str, list[str]]
+    tlsCertificate: str
+    tlsKey: str
+
+    def endpointDescription(self) -> str:
+        """
+        The C{twisted.internet.endpoints} server description for C{addr}.
+        """
+        if self.net == "unix":
+            return f"unix:{_escapeEndpoint(self.addr)}"
+        host, port = _splitAddress(self.addr)
+        kind = "tcp"
+        parts = [str(port)]
+        if self.tlsCertificate:
+            kind = "ssl"
+            parts.append(f"privateKey={_escapeEndpoint(self.tlsKey)}")
+            parts.append(f"certKey={_escapeEndpoint(self.tlsCertificate)}")
+        if host:
+            parts.append(f"interface={_escapeEndpoint(host)}")
+        return f"{kind}:" + ":".join(parts)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """
+    A checked configuration.  C{raw} holds the whole merged document,
+    including the sections that have no typed view yet.
+    """
+
+    log: LogConfig
+    storage: StorageConfig
+    http: HTTPConfig
+    raw: dict[str, Any] = field(repr=False)
+
+
+def _escapeEndpoint(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def _splitAddress(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigurationError(
+            f"http.addr: expected HOST:PORT or :PORT with a port from 0 to 65535, got {addr!r}"
+        )
+    return host.strip("[]"), int(port)
+
+
+def parseDuration(key: str, value: Any) -> float:
+    """
+    Seconds in a Go-style duration (C{"168h"}, C{"1h30m"}, C{"500ms"}) or a
+    plain number of seconds.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and _DURATION.match(value):
+        return sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value))
+    raise ConfigurationError(f"{key}: expected a duration such as 168h or 30s, got {value!r}")
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def applyEnvironment(document: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """
+    Apply C{REGISTRY_SECTION_KEY_...=value} variables, as the reference
+    implementation does: each C{_}-separated word names one level, matched
+    case-insensitively against keys that exist (new keys are made
+    lowercase), and the value is parsed as YAML.
+    """
+    document = copy.deepcopy(document)
+    for name in sorted(environ):
+        if not name.startswith("REGISTRY_") or name == "REGISTRY_CONFIGURATION_PATH":
+            continue
+        words = name[len("REGISTRY_") :].split("_")
+        if not all(words):
+            continue
+        try:
+            value = yaml.safe_load(environ[name])
+        except yaml.YAMLError as e:
+            raise ConfigurationError(f"{name}: not a valid YAML value: {e}") from None
+        node = document
+        for i, word in enumerate(words):
+            existing = next((k for k in node if str(k).lower() == word.lower()), None)
+            key = existing if existing is not None else word.lower()
+            if i == len(words) - 1:
+                node[key] = value
+            else:
+                if not isinstance(node.get(key), dict):
+                    node[key] = {}
+                node = node[key]
+    return document
+
+
+def loadConfiguration(
+    path: str | None = None, environ: Mapping[str, str] | None = None
+) -> Configuration:
+    """
+    Read, merge, override and check a configuration.
+
+    @param path: a YAML file, or L{None} for the embedded defaults.
+    @param environ: the environment to take C{REGISTRY_*} overrides from.
+    @raise ConfigurationError: naming the first wrong key.
+    """
+    document: Any = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                document = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise ConfigurationError(f"cannot read configuration file {path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise ConfigurationError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(document, dict):
+            raise ConfigurationError(f"{path}: the top level must be a mapping")
+    document = applyEnvironment(document, environ if environ is not None else {})
+    return checkConfiguration(document)
+
+
+def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
+    """
+    Merge C{document} over the defaults and check every key.
+    """
+    _expectMapping("(top level)", document)
+    storage = document.get("storage")
+    if storage is not None:
+        _expectMapping("storage", storage)
+    merged = _merge(DEFAULTS, document)
+    version = merged.get("version")
+    if str(version) != "0.1":
+        raise ConfigurationError(f"version: must be 0.1, got {version!r}")
+    for section in PASSTHROUGH_SECTIONS:
+        if merged.get(section) is not None:
+            _expectMapping(section, merged[section])
+    return Configuration(
+        log=_checkLog(merged["log"]),
+        storage=_checkStorage(merged["storage"]),
+        http=_checkHTTP(merged["http"]),
+        raw=merged,
+    )
+
+
+def _expectMapping(key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{key}: expected a mapping, got {value!r}")
+    return value
+
+
+def _expectBool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def _expectString(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _checkLog(log: Any) -> LogConfig:
+    _expectMapping("log", log)
+    level = _expectString("log.level", log.get("level")).lower()
+    if level not in _LOG_LEVELS:
+        raise ConfigurationError(
+            f"log.level: expected one of {', '.join(_LOG_LEVELS)}, got {log.get('level')!r}"
+        )
+    formatter = _expectString("log.formatter", log.get("formatter")).lower()
+    if formatter not in ("text", "json", "logstash"):
+        raise ConfigurationError(
+            f"log.formatter: expected text, json or logstash, got {log.get('formatter')!r}"
+        )
+    fields = dict(_expectMapping("log.fields", log.get("fields") or {}))
+    access = _expectMapping("log.accesslog", log.get("accesslog") or {})
+    disabled = _expectBool("log.accesslog.disabled", access.get("disabled", False))
+    return LogConfig(level, "json" if formatter == "logstash" else formatter, fields, not disabled)
+
+
+def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
+    drivers = [k for k in storage if k not in STORAGE_OPTIONS]
+    if len(drivers) > 1:
+        raise ConfigurationError(
+            f"storage: exactly one driver may be configured, found {', '.join(sorted(drivers))}"
+        )
+    if drivers:
+        name = drivers[0]
+        parameters = storage[name] or {}
+        _expectMapping(f"storage.{name}", parameters)
+    else:
+        name, parameters = DEFAULT_DRIVER
+    delete = _expectMapping("storage.delete", storage.get("delete") or {})
+    redirect = _expectMapping("storage.redirect", storage.get("redirect") or {})
+    maintenance = _expectMapping("storage.maintenance", storage.get("maintenance") or {})
+    purging = _expectMapping(
+        "storage.maintenance.uploadpurging", maintenance.get("uploadpurging") or {}
+    )
+    readonly = _expectMapping(
+        "storage.maintenance.readonly", maintenance.get("readonly") or {}
+    )
+    prefix = "storage.maintenance.uploadpurging"
+    return StorageConfig(
+        driver=name,
+        parameters=dict(parameters),
+        deleteEnabled=_expectBool("storage.delete.enabled", delete.get("enabled", False)),
+        redirect=not _expectBool("storage.redirect.disable", redirect.get("disable", False)),
+        readOnly=_expectBool(
+            "storage.maintenance.readonly.enabled", readonly.get("enabled", False)
+        ),
+        uploadPurging=UploadPurging(
+            enabled=_expectBool(f"{prefix}.enabled", purging.get("enabled", True)),
+            age=parseDuration(f"{prefix}.age", purging.get("age", "168h")),
+            interval=parseDuration(f"{prefix}.interval", purging.get("interval", "24h")),
+            dryRun=_expectBool(f"{prefix}.dryrun", purging.get("dryrun", False)),
+        ),
+    )
+
+
+def _checkHTTP(http: Any) -> HTTPConfig:
+    _expectMapping("http", http)
+    net = _expectString("http.net", http.get("net")) or "tcp"
+    if net not in ("tcp", "unix"):
+        raise ConfigurationError(f"http.net: expected tcp or unix, got {net!r}")
+    addr = _expectString("http.addr", str(http.get("addr", "")))
+    if net == "tcp":
+        _splitAddress(addr)
+    elif not addr:
+        raise ConfigurationError("http.addr: a unix socket needs a path")
+    host = _expectString("http.host", http.get("host"))
+    if host and not re.match(r"^https?://[^/\s]+/?$", host):
+        raise ConfigurationError(
+            f"http.host: expected a URL such as https://registry.example.com, got {host!r}"
+        )
+    prefix = _expectString("http.prefix", http.get("prefix")) or "/"
+    if not prefix.startswith("/"):
+        raise ConfigurationError(f"http.prefix: must start with /, got {prefix!r}")
+    headers = _expectMapping("http.headers", http.get("headers") or {})
+    checkedHeaders: dict[str, list[str]] = {}
+    for name, values in headers.items():
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ConfigurationError(f"http.headers.{name}: expected a list of strings")
+        checkedHeaders[str(name)] = values
+    tls = _expectMapping("http.tls", http.get("tls") or {})
+    certificate = _expectString("http.tls.certificate", tls.get("certificate"))
+    key = _expectString("http.tls.key", tls.get("key"))
+    if bool(certificate) != bool(key):
+        raise ConfigurationError("http.tls: certificate and key must be given together")
+    return HTTPConfig(
+        addr=addr,
+        net=net,
+        host=host.rstrip("/"),
+        prefix=prefix,
+        relativeURLs=_expectBool("http.relativeurls", http.get("relativeurls", False)),
+        secret=_expectString("http.secret", http.get("secret")),
+        headers=checkedHeaders,
+        tlsCertificate=certificate,
+        tlsKey=key,
+    )

@@ -1,0 +1,130 @@
+"""
+Structured logging through L{twisted.logger}: a level filter and a text or
+JSON-lines formatter, chosen by the C{log:} section.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any
+
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    formatTime,
+)
+from zope.interface import implementer
+
+from txregistry.config import LogConfig
+
+_LEVELS = {
+    "panic": LogLevel.critical,
+    "fatal": LogLevel.critical,
+    "error": LogLevel.error,
+    "warn": LogLevel.warn,
+    "warning": LogLevel.warn,
+    "info": LogLevel.info,
+    "debug": LogLevel.debug,
+    "trace": LogLevel.debug,
+}
+
+#: Event keys that are bookkeeping, not fields worth printing.
+_INTERNAL = frozenset(
+    {
+        "log_logger",
+        "log_source",
+        "log_namespace",
+        "log_level",
+        "log_time",
+        "log_format",
+        "log_failure",
+        "log_io",
+        "log_system",
+        "log_text",
+        "log_trace",
+        "log_flattened",
+        "log_legacy",
+        "message",
+        "time",
+        "system",
+        "format",
+        "isError",
+        "failure",
+        "why",
+        "log_observer",
+    }
+)
+
+
+def _fields(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in event.items()
+        if k not in _INTERNAL and not k.startswith("log_") and _jsonable(v)
+    }
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None), list, dict))
+
+
+@implementer(ILogObserver)
+class LineObserver:
+    """
+    Writes one line per event: text (time, level, namespace, message) or a
+    JSON object with C{time}, C{level}, C{msg}, C{namespace}, any
+    JSON-able event fields and the configured static fields.
+    """
+
+    def __init__(self, out: IO[str], formatter: str, staticFields: dict[str, Any]) -> None:
+        self._out = out
+        self._json = formatter == "json"
+        self._static = staticFields
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        message = formatEvent(event) or ""
+        failure = event.get("log_failure")
+        level = event.get("log_level", LogLevel.info)
+        when = event.get("log_time", time.time())
+        if self._json:
+            record: dict[str, Any] = dict(self._static)
+            record.update(_fields(event))
+            record["time"] = formatTime(when, "%Y-%m-%dT%H:%M:%S.%f%z")
+            record["level"] = level.name
+            record["msg"] = message
+            record["namespace"] = event.get("log_namespace", "")
+            if failure is not None:
+                record["error"] = failure.getErrorMessage()
+                record["traceback"] = failure.getTraceback()
+            line = json.dumps(record, default=str)
+        else:
+            line = "{} [{}] {}: {}".format(
+                formatTime(when),
+                level.name,
+                event.get("log_namespace", "-"),
+                message,
+            )
+            if failure is not None:
+                line += "\n" + failure.getTraceback()
+        try:
+            self._out.write(line + "\n")
+            self._out.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def makeObserver(config: LogConfig, out: IO[str] | None = None) -> ILogObserver:
+    """
+    The registry's log observer for C{config}: a L{LineObserver} behind a
+    level filter.
+    """
+    predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[config.level])
+    return FilteringLogObserver(
+        LineObserver(out if out is not None else sys.stdout, config.formatter, config.fields),
+        [predicate],
+    )

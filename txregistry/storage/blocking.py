@@ -1,0 +1,50 @@
+"""
+A thread pool for a driver's blocking system calls.
+
+Opening, reading, writing, fsync and rename can each stall for as long as
+the disk likes; a driver sends them here so the reactor never waits on
+them.  Each driver owns one pool, so a slow disk cannot starve other work
+that uses the reactor's own pool (name resolution, for one).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+T = TypeVar("T")
+
+
+class BlockingPool:
+    """
+    Runs blocking callables on a private, lazily started thread pool.
+    """
+
+    def __init__(self, reactor: IReactorFromThreads, name: str, size: int = 16) -> None:
+        self._reactor = reactor
+        self._pool = ThreadPool(minthreads=0, maxthreads=size, name=name)
+        self._started = False
+
+    def run(self, f: Callable[..., T], *args: Any, **kwargs: Any) -> Deferred[T]:
+        """
+        Call C{f(*args, **kwargs)} on a pool thread.
+
+        @return: a L{Deferred} with its result or exception.
+        """
+        if not self._started:
+            self._pool.start()
+            self._started = True
+        return deferToThreadPool(self._reactor, self._pool, f, *args, **kwargs)
+
+    def close(self) -> Deferred[None]:
+        """
+        Finish queued work and stop the threads.
+        """
+        if self._started:
+            self._started = False
+            self._pool.stop()
+        return succeed(None)

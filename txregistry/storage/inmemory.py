@@ -1,0 +1,237 @@
+"""
+The C{inmemory} driver: content in a dictionary, gone when the process
+exits.  For tests and throw-away registries; it follows the same contract
+as every other driver, so the shared driver suite runs against it too.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any, Mapping
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IPushProducer
+from twisted.web.client import FileBodyProducer
+from zope.interface import implementer
+
+from txregistry.storage.errors import (
+    InvalidOffsetError,
+    PathNotFoundError,
+    WriterClosedError,
+)
+from txregistry.storage.interfaces import (
+    FileInfo,
+    IStorageDriver,
+    IStorageReader,
+    IStorageWriter,
+)
+from txregistry.storage.paths import checkPath
+
+
+@implementer(IStorageReader)
+class _MemoryReader(FileBodyProducer):
+    """
+    Streams a byte string cooperatively, honouring pause and resume.
+    """
+
+
+@implementer(IStorageDriver)
+class InMemoryDriver:
+    """
+    Keeps every value in C{self._files}, keyed by path.  Directories are the
+    prefixes of stored paths.
+    """
+
+    name = "inmemory"
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[bytes, float]] = {}
+
+    def _children(self, path: str) -> dict[str, bool]:
+        """
+        Direct children of directory C{path}: full path to is-directory.
+        """
+        prefix = "/" if path == "/" else path + "/"
+        children: dict[str, bool] = {}
+        for stored in self._files:
+            if stored.startswith(prefix):
+                head, sep, _ = stored[len(prefix) :].partition("/")
+                children[prefix + head] = children.get(prefix + head, False) or bool(sep)
+        return children
+
+    def _isDirectory(self, path: str) -> bool:
+        prefix = "/" if path == "/" else path + "/"
+        return any(p.startswith(prefix) for p in self._files)
+
+    def _get(self, path: str) -> bytes:
+        checkPath(path)
+        try:
+            return self._files[path][0]
+        except KeyError:
+            raise PathNotFoundError(path) from None
+
+    def _store(self, path: str, content: bytes) -> None:
+        self._files[path] = (content, time.time())
+
+    def getContent(self, path: str) -> Deferred[bytes]:
+        try:
+            return succeed(self._get(path))
+        except Exception:
+            return fail()
+
+    def putContent(self, path: str, content: bytes) -> Deferred[None]:
+        try:
+            checkPath(path)
+        except Exception:
+            return fail()
+        self._store(path, bytes(content))
+        return succeed(None)
+
+    def reader(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> Deferred[IStorageReader]:
+        try:
+            content = self._get(path)
+            count = len(content) - offset if length is None else length
+            if offset < 0 or count < 0 or offset + count > len(content):
+                raise InvalidOffsetError(path, offset)
+        except Exception:
+            return fail()
+        return succeed(_MemoryReader(io.BytesIO(content[offset : offset + count])))
+
+    def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
+        try:
+            initial = self._get(path) if append else b""
+        except Exception:
+            return fail()
+        return succeed(_MemoryWriter(self, path, initial))
+
+    def stat(self, path: str) -> Deferred[FileInfo]:
+        try:
+            checkPath(path, allowRoot=True)
+            if path in self._files:
+                content, modified = self._files[path]
+                return succeed(FileInfo(path, len(content), modified, False))
+            if self._isDirectory(path):
+                return succeed(FileInfo(path, 0, time.time(), True))
+            raise PathNotFoundError(path)
+        except Exception:
+            return fail()
+
+    def list(self, path: str) -> Deferred[list[str]]:
+        try:
+            checkPath(path, allowRoot=True)
+            if not self._isDirectory(path):
+                raise PathNotFoundError(path)
+        except Exception:
+            return fail()
+        return succeed(sorted(self._children(path)))
+
+    def walk(self, path: str) -> Deferred[list[FileInfo]]:
+        try:
+            checkPath(path, allowRoot=True)
+            if not self._isDirectory(path):
+                raise PathNotFoundError(path)
+        except Exception:
+            return fail()
+        found: list[FileInfo] = []
+
+        def visit(directory: str) -> None:
+            for child, isDir in sorted(self._children(directory).items()):
+                if isDir:
+                    found.append(FileInfo(child, 0, time.time(), True))
+                    visit(child)
+                else:
+                    content, modified = self._files[child]
+                    found.append(FileInfo(child, len(content), modified, False))
+
+        visit(path)
+        return succeed(found)
+
+    def move(self, source: str, destination: str) -> Deferred[None]:
+        try:
+            checkPath(destination)
+            content = self._get(source)
+        except Exception:
+            return fail()
+        self._remove(destination)
+        del self._files[source]
+        self._store(destination, content)
+        return succeed(None)
+
+    def delete(self, path: str) -> Deferred[None]:
+        try:
+            checkPath(path)
+        except Exception:
+            return fail()
+        if not self._remove(path):
+            return fail(PathNotFoundError(path))
+        return succeed(None)
+
+    def _remove(self, path: str) -> bool:
+        prefix = path + "/"
+        doomed = [p for p in self._files if p == path or p.startswith(prefix)]
+        for p in doomed:
+            del self._files[p]
+        return bool(doomed)
+
+    def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[None]:
+        try:
+            checkPath(path)
+        except Exception:
+            return fail()
+        return succeed(None)
+
+    def close(self) -> Deferred[None]:
+        return succeed(None)
+
+
+@implementer(IStorageWriter)
+class _MemoryWriter:
+    """
+    Collects chunks; the value appears in the driver only on commit.
+    """
+
+    def __init__(self, driver: InMemoryDriver, path: str, initial: bytes) -> None:
+        self._driver = driver
+        self.path = path
+        self._chunks = [initial]
+        self.size = len(initial)
+        self._closed = False
+        self._cancelled = False
+        self._producer: IPushProducer | None = None
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._producer = producer
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
+
+    def write(self, data: bytes) -> None:
+        if self._cancelled:
+            return
+        if self._closed:
+            raise WriterClosedError(self.path)
+        self._chunks.append(bytes(data))
+        self.size += len(data)
+
+    def commit(self) -> Deferred[int]:
+        if self._closed:
+            return fail(WriterClosedError(self.path))
+        self._closed = True
+        self._driver._store(self.path, b"".join(self._chunks))
+        self._chunks = []
+        return succeed(self.size)
+
+    def cancel(self) -> Deferred[None]:
+        self._closed = self._cancelled = True
+        self._chunks = []
+        return succeed(None)
+
+
+def createInMemoryDriver(parameters: Mapping[str, Any], reactor: Any) -> InMemoryDriver:
+    """
+    Build the driver; it takes no parameters.
+    """
+    return InMemoryDriver()

@@ -1,0 +1,169 @@
+"""
+An L{HTTPChannel} that dispatches a request when its headers are complete.
+
+The stock channel hands a request to its resource only after the whole
+body has been read.  L{RegistryChannel} calls
+L{RegistryRequest.headersReceived} as soon as the blank line after the
+headers arrives, and the body then streams into the request's
+L{RequestBody}.  So a route can refuse a request (bad name, unknown
+upload, read-only mode) before reading its body, and can pipe a body
+anywhere with backpressure.
+
+This subclass leans on L{HTTPChannel} internals (C{_command}, C{_path},
+C{_version}, C{_networkProducer}); C{setup.py} bounds the Twisted version
+and the tests in C{tests/web} exercise every one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.http import HTTPChannel
+
+#: The first byte of a TLS record carrying a handshake (a ClientHello).
+_TLS_HANDSHAKE = 0x16
+
+_PLAIN_HTTP_ONLY = (
+    b"HTTP/1.0 400 Bad Request\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n"
+    b"\r\n"
+    b"Client sent an HTTP request to an HTTPS server.\n"
+)
+
+
+class _TransportGate:
+    """
+    Pauses a transport while any of its holders wants it paused.
+
+    The channel pauses and resumes its transport for its own reasons
+    (pipelining, a full send buffer); a request body pauses it when its
+    consumer lags.  Each holder's wish is kept apart, so one holder's
+    resume cannot undo another's pause.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._holders: set[str] = set()
+
+    def pause(self, holder: str) -> None:
+        if not self._holders:
+            self._transport.pauseProducing()
+        self._holders.add(holder)
+
+    def resume(self, holder: str) -> None:
+        if holder in self._holders:
+            self._holders.discard(holder)
+            if not self._holders:
+                self._transport.resumeProducing()
+
+
+class _ChannelView:
+    """
+    What L{HTTPChannel} sees as its C{_networkProducer}: its own pause and
+    resume go through the gate as the C{"channel"} holder.
+    """
+
+    def __init__(self, gate: _TransportGate, transport: Any) -> None:
+        self._gate = gate
+        self._transport = transport
+
+    def pauseProducing(self) -> None:
+        self._gate.pause("channel")
+
+    def resumeProducing(self) -> None:
+        self._gate.resume("channel")
+
+    def stopProducing(self) -> None:
+        self._transport.stopProducing()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self._transport.unregisterProducer()
+
+
+class RegistryChannel(HTTPChannel):
+    """
+    The registry's HTTP/1.x connection.
+
+    @ivar drainLimit: when a response is finished while its request body is
+        still arriving (a refusal), up to this many body bytes are read and
+        dropped so the connection can carry the next request; past it the
+        connection is closed.
+    """
+
+    drainLimit = 16 * 1024 * 1024
+
+    _sniffed = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._gate = _TransportGate(self._networkProducer)
+        self._networkProducer = _ChannelView(self._gate, self._networkProducer)
+
+    def pauseBody(self) -> None:
+        """
+        Stop reading from the connection until L{resumeBody}, for a request
+        body whose consumer lags.
+        """
+        self._gate.pause("body")
+
+    def resumeBody(self) -> None:
+        self._gate.resume("body")
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._sniffed and data:
+            self._sniffed = True
+            if data[0] == _TLS_HANDSHAKE:
+                # A TLS client (docker probing https://) would otherwise
+                # wait for our timeout; answer the way Go's server does.
+                self.transport.write(_PLAIN_HTTP_ONLY)
+                self.transport.loseConnection()
+                self.dataReceived = lambda data: None  # type: ignore[method-assign]
+                return
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        request = self.requests[-1]
+        request.parseCookies()
+        self.persistent = self.checkPersistence(request, self._version)
+        request.gotLength(self.length)
+        request.headersReceived(self._command, self._path, self._version)
+        expect = request.requestHeaders.getRawHeaders(b"expect")
+        if (
+            expect
+            and expect[0].lower() == b"100-continue"
+            and self._version == b"HTTP/1.1"
+            and not request.startedWriting
+            and not request.finished
+        ):
+            self._send100Continue()
+
+    def allContentReceived(self) -> None:
+        if not self.requests:
+            # The response was finished and the connection is closing;
+            # this is the tail of a body nobody reads.
+            self.length = 0
+            self._transferDecoder = None
+            return
+        super().allContentReceived()
+
+    def requestDone(self, request: Any) -> None:
+        body = getattr(request, "body", None)
+        if body is not None and not body.complete:
+            if self.persistent:
+                # The response went out before the body came in: drop the
+                # rest of the body, then carry on with the next request.
+                body.discard(self.drainLimit, self._stopDraining)
+                body.whenComplete().addCallback(
+                    lambda _: HTTPChannel.requestDone(self, request)
+                )
+                return
+            body.discard()
+        super().requestDone(request)
+
+    def _stopDraining(self) -> None:
+        self.persistent = False
+        self.loseConnection()

@@ -1,0 +1,82 @@
+"""
+A L{twisted.web.server.Request} that is processed when its headers arrive
+and whose body is a L{RequestBody} rather than a file.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from twisted.python.failure import Failure
+from twisted.web.http import parse_qs
+from twisted.web.server import Request
+
+from txregistry.web.body import RequestBody
+
+
+class RegistryRequest(Request):
+    """
+    A request whose body streams.
+
+    @ivar body: the L{RequestBody}; routes read it, deliver it to a consumer,
+        or leave it (then it is read and dropped after the response).
+    @ivar startedAt: reactor time at which the headers were complete.
+    """
+
+    body: RequestBody
+    startedAt: float = 0.0
+
+    def gotLength(self, length: int | None) -> None:
+        # Code in twisted.web that reads self.content finds an empty body.
+        self.content = io.BytesIO()
+        self.body = RequestBody(length, self.channel.pauseBody, self.channel.resumeBody)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self.body.dataReceived(data)
+
+    def headersReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        Route and render the request, before its body.
+
+        This is L{twisted.web.http.Request.requestReceived} without the form
+        parsing, which needs the body.
+        """
+        from twisted.internet import reactor
+
+        self.startedAt = reactor.seconds()  # type: ignore[attr-defined]
+        self.args = {}
+        self.method, self.uri = command, path
+        self.clientproto = version
+        pathPart, sep, query = self.uri.partition(b"?")
+        self.path = pathPart
+        if sep:
+            self.args = parse_qs(query, 1)
+        self.process()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # Called by the channel once the body is complete; the request was
+        # processed when its headers arrived.
+        self.body.bodyComplete()
+
+    def connectionLost(self, reason: Failure) -> None:
+        body = getattr(self, "body", None)
+        if body is not None:
+            body.connectionLost(reason)
+        super().connectionLost(reason)
+
+    def processingFailed(self, reason: Failure) -> Any:
+        # Never show a traceback to a client: log it, answer 500.
+        from txregistry.api.errors import internalErrorBody
+
+        self._log.failure("Unhandled error processing {request}", reason, request=self)
+        if self.finished or self._disconnected:
+            return None
+        if not self.startedWriting:
+            body = internalErrorBody()
+            self.setResponseCode(500)
+            self.responseHeaders.setRawHeaders(b"content-type", [b"application/json"])
+            self.responseHeaders.setRawHeaders(b"content-length", [b"%d" % len(body)])
+            self.write(body)
+        self.finish()
+        return reason

@@ -1,0 +1,52 @@
+"""
+The registry's L{Site}: builds L{RegistryChannel}s and
+L{RegistryRequest}s, and writes one access-log event per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.web.resource import IResource
+from twisted.web.server import Site
+
+from txregistry.web.channel import RegistryChannel
+from txregistry.web.request import RegistryRequest
+
+
+class RegistrySite(Site):
+    """
+    @ivar accessLog: whether to log each request.
+    """
+
+    protocol = RegistryChannel
+    requestFactory = RegistryRequest
+    displayTracebacks = False
+
+    _log = Logger(namespace="txregistry.access")
+
+    def __init__(self, resource: IResource, accessLog: bool = True, timeout: float = 300) -> None:
+        super().__init__(resource, requestFactory=RegistryRequest, timeout=timeout)
+        self.accessLog = accessLog
+
+    def log(self, request: Any) -> None:
+        if not self.accessLog:
+            return
+        from twisted.internet import reactor
+
+        started = getattr(request, "startedAt", 0.0) or reactor.seconds()  # type: ignore[attr-defined]
+        address = request.getClientAddress()
+        forwarded = request.getHeader(b"x-forwarded-for")
+        self._log.info(
+            '{remote} "{method} {path} {protocol}" {status} {bytes} {duration:.3f}s',
+            remote=getattr(address, "host", "-"),
+            forwardedFor=forwarded.decode("latin-1") if forwarded else None,
+            method=(request.method or b"-").decode("latin-1"),
+            path=(request.uri or b"-").decode("latin-1"),
+            protocol=(request.clientproto or b"-").decode("latin-1"),
+            status=request.code,
+            bytes=request.sentLength,
+            duration=reactor.seconds() - started,  # type: ignore[attr-defined]
+            userAgent=(request.getHeader(b"user-agent") or b"").decode("latin-1"),
+        )
