@@ -50,7 +50,7 @@ def _page(
     if n and end < len(items) and page:
         query = urlencode({"n": n, "last": page[-1]})
         link = api.urls.path(f"{path}?{query}")
-        request.setHeader(b"link", f'<{link}>; rel="next"'.encode("utf-8"))
+        request.setHeader(b"link", f'<{link}>; rel="next"'.encode())
     return page
 
 

@@ -8,8 +8,9 @@ stays cheap: drivers are imported only when one is created.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
-from typing import Any, Mapping
+from typing import Any
 
 from twisted.plugin import IPlugin, getPlugins
 from zope.interface import implementer

@@ -17,7 +17,8 @@ import shutil
 import stat as statmod
 import uuid
 from collections import deque
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer
@@ -373,7 +374,7 @@ class _FileReader:
             self._close()
             return
         if not block:
-            self._readFailed(Failure(IOError("file shrank while it was being read")))
+            self._readFailed(Failure(OSError("file shrank while it was being read")))
             return
         self._toRead -= len(block)
         self._readOffset += len(block)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IPushProducer
