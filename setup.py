@@ -24,6 +24,8 @@ setup(
         "test": [
             "ruff>=0.6",
             "mypy>=1.10",
+            "mypy-zope>=1.0",
+            "types-PyYAML",
             "psutil>=5.9",
             "oras>=0.2.20,<0.3",
         ],

@@ -16,6 +16,7 @@ from txregistry.api.app import RegistryAPI, RegistryRoot
 from txregistry.api.responses import URLBuilder
 from txregistry.config import Configuration
 from txregistry.logs import makeObserver
+from txregistry.maintenance import UploadPurger
 from txregistry.registry.store import Registry
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
@@ -55,6 +56,9 @@ class RegistryService(MultiService):
         listener = StreamServerEndpointService(endpoint, self.site)
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
+        purging = config.storage.uploadPurging
+        if purging.enabled and not config.storage.readOnly and purging.interval > 0:
+            UploadPurger(self.driver, purging).setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd asks the application for an ILogObserver before it starts
