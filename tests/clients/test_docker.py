@@ -1,0 +1,200 @@
+"""
+The docker CLI and engine against a txregistry child process: images made
+here (C{docker import}, C{docker build FROM scratch}), pushed, pulled back
+by tag and by digest.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+
+from twisted.trial.unittest import TestCase
+
+from tests.clients import daemons, wire
+
+BIG_LAYER = 110 * 1024 * 1024
+
+
+def _tarball(path: str, files: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            info.mtime = 1700000000
+            tar.addfile(info, io.BytesIO(content))
+
+
+def _pushedDigest(output: str) -> str:
+    """
+    The manifest digest C{docker push} reports (C{TAG: digest: D size: N}).
+    """
+    match = re.search(r"digest: (sha256:[0-9a-f]{64}) size: \d+", output)
+    assert match, f"no digest in docker push output:\n{output}"
+    return match.group(1)
+
+
+class DockerTests(TestCase):
+    """
+    docker push and pull.
+    """
+
+    def setUp(self) -> None:
+        self.docker = daemons.dockerDaemon()
+        self.registry = daemons.startRegistry(self)
+        self.host = f"127.0.0.1:{self.registry.port}"
+        self.images: list[str] = []
+        self.containers: list[str] = []
+        self.addCleanup(self._forget)
+
+    def _forget(self) -> None:
+        for container in self.containers:
+            self.docker.run("rm", "-f", container, check=False)
+        if self.images:
+            self.docker.run("rmi", "-f", *self.images, check=False)
+
+    def dockerRun(self, *arguments: str, check: bool = True):
+        return self.docker.run(*arguments, check=check, context=self.registry)
+
+    def inspect(self, reference: str) -> dict:
+        result = self.dockerRun("image", "inspect", reference)
+        return json.loads(result.stdout)[0]
+
+    def fileFromImage(self, image: str, path: str, directory: str) -> str:
+        """
+        Copy C{path} out of C{image} (through a created, never started,
+        container) into C{directory}; return the copy's path.
+        """
+        container = self.dockerRun("create", image, "/none").stdout.decode().strip()
+        self.containers.append(container)
+        os.makedirs(directory, exist_ok=True)
+        self.dockerRun("cp", f"{container}:{path}", directory)
+        self.dockerRun("rm", container)
+        self.containers.remove(container)
+        return os.path.join(directory, os.path.basename(path))
+
+    def test_importTagPush(self) -> None:
+        """
+        An image from C{docker import} pushes; the registry then serves
+        its manifest under the tag with the digest docker reported, and
+        every blob the manifest names.
+        """
+        work = os.path.abspath(self.mktemp())
+        os.makedirs(work)
+        tarball = os.path.join(work, "rootfs.tar")
+        _tarball(tarball, {"hello.txt": b"hello from txregistry\n", "etc/motd": b"imported\n"})
+        local = "txregistry-test/imported:src"
+        remote = f"{self.host}/test/imported:1"
+        self.images += [local, remote]
+        self.dockerRun("import", tarball, local)
+        self.dockerRun("tag", local, remote)
+        pushed = self.dockerRun("push", remote).stdout.decode()
+        digest = _pushedDigest(pushed)
+
+        response = wire.manifest(self.registry.url, "test/imported", "1")
+        self.assertEqual(response.status, 200, str(response))
+        self.assertEqual(response.headers["Docker-Content-Digest"], digest, str(response))
+        self.assertEqual(wire.sha256(response.body), digest)
+        document = response.json()
+        self.assertEqual(response.headers["Content-Type"], document["mediaType"])
+        self.assertIn(document["mediaType"], (wire.DOCKER_MANIFEST, wire.OCI_MANIFEST))
+        self.assertEqual(len(document["layers"]), 1)
+
+        config = wire.request(self.registry.url, f"/v2/test/imported/blobs/{document['config']['digest']}")
+        self.assertEqual(config.status, 200, str(config))
+        self.assertEqual(wire.sha256(config.body), document["config"]["digest"])
+        image = self.inspect(remote)
+        self.assertEqual(image["Id"], document["config"]["digest"])
+        self.assertEqual(config.json()["rootfs"]["diff_ids"], image["RootFS"]["Layers"])
+        for layer in document["layers"]:
+            head = wire.request(self.registry.url, f"/v2/test/imported/blobs/{layer['digest']}", "HEAD")
+            self.assertEqual(head.status, 200, str(head))
+            self.assertEqual(int(head.headers["Content-Length"]), layer["size"])
+
+        tags = wire.request(self.registry.url, "/v2/test/imported/tags/list")
+        self.assertEqual(tags.json(), {"name": "test/imported", "tags": ["1"]})
+        catalog = wire.request(self.registry.url, "/v2/_catalog")
+        self.assertIn("test/imported", catalog.json()["repositories"])
+
+        # And it comes back.
+        self.dockerRun("rmi", local, remote)
+        self.dockerRun("pull", remote)
+        self.assertIn(f"{self.host}/test/imported@{digest}", self.inspect(remote)["RepoDigests"])
+        copied = self.fileFromImage(remote, "/hello.txt", os.path.join(work, "out"))
+        with open(copied, "rb") as f:
+            self.assertEqual(f.read(), b"hello from txregistry\n")
+
+    def test_multiLayerBigImage(self) -> None:
+        """
+        A three-layer image built FROM scratch, one layer over 100 MiB of
+        incompressible data: pushed; pushed again with every layer found
+        already there; removed and pulled back by tag and by digest with
+        the same digest and the same bytes.
+        """
+        work = os.path.abspath(self.mktemp())
+        context = os.path.join(work, "context")
+        os.makedirs(context)
+        with open(os.path.join(context, "small.txt"), "wb") as f:
+            f.write(b"first layer\n" + os.urandom(16).hex().encode())
+        bigDigest = wire.randomFile(os.path.join(context, "big.bin"), BIG_LAYER)
+        with open(os.path.join(context, "third.txt"), "wb") as f:
+            f.write(b"third layer\n" + os.urandom(16).hex().encode())
+        with open(os.path.join(context, "Dockerfile"), "w") as f:
+            f.write(
+                "FROM scratch\n"
+                "COPY small.txt /small.txt\n"
+                "COPY big.bin /data/big.bin\n"
+                "COPY third.txt /third.txt\n"
+                'CMD ["/none"]\n'
+            )
+        repository = f"{self.host}/test/big"
+        remote = f"{repository}:1"
+        self.images.append(remote)
+        self.dockerRun("build", "--no-cache", "-t", remote, context)
+        built = self.inspect(remote)
+        self.assertEqual(len(built["RootFS"]["Layers"]), 3)
+
+        digest = _pushedDigest(self.dockerRun("push", remote).stdout.decode())
+        self.assertIn(f"{repository}@{digest}", self.inspect(remote)["RepoDigests"])
+
+        response = wire.manifest(self.registry.url, "test/big", "1")
+        self.assertEqual(response.status, 200, str(response))
+        self.assertEqual(wire.sha256(response.body), digest)
+        layers = response.json()["layers"]
+        self.assertEqual(len(layers), 3)
+        self.assertTrue(any(layer["size"] > 100 * 1024 * 1024 for layer in layers), layers)
+
+        again = self.dockerRun("push", remote).stdout.decode()
+        self.assertEqual(_pushedDigest(again), digest)
+        self.assertEqual(again.count("Layer already exists"), 3, again)
+        self.assertNotIn("Pushed", again)
+
+        # Pull by tag.
+        self.dockerRun("rmi", remote)
+        self.assertNotEqual(self.dockerRun("image", "inspect", remote, check=False).returncode, 0)
+        self.dockerRun("pull", remote)
+        pulled = self.inspect(remote)
+        self.assertEqual(pulled["Id"], built["Id"])
+        self.assertIn(f"{repository}@{digest}", pulled["RepoDigests"])
+        copy = self.fileFromImage(remote, "/data/big.bin", os.path.join(work, "bytag"))
+        self.assertEqual(wire.fileDigest(copy), bigDigest)
+        os.remove(copy)
+
+        # Pull by digest.
+        self.dockerRun("rmi", remote)
+        byDigest = f"{repository}@{digest}"
+        self.images.append(byDigest)
+        output = self.dockerRun("pull", byDigest).stdout.decode()
+        self.assertIn(digest, output)
+        pulled = self.inspect(byDigest)
+        self.assertEqual(pulled["Id"], built["Id"])
+        self.assertIn(byDigest, pulled["RepoDigests"])
+        copy = self.fileFromImage(byDigest, "/data/big.bin", os.path.join(work, "bydigest"))
+        self.assertEqual(wire.fileDigest(copy), bigDigest)
+        small = self.fileFromImage(byDigest, "/third.txt", os.path.join(work, "bydigest"))
+        with open(small, "rb") as f, open(os.path.join(context, "third.txt"), "rb") as g:
+            self.assertEqual(f.read(), g.read())
