@@ -1,0 +1,188 @@
+"""
+skopeo against a txregistry child process: OCI layouts written here
+copied in and out with their digests preserved, inspect, list-tags,
+delete, and a two-platform index copied with C{--all}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from twisted.trial.unittest import TestCase
+
+from tests.clients import daemons, ocilayout, wire
+
+
+class SkopeoTests(TestCase):
+    """
+    skopeo copy, inspect, list-tags and delete.
+    """
+
+    def setUp(self) -> None:
+        self.skopeoPath = daemons.require("skopeo")["skopeo"]
+        self.registry = daemons.startRegistry(self)
+        self.host = f"127.0.0.1:{self.registry.port}"
+        self.work = os.path.abspath(self.mktemp())
+        os.makedirs(self.work)
+
+    def skopeo(self, *arguments: str, check: bool = True):
+        # No policy file or registries.conf is needed: the policy check is
+        # off and every name is fully qualified.
+        return daemons.run(
+            [self.skopeoPath, "--insecure-policy", *arguments],
+            check=check, context=self.registry,
+            env={"REGISTRY_AUTH_FILE": os.path.join(self.work, "auth.json")},
+        )
+
+    def remote(self, reference: str) -> str:
+        return f"docker://{self.host}/{reference}"
+
+    def twoLayerImage(self, name: str = "src", tag: str = "v1", salt: str = ""):
+        layout = ocilayout.Layout(os.path.join(self.work, name))
+        descriptor, manifest = layout.image([
+            {"one.txt": f"first layer {salt}\n".encode(), "dir/a": os.urandom(4096)},
+            {"two.txt": f"second layer {salt}\n".encode(), "dir/b": os.urandom(70000)},
+        ])
+        layout.tag(descriptor, tag)
+        return layout, descriptor, manifest
+
+    def test_copyRoundTrip(self) -> None:
+        """
+        C{skopeo copy --preserve-digests} of a two-layer OCI layout to the
+        registry stores the manifest byte for byte; copying it back into
+        another layout gives the same manifest and blobs.
+        """
+        layout, descriptor, manifest = self.twoLayerImage()
+        self.skopeo(
+            "copy", "--dest-tls-verify=false", "--preserve-digests",
+            f"oci:{layout.path}:v1", self.remote("test/skopeo:v1"),
+        )
+        response = wire.manifest(self.registry.url, "test/skopeo", "v1")
+        self.assertEqual(response.status, 200, str(response))
+        self.assertEqual(response.body, manifest)
+        self.assertEqual(response.headers["Docker-Content-Digest"], descriptor["digest"])
+        self.assertEqual(response.headers["Content-Type"], ocilayout.OCI_MANIFEST)
+
+        back = os.path.join(self.work, "back")
+        self.skopeo(
+            "copy", "--src-tls-verify=false", "--preserve-digests",
+            self.remote("test/skopeo:v1"), f"oci:{back}:v1",
+        )
+        copied = ocilayout.refDescriptor(back, "v1")
+        self.assertEqual(copied["digest"], descriptor["digest"])
+        self.assertEqual(ocilayout.readBlob(back, copied["digest"]), manifest)
+        document = json.loads(manifest)
+        self.assertEqual(len(document["layers"]), 2)
+        for blob in [document["config"], *document["layers"]]:
+            self.assertEqual(
+                ocilayout.readBlob(back, blob["digest"]),
+                ocilayout.readBlob(layout.path, blob["digest"]),
+            )
+
+    def test_inspectAndListTags(self) -> None:
+        """
+        C{skopeo inspect} reports the pushed digest, layers and platform;
+        C{--raw} gives the manifest's bytes; C{skopeo list-tags} lists
+        every tag.
+        """
+        layout, descriptor, manifest = self.twoLayerImage()
+        for tag in ("v1", "latest"):
+            self.skopeo(
+                "copy", "--dest-tls-verify=false", "--preserve-digests",
+                f"oci:{layout.path}:v1", self.remote(f"test/inspect:{tag}"),
+            )
+        info = json.loads(self.skopeo(
+            "inspect", "--tls-verify=false", self.remote("test/inspect:v1")).stdout)
+        self.assertEqual(info["Digest"], descriptor["digest"])
+        self.assertEqual(info["Name"], f"{self.host}/test/inspect")
+        self.assertEqual(info["Architecture"], "amd64")
+        self.assertEqual(info["Os"], "linux")
+        self.assertEqual(info["Layers"], [layer["digest"] for layer in json.loads(manifest)["layers"]])
+        self.assertEqual(sorted(info["RepoTags"]), ["latest", "v1"])
+
+        raw = self.skopeo("inspect", "--raw", "--tls-verify=false", self.remote("test/inspect:latest"))
+        self.assertEqual(raw.stdout, manifest)
+
+        tags = json.loads(self.skopeo(
+            "list-tags", "--tls-verify=false", self.remote("test/inspect")).stdout)
+        self.assertEqual(tags["Repository"], f"{self.host}/test/inspect")
+        self.assertEqual(sorted(tags["Tags"]), ["latest", "v1"])
+
+    def test_delete(self) -> None:
+        """
+        C{skopeo delete} (deletes enabled) removes the manifest: its tag
+        and its digest are gone, another image in the repository stays.
+        """
+        layout, descriptor, _ = self.twoLayerImage()
+        other, otherDescriptor, _ = self.twoLayerImage("other", "keep", salt="other")
+        self.skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+                    f"oci:{layout.path}:v1", self.remote("test/delete:v1"))
+        self.skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+                    f"oci:{other.path}:keep", self.remote("test/delete:keep"))
+
+        self.skopeo("delete", "--tls-verify=false", self.remote("test/delete:v1"))
+
+        for reference in ("v1", descriptor["digest"]):
+            response = wire.manifest(self.registry.url, "test/delete", reference)
+            self.assertEqual(response.status, 404, str(response))
+            self.assertEqual(response.json()["errors"][0]["code"], "MANIFEST_UNKNOWN")
+        inspect = self.skopeo("inspect", "--tls-verify=false", self.remote("test/delete:v1"), check=False)
+        self.assertNotEqual(inspect.returncode, 0)
+        tags = json.loads(self.skopeo(
+            "list-tags", "--tls-verify=false", self.remote("test/delete")).stdout)
+        self.assertEqual(tags["Tags"], ["keep"])
+        kept = wire.manifest(self.registry.url, "test/delete", "keep")
+        self.assertEqual(kept.status, 200, str(kept))
+        self.assertEqual(kept.headers["Docker-Content-Digest"], otherDescriptor["digest"])
+
+    def test_multiPlatformIndex(self) -> None:
+        """
+        A two-platform OCI index copied with C{--all --preserve-digests}
+        keeps its digest in the registry and when copied back, with both
+        platform manifests; inspecting picks the platform asked for.
+        """
+        layout = ocilayout.Layout(os.path.join(self.work, "multi"))
+        children = []
+        for architecture in ("amd64", "arm64"):
+            descriptor, _ = layout.image(
+                [{"arch.txt": architecture.encode()}, {"data": os.urandom(30000)}],
+                architecture=architecture,
+            )
+            children.append(descriptor)
+        indexDescriptor, index = layout.index(children)
+        layout.tag(indexDescriptor, "multi")
+
+        self.skopeo("copy", "--all", "--dest-tls-verify=false", "--preserve-digests",
+                    f"oci:{layout.path}:multi", self.remote("test/multi:1"))
+
+        response = wire.manifest(self.registry.url, "test/multi", "1")
+        self.assertEqual(response.status, 200, str(response))
+        self.assertEqual(response.headers["Content-Type"], ocilayout.OCI_INDEX)
+        self.assertEqual(response.headers["Docker-Content-Digest"], indexDescriptor["digest"])
+        self.assertEqual(response.body, index)
+        for child in children:
+            got = wire.manifest(self.registry.url, "test/multi", child["digest"])
+            self.assertEqual(got.status, 200, str(got))
+            self.assertEqual(got.body, ocilayout.readBlob(layout.path, child["digest"]))
+
+        raw = self.skopeo("inspect", "--raw", "--tls-verify=false", self.remote("test/multi:1"))
+        self.assertEqual(raw.stdout, index)
+        arm = json.loads(self.skopeo(
+            "--override-arch", "arm64", "inspect", "--tls-verify=false",
+            self.remote("test/multi:1")).stdout)
+        self.assertEqual(arm["Architecture"], "arm64")
+        self.assertEqual(arm["Digest"], indexDescriptor["digest"])
+
+        back = os.path.join(self.work, "multi-back")
+        self.skopeo("copy", "--all", "--src-tls-verify=false", "--preserve-digests",
+                    self.remote("test/multi:1"), f"oci:{back}:multi")
+        copied = ocilayout.refDescriptor(back, "multi")
+        self.assertEqual(copied["digest"], indexDescriptor["digest"])
+        self.assertEqual(ocilayout.readBlob(back, copied["digest"]), index)
+        for child in children:
+            manifest = ocilayout.readBlob(back, child["digest"])
+            self.assertEqual(manifest, ocilayout.readBlob(layout.path, child["digest"]))
+            for layer in json.loads(manifest)["layers"]:
+                self.assertEqual(ocilayout.readBlob(back, layer["digest"]),
+                                 ocilayout.readBlob(layout.path, layer["digest"]))
