@@ -12,6 +12,7 @@ driver's L{BlockingPool}.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import stat as statmod
@@ -20,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -99,15 +100,39 @@ def _writeAll(fd: int, chunks: list[bytes]) -> None:
 
 
 def _translateMissing(f: Callable[..., T], path: str) -> Callable[..., T]:
+    """
+    Wrap C{f} so that the ways the OS says "nothing there" (no such entry,
+    a file where a directory was expected, a directory where a file was)
+    all become L{PathNotFoundError} for C{path}.
+    """
+
     def call(*args: Any) -> T:
         try:
             return f(*args)
-        except FileNotFoundError:
-            raise PathNotFoundError(path) from None
-        except NotADirectoryError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise PathNotFoundError(path) from None
 
     return call
+
+
+F = TypeVar("F", bound=Callable[..., Deferred[Any]])
+
+
+def _asynchronousErrors(method: F) -> F:
+    """
+    Make a driver method report a synchronous exception (an invalid path,
+    checked before any I/O) as a failed L{Deferred}, as L{IStorageDriver}
+    promises, instead of raising it at the caller.
+    """
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Deferred[Any]:
+        try:
+            return method(*args, **kwargs)
+        except Exception:
+            return fail()
+
+    return call  # type: ignore[return-value]
 
 
 @implementer(IStorageDriver)
@@ -131,6 +156,7 @@ class FilesystemDriver:
 
     # Whole values
 
+    @_asynchronousErrors
     def getContent(self, path: str) -> Deferred[bytes]:
         local = self._local(path)
 
@@ -140,12 +166,15 @@ class FilesystemDriver:
 
         return self._run(path, read)
 
+    @_asynchronousErrors
     def putContent(self, path: str, content: bytes) -> Deferred[None]:
         local = self._local(path)
-        return self._run(path, _replaceFile, local, [content])
+        # Copied now: the caller may reuse its buffer while a thread writes.
+        return self._run(path, _replaceFile, local, [bytes(content)])
 
     # Streams
 
+    @_asynchronousErrors
     def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> Deferred[IStorageReader]:
@@ -169,24 +198,32 @@ class FilesystemDriver:
 
         return self._run(path, open_).addCallback(opened)
 
+    @_asynchronousErrors
     def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
         local = self._local(path)
         directory, name = os.path.split(local)
 
         def open_() -> IStorageWriter:
+            size = 0
             if append:
-                fd = os.open(local, os.O_WRONLY | os.O_APPEND)
-                size = os.fstat(fd).st_size
-                return _FileWriter(self._pool, path, local, None, fd, size)
-            _makeDirectories(directory)
+                # The new bytes are staged in a hidden file and added to the
+                # target only on commit, so until then readers see the old
+                # value, and a cancelled (or killed) append leaves it as is.
+                info = os.stat(local)
+                if statmod.S_ISDIR(info.st_mode):
+                    raise PathNotFoundError(path)
+                size = info.st_size
+            else:
+                _makeDirectories(directory)
             temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            return _FileWriter(self._pool, path, local, temporary, fd, 0)
+            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            return _FileWriter(self._pool, path, local, temporary, fd, size, append)
 
         return self._run(path, open_)
 
     # Metadata
 
+    @_asynchronousErrors
     def stat(self, path: str) -> Deferred[FileInfo]:
         local = self._local(path, allowRoot=True)
 
@@ -197,6 +234,7 @@ class FilesystemDriver:
 
         return self._run(path, stat_)
 
+    @_asynchronousErrors
     def list(self, path: str) -> Deferred[list[str]]:
         local = self._local(path, allowRoot=True)
         prefix = "" if path == "/" else path
@@ -207,6 +245,7 @@ class FilesystemDriver:
 
         return self._run(path, list_)
 
+    @_asynchronousErrors
     def walk(self, path: str) -> Deferred[list[FileInfo]]:
         local = self._local(path, allowRoot=True)
         prefix = "" if path == "/" else path
@@ -233,10 +272,14 @@ class FilesystemDriver:
                         visit(entry.path, childPath)
 
             visit(local, prefix)
+            # Depth-first order puts "/a/x" before "/a-b"; the interface
+            # promises plain lexical order of the full paths.
+            found.sort(key=lambda info: info.path)
             return found
 
         return self._run(path, walk_)
 
+    @_asynchronousErrors
     def move(self, source: str, destination: str) -> Deferred[None]:
         localSource = self._local(source)
         localDestination = self._local(destination)
@@ -256,6 +299,7 @@ class FilesystemDriver:
 
         return self._run(source, move_)
 
+    @_asynchronousErrors
     def delete(self, path: str) -> Deferred[None]:
         local = self._local(path)
 
@@ -275,6 +319,7 @@ class FilesystemDriver:
 
         return self._run(path, delete_)
 
+    @_asynchronousErrors
     def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[None]:
         checkPath(path)
         return succeed(None)
@@ -402,14 +447,16 @@ class _FileWriter:
         pool: BlockingPool,
         path: str,
         local: str,
-        temporary: str | None,
+        temporary: str,
         fd: int,
         size: int,
+        append: bool = False,
     ) -> None:
         self._pool = pool
         self.path = path
         self._local = local
         self._temporary = temporary
+        self._append = append
         self._fd = fd
         self._startSize = size
         self.size = size
@@ -508,17 +555,49 @@ class _FileWriter:
         if self._failure is not None:
             yield self._pool.run(self._discard)
             self._failure.raiseException()
-        yield self._pool.run(self._makeDurable)
-        return self.size
+        size = yield self._pool.run(self._makeDurable)
+        return size
 
-    def _makeDurable(self) -> None:
+    def _makeDurable(self) -> int:
+        if self._append:
+            try:
+                return self._appendStaged()
+            finally:
+                os.close(self._fd)
+                _unlinkQuietly(self._temporary)
         try:
             os.fsync(self._fd)
         finally:
             os.close(self._fd)
-        if self._temporary is not None:
-            os.replace(self._temporary, self._local)
-            _fsyncDirectory(os.path.dirname(self._local))
+        os.replace(self._temporary, self._local)
+        _fsyncDirectory(os.path.dirname(self._local))
+        return self.size
+
+    def _appendStaged(self) -> int:
+        """
+        Add the staged bytes to the end of the target and fsync it; on any
+        error, cut the target back to what it was.
+
+        @return: the target's new size.
+        """
+        count = self.size - self._startSize
+        try:
+            target = os.open(self._local, os.O_WRONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFoundError(self.path) from None
+        try:
+            # The end now, not when the writer opened: another writer may
+            # have appended since, and its bytes must stay.
+            end = os.fstat(target).st_size
+            try:
+                _copyRange(self._fd, target, count, end)
+                os.fsync(target)
+            except BaseException:
+                os.ftruncate(target, end)
+                raise
+            return end + count
+        finally:
+            os.close(target)
 
     @inlineCallbacks
     def cancel(self) -> Any:
@@ -531,16 +610,41 @@ class _FileWriter:
 
     def _discard(self) -> None:
         try:
-            if self._temporary is None:
-                os.ftruncate(self._fd, self._startSize)
-                os.fsync(self._fd)
-        finally:
             os.close(self._fd)
-            if self._temporary is not None:
-                try:
-                    os.unlink(self._temporary)
-                except FileNotFoundError:
-                    pass
+        finally:
+            _unlinkQuietly(self._temporary)
+
+
+def _unlinkQuietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _copyRange(source: int, target: int, count: int, offset: int) -> None:
+    """
+    Copy the first C{count} bytes of file C{source} into file C{target} at
+    C{offset}, in the kernel when it can (C{copy_file_range}), else through
+    a buffer.
+    """
+    done = 0
+    while done < count:
+        try:
+            copied = os.copy_file_range(source, target, count - done, done, offset + done)
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            copied = 0
+        if copied == 0:
+            break
+        done += copied
+    while done < count:
+        block = os.pread(source, min(READ_BLOCK, count - done), done)
+        if not block:
+            raise OSError(errno.EIO, "staged append data is shorter than written")
+        written = os.pwrite(target, block, offset + done)
+        done += written
 
 
 def createFilesystemDriver(parameters: Mapping[str, Any], reactor: Any) -> FilesystemDriver:

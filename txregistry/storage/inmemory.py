@@ -62,6 +62,10 @@ class InMemoryDriver:
         return children
 
     def _isDirectory(self, path: str) -> bool:
+        if path == "/":
+            # The root exists even when nothing is stored, as a
+            # filesystem driver's root directory does.
+            return True
         prefix = "/" if path == "/" else path + "/"
         return any(p.startswith(prefix) for p in self._files)
 
@@ -103,6 +107,7 @@ class InMemoryDriver:
 
     def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
         try:
+            checkPath(path)
             initial = self._get(path) if append else b""
         except Exception:
             return fail()
@@ -138,6 +143,8 @@ class InMemoryDriver:
             return fail()
         found: list[FileInfo] = []
 
+        # Visited depth-first, then sorted: the interface promises lexical
+        # order of the full paths ("/a-b" before "/a/x").
         def visit(directory: str) -> None:
             for child, isDir in sorted(self._children(directory).items()):
                 if isDir:
@@ -148,6 +155,7 @@ class InMemoryDriver:
                     found.append(FileInfo(child, len(content), modified, False))
 
         visit(path)
+        found.sort(key=lambda info: info.path)
         return succeed(found)
 
     def move(self, source: str, destination: str) -> Deferred[None]:
@@ -156,6 +164,8 @@ class InMemoryDriver:
             content = self._get(source)
         except Exception:
             return fail()
+        if source == destination:
+            return succeed(None)
         self._remove(destination)
         del self._files[source]
         self._store(destination, content)

@@ -51,6 +51,10 @@ class IStorageWriter(IConsumer):
     then all of it is, at once; L{cancel} leaves the path as it was before
     the writer was opened.  A writer pauses its registered producer while
     its queue of unwritten data is over the driver's high-water mark.
+
+    An appending writer adds its bytes at the end the value has when it is
+    committed (so two appenders both land, one after the other); its
+    C{commit} fires with that final size.
     """
 
     path = Attribute("The storage path being written.")

@@ -12,7 +12,7 @@ from txregistry.storage.errors import InvalidPathError
 # Components are plain names: letters, digits, '.', '_', '-', never starting
 # with '.', which keeps '.' and '..' out and leaves dot-names free for a
 # driver's own temporary files.
-_PATH = re.compile(r"^(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$")
+_PATH = re.compile(r"(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+")
 
 
 def checkPath(path: str, allowRoot: bool = False) -> str:
@@ -24,7 +24,9 @@ def checkPath(path: str, allowRoot: bool = False) -> str:
     """
     if allowRoot and path == "/":
         return path
-    if not isinstance(path, str) or _PATH.match(path) is None:
+    # fullmatch, not match with "$": "$" also matches before a final
+    # newline, which would let "/a\n" through.
+    if not isinstance(path, str) or _PATH.fullmatch(path) is None:
         raise InvalidPathError(path)
     return path
 
