@@ -77,7 +77,7 @@ def require(*programs: str) -> dict[str, str]:
         if not _aptUpdated:
             _apt(["update", "-q"], 600)
             _aptUpdated = True
-        result = _apt(["install", "-y", "-q", "--no-install-recommends", *packages], 1200)
+        result = _apt(["install", "-y", "-q", *packages], 1200)
         if result.returncode != 0:
             reason = (
                 f"apt-get install {' '.join(packages)} failed ({result.returncode}): "
