@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from klein import Klein
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 from txregistry.api import blobs, listing, manifests, uploads
 from txregistry.api.errors import RegistryError
@@ -37,6 +39,10 @@ class RegistryAPI:
     """
 
     app = Klein()
+    # A repository name is matched as it is: C{a//b} or an encoded C{%2F}
+    # is an invalid name, not a redirect to another one.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
 
     def __init__(self, registry: Registry, urls: URLBuilder) -> None:
         self.registry = registry
@@ -130,8 +136,20 @@ class RegistryAPI:
         error = RegistryError("UNSUPPORTED", "method not allowed on this route")
         return jsonResponse(request, error.envelope(), error.status)
 
+    @app.handle_errors(RequestRedirect)
+    def redirect(self, request: IRequest, failure: Failure) -> bytes:
+        # Werkzeug would canonicalise the path; a registry names exactly
+        # what the client sent, so there is no other URL to go to.
+        error = RegistryError("UNSUPPORTED", "no such route", status=404)
+        return jsonResponse(request, error.envelope(), error.status)
+
     @app.handle_errors(Exception)
     def unexpected(self, request: IRequest, failure: Failure) -> bytes:
+        if failure.check(ConnectionDone, ConnectionLost):
+            # The client went away mid-body: nobody to answer, nothing wrong.
+            _log.info("Client went away during {method} {uri}",
+                      method=request.method, uri=request.uri)
+            return b""
         _log.failure("Unhandled error in {method} {uri}", failure,
                      method=request.method, uri=request.uri)
         error = RegistryError("UNKNOWN")
@@ -159,6 +177,10 @@ class RegistryRoot(Resource):
         request.setHeader(API_VERSION_HEADER, API_VERSION)
         for name, values in self._headers:
             request.responseHeaders.setRawHeaders(name, values)
+        problem = _undecodable(request)
+        if problem is not None:
+            error = RegistryError("UNSUPPORTED", f"{problem} is not UTF-8", status=400)
+            return jsonResponse(request, error.envelope(), error.status)
         if self._prefix:
             count = len(self._prefix)
             if request.postpath[:count] != self._prefix:
@@ -167,3 +189,22 @@ class RegistryRoot(Resource):
             request.prepath.extend(request.postpath[:count])
             del request.postpath[:count]
         return self._routes.render(request)
+
+
+def _undecodable(request: IRequest) -> str | None:
+    """
+    What part of the request line Klein could not decode (it answers those
+    with a plain-text 400 and logs an error), or L{None}.
+    """
+    try:
+        for segment in request.postpath:
+            segment.decode("utf-8")
+        for segment in request.prepath:
+            segment.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the request path"
+    try:
+        request.getRequestHostname().decode("utf-8")
+    except UnicodeDecodeError:
+        return "the Host header"
+    return None
