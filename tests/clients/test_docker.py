@@ -14,7 +14,7 @@ import tarfile
 
 from twisted.trial.unittest import TestCase
 
-from tests.clients import daemons, wire
+from tests.clients import daemons, ocilayout, wire
 
 BIG_LAYER = 110 * 1024 * 1024
 
@@ -198,3 +198,82 @@ class DockerTests(TestCase):
         small = self.fileFromImage(byDigest, "/third.txt", os.path.join(work, "bydigest"))
         with open(small, "rb") as f, open(os.path.join(context, "third.txt"), "rb") as g:
             self.assertEqual(f.read(), g.read())
+
+    def importImage(self, files: dict[str, bytes], tag: str) -> str:
+        """
+        C{docker import} a tarball of C{files} as C{tag}; return the tag.
+        """
+        work = os.path.abspath(self.mktemp())
+        os.makedirs(work)
+        tarball = os.path.join(work, "rootfs.tar")
+        _tarball(tarball, files)
+        self.images.append(tag)
+        self.dockerRun("import", tarball, tag)
+        return tag
+
+    def test_crossRepositoryMount(self) -> None:
+        """
+        Pushing an image to a second repository mounts its layer from the
+        first (no upload), and both repositories serve it.
+        """
+        first = self.importImage({"mounted.txt": os.urandom(20000)}, f"{self.host}/test/first:1")
+        digest = _pushedDigest(self.dockerRun("push", first).stdout.decode())
+        second = f"{self.host}/test/second:1"
+        self.images.append(second)
+        self.dockerRun("tag", first, second)
+        output = self.dockerRun("push", second).stdout.decode()
+        self.assertEqual(_pushedDigest(output), digest)
+        self.assertIn("Mounted from test/first", output)
+        for name in ("test/first", "test/second"):
+            response = wire.manifest(self.registry.url, name, "1")
+            self.assertEqual(response.status, 200, str(response))
+            self.assertEqual(response.headers["Docker-Content-Digest"], digest)
+            for layer in response.json()["layers"]:
+                head = wire.request(self.registry.url, f"/v2/{name}/blobs/{layer['digest']}", "HEAD")
+                self.assertEqual(head.status, 200, str(head))
+        self.assertRegex(
+            self.registry.log(),
+            r'"POST /v2/test/second/blobs/uploads/\?[^ ]*mount=sha256%3A[0-9a-f]{64}[^ ]* HTTP/1.1" 201',
+        )
+
+    def test_pullMissing(self) -> None:
+        """
+        Pulling a tag or repository that is not there fails, saying so.
+        """
+        self.importImage({"x": b"x"}, f"{self.host}/test/present:1")
+        self.dockerRun("push", f"{self.host}/test/present:1")
+        for reference in (f"{self.host}/test/present:2", f"{self.host}/test/absent:1"):
+            result = self.dockerRun("pull", reference, check=False)
+            self.assertNotEqual(result.returncode, 0)
+            self.assertIn("not found", result.stderr.decode().lower(), result.stderr)
+
+    def test_pullMultiPlatformIndex(self) -> None:
+        """
+        docker pulls the linux/amd64 image out of a two-platform OCI index
+        (pushed with skopeo), recording the index's digest.
+        """
+        skopeo = daemons.require("skopeo")["skopeo"]
+        work = os.path.abspath(self.mktemp())
+        layout = ocilayout.Layout(os.path.join(work, "multi"))
+        children = []
+        for architecture in ("amd64", "arm64"):
+            descriptor, _ = layout.image(
+                [{"arch.txt": architecture.encode() + b"\n"}], architecture=architecture
+            )
+            children.append(descriptor)
+        indexDescriptor, _ = layout.index(children)
+        layout.tag(indexDescriptor, "multi")
+        remote = f"{self.host}/test/multi:1"
+        daemons.run(
+            [skopeo, "--insecure-policy", "copy", "--all", "--preserve-digests",
+             "--dest-tls-verify=false", f"oci:{layout.path}:multi", f"docker://{remote}"],
+            context=self.registry,
+        )
+        self.images.append(remote)
+        self.dockerRun("pull", remote)
+        image = self.inspect(remote)
+        self.assertEqual(image["Architecture"], "amd64")
+        self.assertIn(f"{self.host}/test/multi@{indexDescriptor['digest']}", image["RepoDigests"])
+        copied = self.fileFromImage(remote, "/arch.txt", os.path.join(work, "out"))
+        with open(copied, "rb") as f:
+            self.assertEqual(f.read(), b"amd64\n")
