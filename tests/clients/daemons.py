@@ -219,6 +219,9 @@ class DockerDaemon:
                 "--ip6tables=false",
                 "--bridge=none",
                 "--storage-driver=vfs",
+                # Its own namespaces, should it share a system containerd.
+                "--containerd-namespace=txregistry-tests",
+                "--containerd-plugins-namespace=txregistry-tests-plugins",
                 "--host", self.host,
                 "--data-root", os.path.join(self.directory, "data"),
                 "--exec-root", os.path.join(self.directory, "exec"),

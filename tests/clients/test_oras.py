@@ -184,6 +184,17 @@ class OrasTests(TestCase):
             sorted(self.client.get_tags(f"{self.host}/test/artifact")), ["signature", "v1"]
         )
 
+        # Deleting a referrer (oras: HEAD the tag, DELETE its digest) takes
+        # it out of its subject's referrers.
+        self.assertEqual(
+            self.client.delete_tags(f"{self.host}/test/artifact", "signature"), ["signature"]
+        )
+        self.assertEqual(self.client.get_tags(f"{self.host}/test/artifact"), ["v1"])
+        gone = wire.manifest(self.registry.url, "test/artifact", signatureDigest)
+        self.assertEqual(gone.status, 404, str(gone))
+        listing = wire.request(self.registry.url, f"/v2/test/artifact/referrers/{subjectDigest}")
+        self.assertEqual([d["digest"] for d in listing.json()["manifests"]], [sbomDigest])
+
     def test_chunkedPush(self) -> None:
         """
         oras's chunked upload (POST, then PATCHes with Content-Range, then

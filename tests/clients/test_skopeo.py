@@ -186,3 +186,57 @@ class SkopeoTests(TestCase):
             for layer in json.loads(manifest)["layers"]:
                 self.assertEqual(ocilayout.readBlob(back, layer["digest"]),
                                  ocilayout.readBlob(layout.path, layer["digest"]))
+
+    def test_registryToRegistry(self) -> None:
+        """
+        C{skopeo copy} from one repository of the registry to another keeps
+        the digest; converting an OCI layout to Docker v2 schema 2 on the
+        way in stores a Docker manifest whose blobs are all there.
+        """
+        layout, descriptor, manifest = self.twoLayerImage()
+        self.skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+                    f"oci:{layout.path}:v1", self.remote("test/source:v1"))
+        self.skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    "--preserve-digests",
+                    self.remote("test/source:v1"), self.remote("other/copy:v1"))
+        response = wire.manifest(self.registry.url, "other/copy", "v1")
+        self.assertEqual(response.status, 200, str(response))
+        self.assertEqual(response.body, manifest)
+        for layer in json.loads(manifest)["layers"]:
+            blob = wire.request(self.registry.url, f"/v2/other/copy/blobs/{layer['digest']}")
+            self.assertEqual(blob.status, 200, str(blob))
+            self.assertEqual(blob.body, ocilayout.readBlob(layout.path, layer["digest"]))
+
+        self.skopeo("copy", "--dest-tls-verify=false", "--format", "v2s2",
+                    f"oci:{layout.path}:v1", self.remote("test/docker:v1"))
+        converted = wire.manifest(self.registry.url, "test/docker", "v1")
+        self.assertEqual(converted.status, 200, str(converted))
+        self.assertEqual(converted.headers["Content-Type"], wire.DOCKER_MANIFEST)
+        document = converted.json()
+        self.assertEqual(document["mediaType"], wire.DOCKER_MANIFEST)
+        self.assertEqual(len(document["layers"]), 2)
+        for blob in [document["config"], *document["layers"]]:
+            head = wire.request(self.registry.url, f"/v2/test/docker/blobs/{blob['digest']}", "HEAD")
+            self.assertEqual(head.status, 200, str(head))
+            self.assertEqual(int(head.headers["Content-Length"]), blob["size"])
+        info = json.loads(self.skopeo(
+            "inspect", "--tls-verify=false", self.remote("test/docker:v1")).stdout)
+        self.assertEqual(info["Digest"], wire.sha256(converted.body))
+
+    def test_deleteByDigest(self) -> None:
+        """
+        C{skopeo delete} of C{repo@digest} removes the manifest and every
+        tag that named it.
+        """
+        layout, descriptor, _ = self.twoLayerImage()
+        for tag in ("a", "b"):
+            self.skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+                        f"oci:{layout.path}:v1", self.remote(f"test/bydigest:{tag}"))
+        self.skopeo("delete", "--tls-verify=false",
+                    self.remote(f"test/bydigest@{descriptor['digest']}"))
+        for reference in ("a", "b", descriptor["digest"]):
+            response = wire.manifest(self.registry.url, "test/bydigest", reference)
+            self.assertEqual(response.status, 404, str(response))
+        tags = json.loads(self.skopeo(
+            "list-tags", "--tls-verify=false", self.remote("test/bydigest")).stdout)
+        self.assertEqual(tags["Tags"], [])
