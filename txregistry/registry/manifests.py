@@ -93,6 +93,9 @@ class ParsedManifest:
             document = json.loads(content)
         except (ValueError, UnicodeDecodeError) as e:
             raise _invalid(f"manifest is not valid JSON: {e}") from None
+        except RecursionError:
+            # json.loads recurses per nesting level: "[[[[..." would be a 500.
+            raise _invalid("manifest JSON is nested too deeply") from None
         if not isinstance(document, dict):
             raise _invalid("manifest must be a JSON object")
         declared = document.get("mediaType")
