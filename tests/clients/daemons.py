@@ -117,7 +117,7 @@ def run(
     *,
     env: dict[str, str] | None = None,
     check: bool = True,
-    timeout: float = 600,
+    timeout: float = 300,
     input: bytes | None = None,
     context: Any = None,
 ) -> subprocess.CompletedProcess[bytes]:
@@ -174,16 +174,19 @@ def _tail(text: str, limit: int = 8000) -> str:
 # The registry
 
 
-def startRegistry(testCase: Any, env: dict[str, str] | None = None) -> RegistryProcess:
+def startRegistry(
+    testCase: Any, env: dict[str, str] | None = None, storage: str | None = None
+) -> RegistryProcess:
     """
     A C{twistd txregistry} child process with filesystem storage in the
-    test's temporary directory, deletes enabled and debug logging (its
-    access log is in the failure messages), stopped at cleanup.
+    test's temporary directory (or in C{storage}), deletes enabled and
+    debug logging (its access log is in the failure messages), stopped at
+    cleanup.
     """
     directory = os.path.abspath(testCase.mktemp())
     os.makedirs(directory)
     environ = {
-        "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": os.path.join(directory, "storage"),
+        "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": storage or os.path.join(directory, "storage"),
         "REGISTRY_STORAGE_DELETE_ENABLED": "true",
         "REGISTRY_LOG_LEVEL": "debug",
     }
@@ -277,7 +280,7 @@ class DockerDaemon:
         with open(self.logPath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def run(self, *arguments: str, check: bool = True, timeout: float = 600,
+    def run(self, *arguments: str, check: bool = True, timeout: float = 300,
             context: Any = None) -> subprocess.CompletedProcess[bytes]:
         """
         Run C{docker ARGUMENTS} against this daemon.

@@ -277,3 +277,25 @@ class DockerTests(TestCase):
         copied = self.fileFromImage(remote, "/arch.txt", os.path.join(work, "out"))
         with open(copied, "rb") as f:
             self.assertEqual(f.read(), b"amd64\n")
+
+    def test_relativeURLs(self) -> None:
+        """
+        With C{http.relativeurls} the registry's C{Location} headers are
+        paths; docker still pushes (uploads and mounts) and pulls.
+        """
+        registry = daemons.startRegistry(self, {"REGISTRY_HTTP_RELATIVEURLS": "true"})
+        host = f"127.0.0.1:{registry.port}"
+        image = self.importImage({"relative.txt": os.urandom(5000)}, f"{host}/test/relative:1")
+        digest = _pushedDigest(self.docker.run("push", image, context=registry).stdout.decode())
+        other = f"{host}/test/relative-copy:1"
+        self.images.append(other)
+        self.docker.run("tag", image, other)
+        output = self.docker.run("push", other, context=registry).stdout.decode()
+        self.assertIn("Mounted from test/relative", output)
+        self.assertEqual(_pushedDigest(output), digest)
+        self.docker.run("rmi", image, other)
+        self.docker.run("pull", other, context=registry)
+        self.assertIn(f"{host}/test/relative-copy@{digest}", self.inspect(other)["RepoDigests"])
+        post = wire.request(registry.url, "/v2/test/probe/blobs/uploads/", "POST")
+        self.assertEqual(post.status, 202, str(post))
+        self.assertTrue(post.headers["Location"].startswith("/v2/test/probe/blobs/uploads/"), str(post))

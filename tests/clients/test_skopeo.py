@@ -240,3 +240,26 @@ class SkopeoTests(TestCase):
         tags = json.loads(self.skopeo(
             "list-tags", "--tls-verify=false", self.remote("test/bydigest")).stdout)
         self.assertEqual(tags["Tags"], [])
+
+    def test_survivesRestart(self) -> None:
+        """
+        What skopeo pushed is still there for a new registry process on
+        the same storage: copied back byte for byte, tags listed.
+        """
+        storage = os.path.join(self.work, "storage")
+        first = daemons.startRegistry(self, storage=storage)
+        layout, descriptor, manifest = self.twoLayerImage()
+        self.skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+                    f"oci:{layout.path}:v1", f"docker://127.0.0.1:{first.port}/test/durable:v1")
+        first.stop()
+        second = daemons.startRegistry(self, storage=storage)
+        remote = f"docker://127.0.0.1:{second.port}/test/durable"
+        tags = json.loads(self.skopeo("list-tags", "--tls-verify=false", remote).stdout)
+        self.assertEqual(tags["Tags"], ["v1"])
+        back = os.path.join(self.work, "back")
+        self.skopeo("copy", "--src-tls-verify=false", "--preserve-digests",
+                    f"{remote}:v1", f"oci:{back}:v1")
+        self.assertEqual(ocilayout.refDescriptor(back, "v1")["digest"], descriptor["digest"])
+        for blob in [descriptor, *json.loads(manifest)["layers"]]:
+            self.assertEqual(ocilayout.readBlob(back, blob["digest"]),
+                             ocilayout.readBlob(layout.path, blob["digest"]))
