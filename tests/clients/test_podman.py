@@ -13,7 +13,7 @@ import tempfile
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.clients import daemons, wire
+from tests.clients import daemons, ocilayout, wire
 
 _cannotRun: str | None = None
 
@@ -153,3 +153,38 @@ class PodmanTests(TestCase):
             self.assertEqual(self.inspect(byDigest)["Digest"], digests[format])
             self.assertEqual(self.readFromImage(byDigest, "/small.txt"), small)
             self.podman("rmi", byDigest)
+
+    def test_pullMultiPlatformIndex(self) -> None:
+        """
+        podman pulls the platform it asks for out of a two-platform OCI
+        index (pushed with skopeo).
+        """
+        skopeo = daemons.require("skopeo")["skopeo"]
+        layout = ocilayout.Layout(os.path.join(self.work, "multi"))
+        children = []
+        for architecture in ("amd64", "arm64"):
+            descriptor, _ = layout.image(
+                [{"arch.txt": architecture.encode() + b"\n"}], architecture=architecture
+            )
+            children.append(descriptor)
+        indexDescriptor, _ = layout.index(children)
+        layout.tag(indexDescriptor, "multi")
+        remote = f"{self.host}/test/multi:1"
+        daemons.run(
+            [skopeo, "--insecure-policy", "copy", "--all", "--preserve-digests",
+             "--dest-tls-verify=false", f"oci:{layout.path}:multi", f"docker://{remote}"],
+            context=self.registry,
+        )
+        for architecture, child in zip(("amd64", "arm64"), children, strict=True):
+            self.podman("pull", "--signature-policy", self.policy, "--tls-verify=false",
+                        "--arch", architecture, remote)
+            image = self.inspect(remote)
+            self.assertEqual(image["Architecture"], architecture)
+            # podman records both the index it pulled and the manifest it chose.
+            self.assertEqual(image["Digest"], indexDescriptor["digest"])
+            self.assertEqual(
+                sorted(image["RepoDigests"]),
+                sorted(f"{self.host}/test/multi@{d}" for d in (indexDescriptor["digest"], child["digest"])),
+            )
+            self.assertEqual(self.readFromImage(remote, "/arch.txt"), architecture.encode() + b"\n")
+            self.podman("rmi", remote)
