@@ -6,6 +6,7 @@ referrers index C{/v2/<name>/referrers/<digest>}.
 from __future__ import annotations
 
 import bisect
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -24,6 +25,9 @@ MAX_PAGE = 10000
 #: Catalog entries per page when the client gives no C{n}.
 DEFAULT_CATALOG_PAGE = 1000
 
+#: ASCII digits only (C{str.isdigit} takes C{"٣"} and C{"²"}).
+_DIGITS = re.compile(r"[0-9]+")
+
 
 def _page(
     api: "RegistryAPI", request: IRequest, path: str, items: list[str], default: int | None
@@ -37,11 +41,12 @@ def _page(
     if nText is None:
         n = default
     else:
-        if not nText.isdigit() or len(nText) > 12:
+        if _DIGITS.fullmatch(nText) is None:
             raise RegistryError(
                 "PAGINATION_NUMBER_INVALID", detail={"n": nText[:50]}
             )
-        n = int(nText)
+        # However large, a count is capped below, so never parse a huge one.
+        n = MAX_PAGE if len(nText) > 12 else int(nText)
     if n is not None:
         n = min(n, MAX_PAGE)
     start = bisect.bisect_right(items, last) if last else 0
