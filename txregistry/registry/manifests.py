@@ -366,12 +366,22 @@ class ManifestStore:
         try:
             paths = await self._driver.list(layout.tagsDirectory(name))
         except PathNotFoundError:
-            try:
-                await self._driver.stat(layout.repository(name))
-            except PathNotFoundError:
+            if not await self._exists(name):
                 raise RegistryError("NAME_UNKNOWN", detail={"name": name}) from None
             return []
         return sorted(p.rsplit("/", 1)[1] for p in paths)
+
+    async def _exists(self, name: str) -> bool:
+        """
+        Whether repository C{name} holds anything.  Its directory alone
+        does not say: C{a} has one as soon as C{a/b} is pushed.
+        """
+        try:
+            children = await self._driver.list(layout.repository(name))
+        except PathNotFoundError:
+            return False
+        leaves = {child.rsplit("/", 1)[1] for child in children}
+        return bool(leaves & {"_manifests", "_layers", "_uploads"})
 
     async def referrers(self, name: str, subject: Digest) -> list[dict[str, Any]]:
         """
