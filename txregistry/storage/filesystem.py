@@ -546,8 +546,11 @@ class _FileWriter:
 
     # Completion
 
+    def commit(self) -> Deferred[int]:
+        return _shielded(self._commit())
+
     @inlineCallbacks
-    def commit(self) -> Any:
+    def _commit(self) -> Any:
         if self._closed:
             raise WriterClosedError(self.path)
         self._closed = True
@@ -599,8 +602,11 @@ class _FileWriter:
         finally:
             os.close(target)
 
+    def cancel(self) -> Deferred[None]:
+        return _shielded(self._cancel())
+
     @inlineCallbacks
-    def cancel(self) -> Any:
+    def _cancel(self) -> Any:
         if self._closed:
             return
         self._closed = self._cancelled = True
@@ -613,6 +619,31 @@ class _FileWriter:
             os.close(self._fd)
         finally:
             _unlinkQuietly(self._temporary)
+
+
+def _shielded(work: Deferred[T]) -> Deferred[T]:
+    """
+    A L{Deferred} with C{work}'s result whose cancellation does not reach
+    C{work}.
+
+    Callers cancel what they wait for (Klein cancels a route's Deferred
+    when its client goes away, and that reaches whatever the route is
+    waiting on); a commit or cancel stopped half-way would leave its file
+    descriptor open and its temporary file on disk.  The caller stops
+    waiting; the work runs to its end.
+    """
+    result: Deferred[T] = Deferred(lambda _: None)
+    work.addBoth(_settle, result)
+    return result
+
+
+def _settle(outcome: Any, result: Deferred[Any]) -> None:
+    if not result.called:
+        if isinstance(outcome, Failure):
+            result.errback(outcome)
+        else:
+            result.callback(outcome)
+    # else: the caller cancelled; the outcome (even a failure) is dropped.
 
 
 def _unlinkQuietly(path: str) -> None:
