@@ -93,7 +93,7 @@ class RequestBody:
                     overflow()
             return
         if self._consumer is not None:
-            self._consumer.write(data)
+            self._write(self._consumer, data)
             return
         self._held.append(data)
         self._heldBytes += len(data)
@@ -151,7 +151,7 @@ class RequestBody:
         for chunk in held:
             if self._consumer is None:
                 break
-            consumer.write(chunk)
+            self._write(consumer, chunk)
         if self.complete and self._consumer is not None:
             self._finishDelivery()
         elif not self._consumerPaused:
@@ -173,7 +173,7 @@ class RequestBody:
         collector = _Collector(self, limit)
         return self.deliverTo(collector).addCallback(lambda _: collector.value())
 
-    def abort(self, reason: Exception) -> None:
+    def abort(self, reason: Exception | Failure) -> None:
         """
         Stop delivering: the consumer gets nothing more, the pending
         L{deliverTo} fails with C{reason}, and the rest is discarded.
@@ -234,6 +234,20 @@ class RequestBody:
         self.abort(ConnectionAborted("the consumer stopped the request body"))
 
     # Internals
+
+    def _write(self, consumer: IConsumer, data: bytes) -> None:
+        """
+        Give C{data} to C{consumer}.  If the consumer raises (a storage
+        writer whose disk failed, say), the exception must not unwind into
+        the channel, which would drop the connection with no response and
+        leave the consumer open: delivery fails with it instead, so the
+        route can clean up and answer, and the rest of the body is
+        discarded.
+        """
+        try:
+            consumer.write(data)
+        except Exception:
+            self.abort(Failure())
 
     def _setTransportPaused(self, paused: bool) -> None:
         if paused != self._transportPaused:
