@@ -337,3 +337,96 @@ def dockerDaemon() -> DockerDaemon:
         _say(_dockerFailure)
         raise
     return _docker
+
+
+# podman
+
+
+_podmanFailure: str | None = None
+
+
+class Podman:
+    """
+    podman as root with its own vfs storage (in a short temporary
+    directory: podman refuses a runroot of 50 characters or more) and its
+    own configuration files under C{work}.
+
+    @raise SkipTest: if podman is missing and cannot be installed, or
+        cannot run here (not root, or C{podman info} fails).
+    """
+
+    def __init__(self, testCase: Any, work: str) -> None:
+        global _podmanFailure
+        if _podmanFailure:
+            raise SkipTest(_podmanFailure)
+        if os.geteuid() != 0:
+            _podmanFailure = "the podman tests run podman as root with private storage; not root"
+            _say(f"skipping: {_podmanFailure}")
+            raise SkipTest(_podmanFailure)
+        self.path = require("podman")["podman"]
+        self.storage = tempfile.mkdtemp(prefix="txr-podman-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        testCase.addCleanup(shutil.rmtree, self.storage, True)
+        self.root = os.path.join(self.storage, "root")
+        self.runroot = os.path.join(self.storage, "run")
+        self.policy = os.path.join(work, "policy.json")
+        with open(self.policy, "w") as f:
+            f.write('{"default": [{"type": "insecureAcceptAnything"}]}\n')
+        files = {
+            "registries.conf": "unqualified-search-registries = []\n",
+            "storage.conf": f'[storage]\ndriver = "vfs"\nrunroot = "{self.runroot}"\ngraphroot = "{self.root}"\n',
+            "containers.conf": "",
+            "auth.json": '{"auths": {}}\n',
+        }
+        for name, text in files.items():
+            with open(os.path.join(work, name), "w") as f:
+                f.write(text)
+        self.tmpdir = os.path.join(work, "podman-tmp")
+        os.makedirs(self.tmpdir, exist_ok=True)
+        self.env = {
+            "CONTAINERS_REGISTRIES_CONF": os.path.join(work, "registries.conf"),
+            "CONTAINERS_STORAGE_CONF": os.path.join(work, "storage.conf"),
+            "CONTAINERS_CONF": os.path.join(work, "containers.conf"),
+            "REGISTRY_AUTH_FILE": os.path.join(work, "auth.json"),
+            "TMPDIR": self.tmpdir,
+        }
+        info = self.run("info", check=False)
+        if info.returncode != 0:
+            _podmanFailure = (
+                f"podman cannot run here (podman info exited {info.returncode}): "
+                + info.stderr.decode("utf-8", "replace")[-1500:]
+            )
+            _say(f"skipping: {_podmanFailure}")
+            raise SkipTest(_podmanFailure)
+
+    def run(self, *arguments: str, check: bool = True, context: Any = None
+            ) -> subprocess.CompletedProcess[bytes]:
+        return run(
+            [
+                self.path,
+                "--root", self.root,
+                "--runroot", self.runroot,
+                "--storage-driver", "vfs",
+                "--cgroup-manager", "cgroupfs",
+                "--events-backend", "file",
+                "--tmpdir", os.path.join(self.tmpdir, "libpod"),
+                *arguments,
+            ],
+            env=self.env, check=check, context=context,
+        )
+
+    def inspect(self, reference: str) -> dict[str, Any]:
+        import json
+
+        return json.loads(self.run("image", "inspect", reference).stdout)[0]
+
+    def readFromImage(self, reference: str, path: str) -> bytes:
+        """
+        The content of C{path} in the image C{reference} (mounted, read,
+        unmounted).
+        """
+        root = self.run("image", "mount", reference).stdout.decode().strip()
+        try:
+            with open(os.path.join(root, path.lstrip("/")), "rb") as f:
+                return f.read()
+        finally:
+            self.run("image", "unmount", reference)

@@ -6,27 +6,15 @@ by tag and by digest.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import tarfile
 
 from twisted.trial.unittest import TestCase
 
 from tests.clients import daemons, ocilayout, wire
 
 BIG_LAYER = 110 * 1024 * 1024
-
-
-def _tarball(path: str, files: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w") as tar:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mode = 0o644
-            info.mtime = 1700000000
-            tar.addfile(info, io.BytesIO(content))
 
 
 def _pushedDigest(output: str) -> str:
@@ -86,7 +74,7 @@ class DockerTests(TestCase):
         work = os.path.abspath(self.mktemp())
         os.makedirs(work)
         tarball = os.path.join(work, "rootfs.tar")
-        _tarball(tarball, {"hello.txt": b"hello from txregistry\n", "etc/motd": b"imported\n"})
+        wire.tarball(tarball, {"hello.txt": b"hello from txregistry\n", "etc/motd": b"imported\n"})
         local = "txregistry-test/imported:src"
         remote = f"{self.host}/test/imported:1"
         self.images += [local, remote]
@@ -206,7 +194,7 @@ class DockerTests(TestCase):
         work = os.path.abspath(self.mktemp())
         os.makedirs(work)
         tarball = os.path.join(work, "rootfs.tar")
-        _tarball(tarball, files)
+        wire.tarball(tarball, files)
         self.images.append(tag)
         self.dockerRun("import", tarball, tag)
         return tag

@@ -6,16 +6,11 @@ Docker v2 schema 2, pulled back by tag and by digest.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from tests.clients import daemons, ocilayout, wire
-
-_cannotRun: str | None = None
 
 
 class PodmanTests(TestCase):
@@ -24,78 +19,21 @@ class PodmanTests(TestCase):
     """
 
     def setUp(self) -> None:
-        global _cannotRun
-        if _cannotRun:
-            raise SkipTest(_cannotRun)
-        if os.geteuid() != 0:
-            _cannotRun = "podman tests run podman as root with private storage; not root"
-            print(f"tests.clients.test_podman: skipped: {_cannotRun}")
-            raise SkipTest(_cannotRun)
-        self.podmanPath = daemons.require("podman")["podman"]
         self.work = os.path.abspath(self.mktemp())
         os.makedirs(self.work)
-        self.policy = os.path.join(self.work, "policy.json")
-        with open(self.policy, "w") as f:
-            json.dump({"default": [{"type": "insecureAcceptAnything"}]}, f)
-        # podman refuses a runroot of 50 characters or more: keep its
-        # storage in a short directory of its own.
-        self.storage = tempfile.mkdtemp(prefix="txr-podman-", dir="/tmp" if os.path.isdir("/tmp") else None)
-        self.addCleanup(shutil.rmtree, self.storage, True)
-        self.root = os.path.join(self.storage, "root")
-        self.runroot = os.path.join(self.storage, "run")
-        storage = f'[storage]\ndriver = "vfs"\nrunroot = "{self.runroot}"\ngraphroot = "{self.root}"\n'
-
-        for name, text in (("registries.conf", "unqualified-search-registries = []\n"),
-                           ("storage.conf", storage),
-                           ("containers.conf", "")):
-            with open(os.path.join(self.work, name), "w") as f:
-                f.write(text)
-        self.env = {
-            "CONTAINERS_REGISTRIES_CONF": os.path.join(self.work, "registries.conf"),
-            "CONTAINERS_STORAGE_CONF": os.path.join(self.work, "storage.conf"),
-            "CONTAINERS_CONF": os.path.join(self.work, "containers.conf"),
-            "REGISTRY_AUTH_FILE": os.path.join(self.work, "auth.json"),
-            "TMPDIR": os.path.join(self.work, "tmp"),
-        }
-        os.makedirs(self.env["TMPDIR"])
-        with open(self.env["REGISTRY_AUTH_FILE"], "w") as f:
-            json.dump({"auths": {}}, f)
-        info = self.podman("info", check=False)
-        if info.returncode != 0:
-            _cannotRun = (
-                f"podman cannot run here (podman info exited {info.returncode}): "
-                + info.stderr.decode("utf-8", "replace")[-1500:]
-            )
-            print(f"tests.clients.test_podman: skipped: {_cannotRun}")
-            raise SkipTest(_cannotRun)
+        self.tool = daemons.Podman(self, self.work)
+        self.policy = self.tool.policy
         self.registry = daemons.startRegistry(self)
         self.host = f"127.0.0.1:{self.registry.port}"
 
     def podman(self, *arguments: str, check: bool = True):
-        return daemons.run(
-            [
-                self.podmanPath,
-                "--root", self.root,
-                "--runroot", self.runroot,
-                "--storage-driver", "vfs",
-                "--cgroup-manager", "cgroupfs",
-                "--events-backend", "file",
-                "--tmpdir", os.path.join(self.work, "libpod-tmp"),
-                *arguments,
-            ],
-            env=self.env, check=check, context=getattr(self, "registry", None),
-        )
+        return self.tool.run(*arguments, check=check, context=self.registry)
 
     def inspect(self, reference: str) -> dict:
-        return json.loads(self.podman("image", "inspect", reference).stdout)[0]
+        return self.tool.inspect(reference)
 
     def readFromImage(self, reference: str, path: str) -> bytes:
-        root = self.podman("image", "mount", reference).stdout.decode().strip()
-        try:
-            with open(os.path.join(root, path.lstrip("/")), "rb") as f:
-                return f.read()
-        finally:
-            self.podman("image", "unmount", reference)
+        return self.tool.readFromImage(reference, path)
 
     def test_pushPull(self) -> None:
         """

@@ -6,7 +6,10 @@ clients left there, and a few content helpers.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import tarfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -72,8 +75,6 @@ def randomFile(path: str, size: int) -> str:
     """
     Write C{size} incompressible bytes to C{path}; return their digest.
     """
-    import os
-
     h = hashlib.sha256()
     with open(path, "wb") as f:
         left = size
@@ -83,3 +84,16 @@ def randomFile(path: str, size: int) -> str:
             f.write(chunk)
             left -= len(chunk)
     return "sha256:" + h.hexdigest()
+
+
+def tarball(path: str, files: dict[str, bytes]) -> None:
+    """
+    Write an uncompressed tar of C{files} (name: content) to C{path}.
+    """
+    with tarfile.open(path, "w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            info.mtime = 1700000000
+            tar.addfile(info, io.BytesIO(content))

@@ -1,0 +1,204 @@
+"""
+The registry serving HTTPS (C{http.tls}) to real clients: a private CA and
+a server certificate for 127.0.0.1 made here; skopeo, podman and oras
+verify against that CA; docker, for which 127.0.0.0/8 is an insecure
+registry, speaks TLS without verifying.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import ipaddress
+import json
+import os
+
+from twisted.trial.unittest import SkipTest, TestCase
+
+from tests.clients import daemons, ocilayout, wire
+
+
+def makeCertificates(directory: str) -> dict[str, str]:
+    """
+    Write a CA certificate and a server certificate and key for
+    127.0.0.1 signed by it; return their paths (C{ca}, C{cert}, C{key}).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    caKey = ec.generate_private_key(ec.SECP256R1())
+    caName = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "txregistry test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(caName)
+        .issuer_name(caName)
+        .public_key(caKey.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(caKey.public_key()), critical=False)
+        .sign(caKey, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(caName)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
+            ]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(caKey.public_key()), critical=False
+        )
+        .sign(caKey, hashes.SHA256())
+    )
+    paths = {
+        "ca": os.path.join(directory, "ca.crt"),
+        "cert": os.path.join(directory, "server.crt"),
+        "key": os.path.join(directory, "server.key"),
+    }
+    with open(paths["ca"], "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(paths["cert"], "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths["key"], "wb") as f:
+        f.write(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))
+    return paths
+
+
+class TLSTests(TestCase):
+    """
+    Clients over HTTPS.
+    """
+
+    def setUp(self) -> None:
+        self.work = os.path.abspath(self.mktemp())
+        # A directory holding only the CA: skopeo and podman read every
+        # *.crt in --cert-dir as a CA and every *.cert/*.key pair as a
+        # client certificate.
+        self.certDir = os.path.join(self.work, "certs.d")
+        os.makedirs(self.certDir)
+        self.paths = makeCertificates(self.work)
+        os.link(self.paths["ca"], os.path.join(self.certDir, "ca.crt"))
+        self.registry = daemons.startRegistry(self, {
+            "REGISTRY_HTTP_TLS_CERTIFICATE": self.paths["cert"],
+            "REGISTRY_HTTP_TLS_KEY": self.paths["key"],
+        })
+        self.host = f"127.0.0.1:{self.registry.port}"
+
+    def skopeo(self, *arguments: str, check: bool = True):
+        path = daemons.require("skopeo")["skopeo"]
+        return daemons.run([path, "--insecure-policy", *arguments], check=check,
+                           context=self.registry)
+
+    def test_skopeoVerifiesCertificate(self) -> None:
+        """
+        skopeo copies to and from the registry over verified HTTPS with
+        the CA in C{--cert-dir}, and refuses it without.
+        """
+        layout = ocilayout.Layout(os.path.join(self.work, "src"))
+        descriptor, manifest = layout.image([{"tls.txt": b"over tls\n"}, {"b": os.urandom(9000)}])
+        layout.tag(descriptor, "v1")
+        remote = f"docker://{self.host}/test/tls:v1"
+        refused = self.skopeo("copy", "--preserve-digests", f"oci:{layout.path}:v1", remote,
+                              check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("certificate", refused.stderr.decode(), refused.stderr)
+
+        self.skopeo("copy", "--preserve-digests", "--dest-cert-dir", self.certDir,
+                    f"oci:{layout.path}:v1", remote)
+        raw = self.skopeo("inspect", "--raw", "--cert-dir", self.certDir, remote)
+        self.assertEqual(raw.stdout, manifest)
+        back = os.path.join(self.work, "back")
+        self.skopeo("copy", "--preserve-digests", "--src-cert-dir", self.certDir,
+                    remote, f"oci:{back}:v1")
+        self.assertEqual(ocilayout.refDescriptor(back, "v1")["digest"], descriptor["digest"])
+
+    def test_orasVerifiesCertificate(self) -> None:
+        """
+        The oras SDK pushes and pulls over HTTPS verified with the CA.
+        """
+        try:
+            import oras.client
+        except ImportError as e:
+            raise SkipTest(f"the oras package is not installed: {e}") from None
+        client = oras.client.OrasClient(hostname=self.host, tls_verify=self.paths["ca"])
+        content = os.urandom(40000)
+        path = os.path.join(self.work, "artifact.bin")
+        with open(path, "wb") as f:
+            f.write(content)
+        response = client.push(f"{self.host}/test/tls-artifact:v1", files=[path],
+                               disable_path_validation=True, quiet=True)
+        self.assertEqual(response.status_code, 201, response.text)
+        files = client.pull(f"{self.host}/test/tls-artifact:v1",
+                            outdir=os.path.join(self.work, "pulled"))
+        with open(files[0], "rb") as f:
+            self.assertEqual(f.read(), content)
+
+    def test_dockerOverTLS(self) -> None:
+        """
+        docker pushes and pulls over HTTPS (unverified: 127.0.0.0/8 is an
+        insecure registry to it); the port serves nothing but TLS, so
+        this cannot have been plain HTTP.
+        """
+        docker = daemons.dockerDaemon()
+        work = self.work
+        tarball = os.path.join(work, "rootfs.tar")
+        wire.tarball(tarball, {"tls.bin": os.urandom(12345)})
+        image = f"{self.host}/test/docker-tls:1"
+        self.addCleanup(docker.run, "rmi", "-f", image, check=False)
+        docker.run("import", tarball, image, context=self.registry)
+        output = docker.run("push", image, context=self.registry).stdout.decode()
+        self.assertIn("digest: sha256:", output)
+        try:
+            plain = wire.request(f"http://{self.host}", "/v2/")
+        except (OSError, http.client.HTTPException):
+            pass  # dropped: fine
+        else:
+            self.assertNotEqual(plain.status, 200, str(plain))
+        docker.run("rmi", image, context=self.registry)
+        docker.run("pull", image, context=self.registry)
+        inspected = json.loads(docker.run("image", "inspect", image).stdout)[0]
+        self.assertTrue(any(d.startswith(f"{self.host}/test/docker-tls@sha256:")
+                            for d in inspected["RepoDigests"]))
+
+    def test_podmanVerifiesCertificate(self) -> None:
+        """
+        podman pushes and pulls over HTTPS verified with C{--cert-dir}.
+        """
+        podman = daemons.Podman(self, self.work)
+        tarball = os.path.join(self.work, "podman.tar")
+        content = os.urandom(23456)
+        wire.tarball(tarball, {"podman-tls.bin": content})
+        image = f"{self.host}/test/podman-tls:1"
+        podman.run("import", tarball, image)
+        for arguments in (("push", image), ("rmi", image), ("pull", image)):
+            if arguments[0] != "rmi":
+                arguments = (arguments[0], "--signature-policy", podman.policy,
+                             "--cert-dir", self.certDir, arguments[1])
+            podman.run(*arguments, context=self.registry)
+        self.assertEqual(podman.readFromImage(image, "/podman-tls.bin"), content)
