@@ -13,6 +13,7 @@ from txregistry.api.checks import checkDigest, checkName, headerValue
 from txregistry.api.errors import RegistryError
 from txregistry.api.negotiation import acceptedTypes, isAcceptable
 from txregistry.api.responses import emptyResponse, setHeaders
+from txregistry.registry.digest import InvalidDigest
 from txregistry.registry.manifests import MANIFEST_TYPES, MAX_MANIFEST_SIZE, Manifest
 from txregistry.registry.names import isValidTag
 from txregistry.web.body import BodyTooLarge
@@ -43,13 +44,21 @@ async def _negotiate(api: "RegistryAPI", request: IRequest, name: str, manifest:
         return manifest
     try:
         children = json.loads(manifest.content).get("manifests", [])
-    except ValueError:
+    except (ValueError, AttributeError, RecursionError):
         return manifest
-    for child in children:
-        platform = child.get("platform") or {}
+    for child in children if isinstance(children, list) else []:
+        if not isinstance(child, dict):
+            continue
+        platform = child.get("platform")
+        if not isinstance(platform, dict):
+            continue
         if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
-            if isAcceptable(child.get("mediaType", ""), accepted):
-                return await api.registry.manifests.get(name, child["digest"])
+            if isAcceptable(str(child.get("mediaType", "")), accepted):
+                try:
+                    return await api.registry.manifests.get(name, str(child.get("digest")))
+                except (RegistryError, InvalidDigest):
+                    # The child went away: what was pushed is still there.
+                    return manifest
     return manifest
 
 
