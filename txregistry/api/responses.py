@@ -7,6 +7,7 @@ storage reader out.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -16,6 +17,10 @@ from twisted.web.iweb import IRequest
 from txregistry.storage.interfaces import IStorageReader
 
 API_VERSION_HEADER = b"Docker-Distribution-API-Version"
+
+#: What a host (and port) in a URL we hand out may look like: a name, an
+#: IPv4 or bracketed IPv6 address; never a path, userinfo or odd bytes.
+_HOST = re.compile(r"[A-Za-z0-9._-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
 API_VERSION = b"registry/2.0"
 
 
@@ -94,7 +99,7 @@ def origin(request: IRequest) -> str:
     host = _firstForwarded(request, b"x-forwarded-host") or (
         (request.getHeader(b"host") or b"").decode("latin-1").strip()
     )
-    if not host or any(c in host for c in "/ \\@"):
+    if not host or _HOST.fullmatch(host) is None:
         address = request.getHost()
         host = f"{getattr(address, 'host', 'localhost')}:{getattr(address, 'port', 80)}"
     return f"{scheme}://{host}"
