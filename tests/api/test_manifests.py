@@ -123,6 +123,29 @@ class ManifestTests(TestCase):
         self.assertEqual(header(response, "content-type"), DOCKER_MANIFEST)
         self.assertEqual(header(response, "docker-content-digest"), sha256(manifest))
 
+    async def test_negotiationOddIndex(self) -> None:
+        """
+        An index whose platform entries are not objects, or whose
+        linux/amd64 child was deleted, is served as it is to a client that
+        takes only single manifests (it was a 500).
+        """
+        child = imageManifest(self.config)
+        await pushManifest(self, self.registry, NAME, sha256(child), child)
+        for platform in ("linux", ["linux"], None, {"os": "linux", "architecture": "amd64"}):
+            extra = {} if platform is None else {"platform": platform}
+            document = dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                              "manifests": [descriptor(OCI_MANIFEST, child, **extra)]})
+            await pushManifest(self, self.registry, NAME, "odd", document, OCI_INDEX)
+            response = await self.get("odd", accept=[OCI_MANIFEST])
+            self.assertEqual(response.code, 200)
+            expected = child if isinstance(platform, dict) else document
+            self.assertEqual(await response.content(), expected)
+        response = await self.registry.request("DELETE", f"/v2/{NAME}/manifests/{sha256(child)}")
+        self.assertEqual(response.code, 202)
+        response = await self.get("odd", accept=[OCI_MANIFEST])
+        self.assertEqual(response.code, 200)
+        self.assertEqual(header(response, "content-type"), OCI_INDEX)
+
     async def test_ociIndex(self) -> None:
         manifest = imageManifest(self.config)
         await self.put(sha256(manifest), manifest)
