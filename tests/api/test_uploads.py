@@ -324,6 +324,31 @@ class UploadTests(TestCase):
         self.assertEqual(response.code, 201)
         self.assertEqual(await self.blob(sha256(data)), (200, data))
 
+    async def test_twoServersTakeTurns(self) -> None:
+        """
+        Two servers over one root take chunks of one upload in turns (each
+        one's remembered hash goes stale), and it completes with sha256
+        on one and is checked with sha512 on the other.
+        """
+        root = self.mktemp()
+        storage = {"filesystem": {"rootdirectory": root}}
+        servers = [await deletingRegistry(self, storage=dict(storage)) for _ in range(2)]
+        for algorithm, digestOf in (("sha256", sha256), ("sha512", sha512)):
+            data = os.urandom(50000)
+            response = await servers[0].request("POST", f"/v2/{NAME}/blobs/uploads/")
+            location = relative(header(response, "location"))
+            for i, start in enumerate(range(0, 40000, 10000)):
+                response = await servers[i % 2].request(
+                    "PATCH", location, data=data[start:start + 10000],
+                    headers={"Content-Range": [f"{start}-{start + 9999}"]},
+                )
+                self.assertEqual(response.code, 202, algorithm)
+                self.assertEqual(header(response, "range"), f"0-{start + 9999}")
+            response = await servers[0].request("PUT", withQuery(location, digest=digestOf(data)), data=data[40000:])
+            self.assertEqual(response.code, 201, (algorithm, await response.content()))
+            response = await servers[1].request("GET", f"/v2/{NAME}/blobs/{digestOf(data)}")
+            self.assertEqual(await response.content(), data)
+
     async def test_concurrentUploadsOfOneBlob(self) -> None:
         """
         Two clients uploading the same blob at once both get 201, and one
