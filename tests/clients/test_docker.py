@@ -287,3 +287,48 @@ class DockerTests(TestCase):
         post = wire.request(registry.url, "/v2/test/probe/blobs/uploads/", "POST")
         self.assertEqual(post.status, 202, str(post))
         self.assertTrue(post.headers["Location"].startswith("/v2/test/probe/blobs/uploads/"), str(post))
+
+    def test_manifestList(self) -> None:
+        """
+        C{docker manifest create/annotate/push} makes a manifest list in a
+        third repository out of images in two others (mounting their
+        blobs, putting their manifests by digest); docker pulls the
+        linux/amd64 entry out of it.
+        """
+        sources = {}
+        for name in ("left", "right"):
+            content = f"{name}\n".encode() + os.urandom(1000)
+            image = self.importImage({name: content}, f"{self.host}/test/{name}:1")
+            sources[name] = (image, _pushedDigest(self.dockerRun("push", image).stdout.decode()), content)
+        listName = f"{self.host}/test/list:1"
+        self.dockerRun("manifest", "create", "--insecure", listName,
+                       sources["left"][0], sources["right"][0])
+        self.dockerRun("manifest", "annotate", "--arch", "arm64", listName, sources["right"][0])
+        output = self.dockerRun("manifest", "push", "--purge", "--insecure", listName).stdout.decode()
+        # It reports each entry it pushed, then the list's digest last.
+        found = re.findall(r"sha256:[0-9a-f]{64}", output)
+        self.assertTrue(found, output)
+        listDigest = found[-1]
+
+        response = wire.manifest(self.registry.url, "test/list", "1")
+        self.assertEqual(response.status, 200, str(response))
+        self.assertEqual(response.headers["Content-Type"], wire.DOCKER_MANIFEST_LIST)
+        self.assertEqual(response.headers["Docker-Content-Digest"], listDigest)
+        entries = {
+            entry["platform"]["architecture"]: entry["digest"]
+            for entry in response.json()["manifests"]
+        }
+        self.assertEqual(entries, {"amd64": sources["left"][1], "arm64": sources["right"][1]})
+        for digest in entries.values():
+            child = wire.manifest(self.registry.url, "test/list", digest)
+            self.assertEqual(child.status, 200, str(child))
+            for blob in [child.json()["config"], *child.json()["layers"]]:
+                head = wire.request(self.registry.url, f"/v2/test/list/blobs/{blob['digest']}", "HEAD")
+                self.assertEqual(head.status, 200, str(head))
+
+        self.images.append(listName)
+        self.dockerRun("pull", listName)
+        self.assertIn(f"{self.host}/test/list@{listDigest}", self.inspect(listName)["RepoDigests"])
+        copied = self.fileFromImage(listName, "/left", os.path.abspath(self.mktemp()))
+        with open(copied, "rb") as f:
+            self.assertEqual(f.read(), sources["left"][2])
