@@ -263,3 +263,39 @@ class SkopeoTests(TestCase):
         for blob in [descriptor, *json.loads(manifest)["layers"]]:
             self.assertEqual(ocilayout.readBlob(back, blob["digest"]),
                              ocilayout.readBlob(layout.path, blob["digest"]))
+
+    def test_deleteDisabledAndReadOnly(self) -> None:
+        """
+        Without C{storage.delete.enabled}, C{skopeo delete} fails and the
+        image stays; a registry in read-only maintenance mode on the same
+        storage refuses a push but serves what is there.
+        """
+        storage = os.path.join(self.work, "storage")
+        registry = daemons.startRegistry(self, {"REGISTRY_STORAGE_DELETE_ENABLED": "false"}, storage)
+        layout, descriptor, manifest = self.twoLayerImage()
+        remote = f"docker://127.0.0.1:{registry.port}/test/kept"
+        self.skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+                    f"oci:{layout.path}:v1", f"{remote}:v1")
+        refused = self.skopeo("delete", "--tls-verify=false", f"{remote}:v1", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("UNSUPPORTED", refused.stderr.decode(), refused.stderr)
+        still = wire.manifest(registry.url, "test/kept", "v1")
+        self.assertEqual(still.status, 200, str(still))
+        self.assertEqual(still.body, manifest)
+        registry.stop()
+
+        readOnly = daemons.startRegistry(
+            self, {"REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED": "true"}, storage
+        )
+        remote = f"docker://127.0.0.1:{readOnly.port}/test/kept"
+        other, _, _ = self.twoLayerImage("other", "v2", salt="other")
+        pushed = self.skopeo("copy", "--dest-tls-verify=false", f"oci:{other.path}:v2",
+                             f"{remote}:v2", check=False)
+        self.assertNotEqual(pushed.returncode, 0)
+        self.assertIn("unsupported", pushed.stderr.decode().lower(), pushed.stderr)
+        tags = json.loads(self.skopeo("list-tags", "--tls-verify=false", remote).stdout)
+        self.assertEqual(tags["Tags"], ["v1"])
+        back = os.path.join(self.work, "back")
+        self.skopeo("copy", "--src-tls-verify=false", "--preserve-digests",
+                    f"{remote}:v1", f"oci:{back}:v1")
+        self.assertEqual(ocilayout.refDescriptor(back, "v1")["digest"], descriptor["digest"])
