@@ -183,6 +183,24 @@ class ManifestTests(TestCase):
         await self.assertCreated(await self.put("bare-docker", docker, DOCKER_MANIFEST), docker)
         await self.assertServed("bare-docker", docker, DOCKER_MANIFEST)
 
+    async def test_storedMediaTypePerRepository(self) -> None:
+        """
+        The same bytes without C{mediaType}, pushed with different
+        Content-Types to two repositories (or again to one), are served
+        with the type each push gave.
+        """
+        manifest = imageManifest(self.config, mediaType=None)
+        for blob in (self.config, LAYER):
+            await pushBlob(self, self.registry, "manifests/other", blob)
+        await pushManifest(self, self.registry, NAME, "t", manifest, DOCKER_MANIFEST)
+        await self.assertServed("t", manifest, DOCKER_MANIFEST)
+        await pushManifest(self, self.registry, "manifests/other", "t", manifest, OCI_MANIFEST)
+        response = await self.get("t", name="manifests/other")
+        self.assertEqual(header(response, "content-type"), OCI_MANIFEST)
+        await self.assertServed("t", manifest, DOCKER_MANIFEST)
+        await pushManifest(self, self.registry, NAME, "t", manifest, OCI_MANIFEST)
+        await self.assertServed("t", manifest, OCI_MANIFEST)
+
     async def test_mediaTypeMismatch(self) -> None:
         manifest = imageManifest(self.config)
         await assertError(self, await self.put("x", manifest, OCI_INDEX), 400, "MANIFEST_INVALID")

@@ -169,24 +169,35 @@ class ParsedManifest:
         return descriptor
 
 
+def _declaredMediaType(content: bytes) -> str | None:
+    try:
+        declared = json.loads(content).get("mediaType")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return declared if isinstance(declared, str) and declared else None
+
+
 class _ContentCache:
     """
     Manifests by digest, least recently used out first, within a byte
     budget.  Content is immutable by digest, so entries never go stale.
+    Each holds the media type the content declares, or L{None}: a type
+    given only by the pushing Content-Type belongs to one repository's
+    revision, not to the content, and is read from there.
     """
 
     def __init__(self, budget: int) -> None:
         self._budget = budget
         self._used = 0
-        self._entries: OrderedDict[Digest, tuple[bytes, str]] = OrderedDict()
+        self._entries: OrderedDict[Digest, tuple[bytes, str | None]] = OrderedDict()
 
-    def get(self, digest: Digest) -> tuple[bytes, str] | None:
+    def get(self, digest: Digest) -> tuple[bytes, str | None] | None:
         entry = self._entries.get(digest)
         if entry is not None:
             self._entries.move_to_end(digest)
         return entry
 
-    def put(self, digest: Digest, content: bytes, mediaType: str) -> None:
+    def put(self, digest: Digest, content: bytes, mediaType: str | None) -> None:
         if digest in self._entries or len(content) > self._budget:
             return
         self._entries[digest] = (content, mediaType)
@@ -231,22 +242,18 @@ class ManifestStore:
         digest = await self.resolve(name, reference)
         cached = self._cache.get(digest)
         if cached is not None:
-            return Manifest(digest, cached[1], cached[0])
-        try:
-            content = await self._blobs.getContent(digest)
-        except PathNotFoundError:
-            raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": str(digest)}) from None
-        mediaType = await self._mediaType(name, digest, content)
-        self._cache.put(digest, content, mediaType)
+            content, declared = cached
+        else:
+            try:
+                content = await self._blobs.getContent(digest)
+            except PathNotFoundError:
+                raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": str(digest)}) from None
+            declared = _declaredMediaType(content)
+            self._cache.put(digest, content, declared)
+        mediaType = declared or await self._storedMediaType(name, digest)
         return Manifest(digest, mediaType, content)
 
-    async def _mediaType(self, name: str, digest: Digest, content: bytes) -> str:
-        try:
-            declared = json.loads(content).get("mediaType")
-        except (ValueError, AttributeError):
-            declared = None
-        if isinstance(declared, str) and declared:
-            return declared
+    async def _storedMediaType(self, name: str, digest: Digest) -> str:
         try:
             stored = await self._driver.getContent(layout.revisionMediaType(name, digest))
             return stored.decode("utf-8").strip()
@@ -294,7 +301,7 @@ class ManifestStore:
             )
         if not isDigest:
             await self.tag(name, reference, digest)
-        self._cache.put(digest, content, parsed.mediaType)
+        self._cache.put(digest, content, parsed.mediaType if parsed.declaresMediaType else None)
         return digest, parsed.subject
 
     async def _checkReferences(self, name: str, parsed: ParsedManifest) -> None:
