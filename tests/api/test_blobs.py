@@ -19,6 +19,8 @@ from tests.api.helpers import (
     requestBytes,
 )
 from tests.support import startRegistry
+from txregistry.registry.blobs import BlobStore
+from txregistry.storage.errors import PathNotFoundError
 
 NAME = "blobs/repo"
 DATA = b"0123456789"
@@ -100,6 +102,19 @@ class BlobReadTests(TestCase):
             self.assertEqual(response.code, 404)
             if method == "GET":
                 await assertError(self, response, 404, "BLOB_UNKNOWN")
+
+    async def test_contentGoneBeforeRead(self) -> None:
+        """
+        Content that disappears between the size lookup and the read is a
+        404 BLOB_UNKNOWN without the blob's headers, not a 500.
+        """
+        async def gone(*args: object, **kwargs: object) -> None:
+            raise PathNotFoundError("/gone")
+
+        self.patch(BlobStore, "reader", gone)
+        response = await self.get()
+        await assertError(self, response, 404, "BLOB_UNKNOWN")
+        self.assertIsNone(header(response, "docker-content-digest"))
 
     async def test_emptyBlob(self) -> None:
         digest = await pushBlob(self, self.registry, NAME, b"")

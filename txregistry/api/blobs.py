@@ -13,6 +13,7 @@ from txregistry.api.checks import checkDigest, checkName, headerValue
 from txregistry.api.errors import RegistryError
 from txregistry.api.ranges import parseByteRange
 from txregistry.api.responses import emptyResponse, setHeaders, streamReader
+from txregistry.storage.errors import PathNotFoundError
 
 if TYPE_CHECKING:
     from txregistry.api.app import RegistryAPI
@@ -42,12 +43,19 @@ async def get(api: "RegistryAPI", request: IRequest, name: str, digestText: str)
             offset, length = wanted
             status = 206
             headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
+    reader = None
+    if request.method != b"HEAD" and length > 0:
+        # Open before any header is set: content that went away since the
+        # size was read (a delete, garbage collection) is still a 404.
+        try:
+            reader = await registry.blobs.reader(digest, offset, length)
+        except PathNotFoundError:
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digestText}) from None
     setHeaders(request, headers)
     request.setResponseCode(status)
     request.setHeader(b"content-length", b"%d" % length)
-    if request.method == b"HEAD" or length == 0:
+    if reader is None:
         return b""
-    reader = await registry.blobs.reader(digest, offset, length)
     try:
         await streamReader(request, reader)
     except Exception:
