@@ -276,7 +276,7 @@ class DriverSuiteMixin:
         stored value does not change when the caller's buffer does).
         """
         buffer = bytearray(b"abc")
-        await self.driver.putContent("/a", buffer)
+        await self.driver.putContent("/a", buffer)  # type: ignore[arg-type]
         buffer[0:1] = b"z"
         self.assertEqual(await self.driver.getContent("/a"), b"abc")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -44,7 +45,7 @@ class FilesystemOnlyTests(TestCase):
     def setUp(self) -> None:
         self.base = os.path.abspath(self.mktemp())
         self.root = os.path.join(self.base, "root")
-        self.driver = filesystem.createFilesystemDriver({"rootdirectory": self.root}, reactor)
+        self.driver: Any = filesystem.createFilesystemDriver({"rootdirectory": self.root}, reactor)
         self.addCleanup(self.driver.close)
 
     def local(self, path: str) -> str:
@@ -105,13 +106,14 @@ class FilesystemOnlyTests(TestCase):
             f.write(b"secret")
         outside = _files(self.base)
         for path in BAD_PATHS + ["/../secret", "/../../secret", "/..%2fsecret", "/a/../../secret"]:
-            for call in [
+            calls: list[Callable[[str], Any]] = [
                 lambda p: self.driver.getContent(p),
                 lambda p: self.driver.putContent(p, b"x"),
                 lambda p: self.driver.delete(p),
                 lambda p: self.driver.writer(p),
                 lambda p: self.driver.move(p, "/x"),
-            ]:
+            ]
+            for call in calls:
                 try:
                     await call(path)
                 except InvalidPathError:
@@ -128,11 +130,12 @@ class FilesystemOnlyTests(TestCase):
         """
         await self.driver.putContent("/a", b"1")
         self.assertEqual(await self.driver.list("/"), ["/a"])
-        for call in [
+        rootCalls: list[Callable[[], Any]] = [
             lambda: self.driver.delete("/"),
             lambda: self.driver.putContent("/", b""),
             lambda: self.driver.writer("/"),
-        ]:
+        ]
+        for call in rootCalls:
             await self.assertFailure(call(), InvalidPathError)
         self.assertTrue(os.path.isdir(self.root))
 

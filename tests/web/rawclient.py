@@ -138,7 +138,7 @@ class Connection:
         return data
 
     def _readChunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int(self._file.readline(1024).split(b";")[0], 16)
             if size == 0:

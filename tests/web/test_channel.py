@@ -245,7 +245,7 @@ class BackpressureTests(TestCase):
 
         sampler = LoopingCall(sample)
         sampler.start(0.01)
-        self.addCleanup(lambda: sampler.running and sampler.stop())
+        self.addCleanup(lambda: sampler.stop() if sampler.running else None)
 
         def client() -> tuple[str, bytes]:
             with Connection(port) as c:
@@ -288,7 +288,7 @@ class FailingDriver(InMemoryDriver):
     def writer(self, path: str, append: bool = False) -> Deferred[Any]:
         d = super().writer(path, append)
 
-        def wrap(w: _MemoryWriter) -> _FailingWriter:
+        def wrap(w: Any) -> Any:
             return _FailingWriter(self, path, b"".join(w._chunks))
 
         return d.addCallback(wrap)

@@ -11,6 +11,7 @@ driver's L{BlockingPool}.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import functools
 import os
@@ -246,7 +247,7 @@ class FilesystemDriver:
         return self._run(path, list_)
 
     @_asynchronousErrors
-    def walk(self, path: str) -> Deferred[list[FileInfo]]:
+    def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
         local = self._local(path, allowRoot=True)
         prefix = "" if path == "/" else path
 

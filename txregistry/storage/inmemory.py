@@ -6,6 +6,7 @@ as every other driver, so the shared driver suite runs against it too.
 
 from __future__ import annotations
 
+import builtins
 import io
 import time
 from collections.abc import Mapping
@@ -134,7 +135,7 @@ class InMemoryDriver:
             return fail()
         return succeed(sorted(self._children(path)))
 
-    def walk(self, path: str) -> Deferred[list[FileInfo]]:
+    def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
         try:
             checkPath(path, allowRoot=True)
             if not self._isDirectory(path):

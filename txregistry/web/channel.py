@@ -101,7 +101,9 @@ class RegistryChannel(HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self._gate = _TransportGate(self._networkProducer)
-        self._networkProducer = _ChannelView(self._gate, self._networkProducer)
+        self._networkProducer = _ChannelView(  # type: ignore[assignment]
+            self._gate, self._networkProducer
+        )
 
     def pauseBody(self) -> None:
         """
@@ -119,6 +121,7 @@ class RegistryChannel(HTTPChannel):
             if data[0] == _TLS_HANDSHAKE:
                 # A TLS client (docker probing https://) would otherwise
                 # wait for our timeout; answer the way Go's server does.
+                assert self.transport is not None
                 self.transport.write(_PLAIN_HTTP_ONLY)
                 self.transport.loseConnection()
                 self.dataReceived = lambda data: None  # type: ignore[method-assign]

@@ -30,7 +30,8 @@ class RegistryRequest(Request):
     def gotLength(self, length: int | None) -> None:
         # Code in twisted.web that reads self.content finds an empty body.
         self.content = io.BytesIO()
-        self.body = RequestBody(length, self.channel.pauseBody, self.channel.resumeBody)
+        channel: Any = self.channel  # a RegistryChannel
+        self.body = RequestBody(length, channel.pauseBody, channel.resumeBody)
 
     def handleContentChunk(self, data: bytes) -> None:
         self.body.dataReceived(data)

@@ -20,7 +20,7 @@ class RegistrySite(Site):
     @ivar accessLog: whether to log each request.
     """
 
-    protocol = RegistryChannel
+    protocol = RegistryChannel  # type: ignore[assignment]
     requestFactory = RegistryRequest
     displayTracebacks = False
 
