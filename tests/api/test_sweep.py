@@ -79,8 +79,14 @@ def status(response: Any) -> int:
 
 
 class SweepTests(TestCase):
+    storage: dict[str, Any] | None = None
+
     async def setUp(self) -> None:
-        self.registry = await deletingRegistry(self)
+        if self.storage is None:
+            self.registry = await deletingRegistry(self)
+        else:
+            storage = {name: dict(value, rootdirectory=self.mktemp()) for name, value in self.storage.items()}
+            self.registry = await deletingRegistry(self, storage=storage)
         self.manifest, self.digest = await pushImage(self, self.registry, NAME, "latest")
         response = await self.registry.request("POST", f"/v2/{NAME}/blobs/uploads/")
         self.upload = relative(header(response, "location")).encode()
@@ -222,6 +228,14 @@ class SweepTests(TestCase):
         response = await self.registry.request("GET", f"/v2/{NAME}/manifests/latest")
         self.assertEqual(await response.content(), self.manifest)
         self.assertGreater(self.checked, 300)
+
+
+class FilesystemSweepTests(SweepTests):
+    """
+    The same sweep with paths that reach a real filesystem.
+    """
+
+    storage = {"filesystem": {}}
 
 
 class FramingTests(TestCase):
