@@ -1,0 +1,717 @@
+"""
+The txregistry benchmark: one run, one figure per line on standard output
+(progress and notes go to standard error).  Run it with C{bench/run}; see
+C{bench/README.rst} for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rawhttp import Connection, expect, locationPath
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPOSITORY = os.path.dirname(HERE)
+
+GiB = 1 << 30
+MiB = 1 << 20
+MB = 1e6
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def note(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+class Figures:
+    """
+    The figures of the run, printed as C{name value} lines as they come.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def add(self, name: str, value: float, digits: int = 1) -> None:
+        self.values[name] = value
+        print(f"{name} {value:.{digits}f}", flush=True)
+
+
+# Processes
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def waitForPort(process: subprocess.Popen[bytes], port: int, logPath: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            with open(logPath, "rb") as f:
+                raise RuntimeError("server exited:\n" + f.read().decode("utf-8", "replace"))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {port}")
+
+
+class Registry:
+    """
+    C{twistd -n txregistry} from this checkout as a child process, with
+    filesystem storage in C{directory}.
+    """
+
+    def __init__(self, directory: str, accessLog: bool) -> None:
+        self.port = freePort()
+        self.storage = os.path.join(directory, "storage")
+        self.logPath = os.path.join(directory, "registry.log")
+        env = dict(os.environ)
+        env.pop("REGISTRY_CONFIGURATION_PATH", None)
+        env["REGISTRY_HTTP_ADDR"] = f"127.0.0.1:{self.port}"
+        env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"] = self.storage
+        if not accessLog:
+            env["REGISTRY_LOG_ACCESSLOG_DISABLED"] = "true"
+        env["PYTHONPATH"] = os.pathsep.join(
+            [REPOSITORY] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
+        self._log = open(self.logPath, "wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                "--nodaemon",
+                "--pidfile=",
+                "txregistry",
+            ],
+            cwd=directory,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.process.pid
+        waitForPort(self.process, self.port, self.logPath)
+
+    def blobData(self, digest: str) -> str:
+        algorithm, encoded = digest.split(":", 1)
+        return os.path.join(
+            self.storage, "docker/registry/v2/blobs", algorithm, encoded[:2], encoded, "data"
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class Ceiling:
+    """
+    C{bench/ceiling.py}: the plain blocking socket server.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = os.path.join(directory, "ceiling")
+        os.mkdir(self.directory)
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "ceiling.py"), self.directory],
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+        self.pid = self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+# Memory
+
+
+class RSSSampler:
+    """
+    Samples a process's C{VmRSS} every C{interval} seconds on a thread;
+    L{phase} reports the largest sample taken during it.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self._path = f"/proc/{pid}/status"
+        self._interval = interval
+        self._peak = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def current(self) -> int:
+        try:
+            with open(self._path) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            rss = self.current()
+            with self._lock:
+                self._peak = max(self._peak, rss)
+
+    @contextmanager
+    def phase(self) -> Iterator[dict[str, float]]:
+        result: dict[str, float] = {}
+        with self._lock:
+            self._peak = self.current()
+        try:
+            yield result
+        finally:
+            with self._lock:
+                self._peak = max(self._peak, self.current())
+                result["peakMiB"] = self._peak / MiB
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cpuSeconds(pid: int) -> float:
+    """
+    The user plus system CPU time a process (all its threads) has used.
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Data
+
+
+def makeDataFile(path: str, size: int) -> str:
+    """
+    Write C{size} random bytes to C{path}, fsync them (so no writeback of
+    them competes with the timed phases) and return their sha256 digest.
+    """
+    hasher = hashlib.sha256()
+    block = 64 * MiB
+    with open(path, "wb", buffering=0) as f:
+        written = 0
+        while written < size:
+            data = os.urandom(min(block, size - written))
+            hasher.update(data)
+            f.write(data)
+            written += len(data)
+        os.fsync(f.fileno())
+    return "sha256:" + hasher.hexdigest()
+
+
+def digestOf(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def settle() -> None:
+    """
+    Flush everything dirty (and any discards of freed blocks) to disk
+    outside the timed window, so each timed push starts from the same
+    clean state.
+    """
+    os.sync()
+    time.sleep(0.2)
+
+
+# Transfers
+
+
+def pushMonolithic(port: int, path: str, fd: int, size: int, digest: str, split: list[float] | None = None) -> float:
+    """
+    One request with the whole body: C{POST <path>?digest=}.
+
+    @param split: if given, gets the seconds until the last byte was
+        handed to the kernel and the seconds from then to the C{201} (the
+        server's tail: the end of its receive, then fsync and commit).
+    @return: seconds from the first byte sent to the C{201}.
+    """
+    with Connection("127.0.0.1", port) as conn:
+        started = time.perf_counter()
+        response = conn.sendFile(
+            "POST",
+            f"{path}?digest={digest}",
+            fd,
+            0,
+            size,
+            {"Content-Type": "application/octet-stream"},
+        )
+        finished = time.perf_counter()
+        elapsed = finished - started
+        if split is not None:
+            split[:] = [conn.sentAt - started, finished - conn.sentAt]
+    expect(response, 201)
+    if response.header("docker-content-digest") != digest:
+        raise RuntimeError(f"digest mismatch: {response.header('docker-content-digest')}")
+    return elapsed
+
+
+def pushChunked(port: int, name: str, fd: int, size: int, digest: str, chunk: int) -> float:
+    """
+    C{POST}, one C{PATCH} with C{Content-Range} per C{chunk} bytes, then
+    C{PUT ?digest=} with no body, on one connection.
+
+    @return: seconds from the first byte of the C{POST} to the C{201}.
+    """
+    with Connection("127.0.0.1", port) as conn:
+        started = time.perf_counter()
+        location = locationPath(expect(conn.request("POST", f"/v2/{name}/blobs/uploads/"), 202))
+        offset = 0
+        while offset < size:
+            count = min(chunk, size - offset)
+            response = conn.sendFile(
+                "PATCH",
+                location,
+                fd,
+                offset,
+                count,
+                {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + count - 1}",
+                },
+            )
+            location = locationPath(expect(response, 202))
+            offset += count
+        separator = "&" if "?" in location else "?"
+        response = expect(conn.request("PUT", f"{location}{separator}digest={digest}"), 201)
+        elapsed = time.perf_counter() - started
+    if response.header("docker-content-digest") != digest:
+        raise RuntimeError(f"digest mismatch: {response.header('docker-content-digest')}")
+    return elapsed
+
+
+def curlGet(url: str, expectedSize: int) -> float:
+    """
+    C{curl} the URL to C{/dev/null}.
+
+    @return: curl's total time in seconds.
+    """
+    output = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    status, size, seconds = int(output[0]), int(output[1]), float(output[2])
+    if status != 200 or size != expectedSize:
+        raise RuntimeError(f"curl {url}: status {status}, {size} bytes")
+    return seconds
+
+
+def inParallel(count: int, concurrency: int, port: int, work: Callable[[Connection, int], None]) -> float:
+    """
+    Run C{work(connection, i)} for each C{i < count} on C{concurrency}
+    threads, each with its own keep-alive connection.
+
+    @return: the wall-clock seconds for all of them.
+    """
+    lock = threading.Lock()
+    pending = iter(range(count))
+    errors: list[BaseException] = []
+    connections = [Connection("127.0.0.1", port) for _ in range(concurrency)]
+
+    def worker(conn: Connection) -> None:
+        try:
+            while True:
+                with lock:
+                    i = next(pending, None)
+                if i is None or errors:
+                    return
+                work(conn, i)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in connections]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    for c in connections:
+        c.close()
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+# wrk
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def wrk(url: str, seconds: int, connections: int, headers: list[str], script: str | None = None) -> dict[str, float]:
+    """
+    Run C{wrk --latency} and read requests/s and the p99 latency (ms).
+    """
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    for header in headers:
+        command += ["-H", header]
+    if script:
+        command += ["-s", script]
+    command.append(url)
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
+    if rate is None or p99 is None:
+        raise RuntimeError(f"cannot read wrk output:\n{output}")
+    result = {"rps": float(rate.group(1)), "p99ms": float(p99.group(1)) * _UNITS[p99.group(2)]}
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors:.*", output)
+    if bad or errors:
+        note(f"wrk {url}: {bad.group(0) if bad else ''} {errors.group(0) if errors else ''}")
+        result["bad"] = float(bad.group(1)) if bad else 0.0
+    return result
+
+
+def loadgen(port: int, method: str, path: str, seconds: int, connections: int, headers: list[str]) -> dict[str, float]:
+    """
+    Run C{loadgen.py} (a separate process) and read its figures.
+    """
+    output = subprocess.run(
+        [sys.executable, os.path.join(HERE, "loadgen.py"), str(port), method, path, str(seconds), str(connections)]
+        + headers,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(output)
+    if result["bad"]:
+        note(f"loadgen {method} {path}: {result['bad']} non-2xx responses")
+    return result
+
+
+# The run
+
+
+def run(options: argparse.Namespace, work: str, figures: Figures) -> None:
+    size = options.size_mib * MiB
+    dataPath = os.path.join(work, "data.bin")
+    started = time.monotonic()
+    note(f"writing {size >> 20} MiB of random test data (fsync'd)")
+    digest = makeDataFile(dataPath, size)
+    note(f"test data ready in {time.monotonic() - started:.1f}s: {digest}")
+
+    registry = Registry(work, options.access_log)
+    ceiling = Ceiling(work)
+    note(f"txregistry pid {registry.pid} on port {registry.port}; ceiling pid {ceiling.pid} on port {ceiling.port}")
+    rss = RSSSampler(registry.pid)
+    try:
+        figures.add("rss_idle_start_MiB", rss.current() / MiB)
+        fd = os.open(dataPath, os.O_RDONLY)
+        try:
+            _transfers(options, registry, ceiling, rss, fd, size, digest, figures)
+        finally:
+            os.close(fd)
+        _smallBlobs(options, registry, rss, figures)
+        _manifests(options, registry, rss, figures)
+    finally:
+        rss.stop()
+        registry.stop()
+        ceiling.stop()
+    note(f"run took {time.monotonic() - started:.0f}s")
+
+
+def _transfers(
+    options: argparse.Namespace,
+    registry: Registry,
+    ceiling: Ceiling,
+    rss: RSSSampler,
+    fd: int,
+    size: int,
+    digest: str,
+    figures: Figures,
+) -> None:
+    label = f"{size >> 30}GiB" if size % GiB == 0 else f"{size >> 20}MiB"
+    chunk = options.chunk_mib * MiB
+    best: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+
+    split: list[float] = []
+    cpu: dict[str, float] = {}
+
+    @contextmanager
+    def cpuOf(name: str, pid: int) -> Iterator[None]:
+        before = cpuSeconds(pid)
+        yield
+        used = cpuSeconds(pid) - before
+        cpu[name] = min(cpu.get(name, used), used)
+        note(f"  {name}: server CPU {used:.2f}s")
+
+    def record(name: str, seconds: float, peak: float | None = None) -> None:
+        rate = size / seconds / MB
+        detail = f"{seconds:.2f}s"
+        if split:
+            detail += f": body sent in {split[0]:.2f}s, answer {split[1]:.2f}s after it"
+            split.clear()
+        note(f"  {name}: {rate:.1f} MB/s ({detail})" + (f", peak RSS {peak:.1f} MiB" if peak else ""))
+        best[name] = max(best.get(name, 0.0), rate)
+        if peak is not None:
+            peaks[name] = max(peaks.get(name, 0.0), peak)
+
+    def ceilingPush() -> None:
+        for name in sorted(os.listdir(ceiling.directory)):
+            os.unlink(os.path.join(ceiling.directory, name))
+        settle()
+        with cpuOf("ceiling_push", ceiling.pid):
+            seconds = pushMonolithic(ceiling.port, "/upload", fd, size, digest, split)
+        record("ceiling_push", seconds)
+
+    def registryPush(kind: str) -> None:
+        # Every timed push stores a new blob (not a duplicate of one
+        # already there), the same work each repetition.
+        try:
+            os.unlink(registry.blobData(digest))
+        except FileNotFoundError:
+            pass
+        settle()
+        with rss.phase() as memory, cpuOf(kind, registry.pid):
+            if kind == "monolithic":
+                seconds = pushMonolithic(registry.port, "/v2/bench/blobs/uploads/", fd, size, digest, split)
+            else:
+                seconds = pushChunked(registry.port, "bench", fd, size, digest, chunk)
+        record(kind, seconds, memory["peakMiB"])
+
+    steps = [ceilingPush, lambda: registryPush("monolithic"), lambda: registryPush("chunked")]
+    for repetition in range(options.repeat):
+        note(f"{label} pushes, round {repetition + 1} of {options.repeat}")
+        for step in steps if repetition % 2 == 0 else list(reversed(steps)):
+            step()
+    if not os.path.exists(registry.blobData(digest)):
+        registryPush("monolithic")
+
+    # Pulls: each server sends the file it wrote last (so both come from
+    # the page cache, hot, in the same way).
+    tx = f"http://127.0.0.1:{registry.port}/v2/bench/blobs/{digest}"
+    plain = f"http://127.0.0.1:{ceiling.port}/"
+    for repetition in range(options.repeat):
+        note(f"{label} pulls, round {repetition + 1} of {options.repeat}")
+        order = ["ceiling_pull", "pull"] if repetition % 2 == 0 else ["pull", "ceiling_pull"]
+        for which in order:
+            if which == "pull":
+                with rss.phase() as memory, cpuOf("pull", registry.pid):
+                    seconds = curlGet(tx, size)
+                record("pull", seconds, memory["peakMiB"])
+            else:
+                with cpuOf("ceiling_pull", ceiling.pid):
+                    seconds = curlGet(plain, size)
+                record("ceiling_pull", seconds)
+
+    figures.add(f"push_{label}_monolithic_MBps", best["monolithic"])
+    figures.add(f"push_{label}_chunked_{options.chunk_mib}MiB_MBps", best["chunked"])
+    figures.add(f"pull_{label}_MBps", best["pull"])
+    figures.add(f"ceiling_push_{label}_MBps", best["ceiling_push"])
+    figures.add(f"ceiling_pull_{label}_MBps", best["ceiling_pull"])
+    figures.add("push_ratio", best["monolithic"] / best["ceiling_push"], 3)
+    figures.add("pull_ratio", best["pull"] / best["ceiling_pull"], 3)
+    figures.add(f"cpu_push_{label}_monolithic_s", cpu["monolithic"], 2)
+    figures.add(f"cpu_push_{label}_chunked_{options.chunk_mib}MiB_s", cpu["chunked"], 2)
+    figures.add(f"cpu_pull_{label}_s", cpu["pull"], 2)
+    figures.add(f"cpu_ceiling_push_{label}_s", cpu["ceiling_push"], 2)
+    figures.add(f"cpu_ceiling_pull_{label}_s", cpu["ceiling_pull"], 2)
+    figures.add(f"rss_peak_push_{label}_monolithic_MiB", peaks["monolithic"])
+    figures.add(f"rss_peak_push_{label}_chunked_MiB", peaks["chunked"])
+    figures.add(f"rss_peak_pull_{label}_MiB", peaks["pull"])
+
+
+def _smallBlobs(options: argparse.Namespace, registry: Registry, rss: RSSSampler, figures: Figures) -> None:
+    count, concurrency = options.small_count, options.small_concurrency
+    note(f"{count} x 1 MiB blobs, {concurrency} at a time")
+    base = os.urandom(MiB)
+    blobs = [i.to_bytes(8, "big") + base[8:] for i in range(count)]
+    digests = [digestOf(b) for b in blobs]
+    settle()
+
+    def push(conn: Connection, i: int) -> None:
+        response = conn.request(
+            "POST",
+            f"/v2/bench/small/blobs/uploads/?digest={digests[i]}",
+            {"Content-Type": "application/octet-stream"},
+            blobs[i],
+        )
+        expect(response, 201)
+
+    with rss.phase() as memory:
+        seconds = inParallel(count, concurrency, registry.port, push)
+    figures.add(f"push_{count}x1MiB_c{concurrency}_blobs_per_s", count / seconds)
+    figures.add(f"rss_peak_push_{count}x1MiB_c{concurrency}_MiB", memory["peakMiB"])
+
+
+def _pushImage(conn: Connection, name: str) -> bytes:
+    """
+    Push a small OCI image's config and layer into C{name}.
+
+    @return: the manifest's bytes.
+    """
+    layer = os.urandom(4096)
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [digestOf(layer)]},
+            "config": {},
+        }
+    ).encode()
+    for blob in (config, layer):
+        expect(
+            conn.request("POST", f"/v2/{name}/blobs/uploads/?digest={digestOf(blob)}", {}, blob),
+            201,
+        )
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": digestOf(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": digestOf(layer), "size": len(layer)}],
+        },
+        indent=3,
+    ).encode()
+
+
+def _manifests(
+    options: argparse.Namespace, registry: Registry, rss: RSSSampler, figures: Figures
+) -> None:
+    base = f"http://127.0.0.1:{registry.port}"
+    seconds, c = options.wrk_seconds, options.wrk_connections
+    with Connection("127.0.0.1", registry.port) as conn:
+        manifest = _pushImage(conn, "bench")
+        expect(
+            conn.request("PUT", "/v2/bench/manifests/latest", {"Content-Type": OCI_MANIFEST}, manifest),
+            201,
+        )
+        got = expect(conn.request("GET", "/v2/bench/manifests/latest", {"Accept": OCI_MANIFEST}), 200)
+        assert got.body == manifest
+        tagged = _pushImage(conn, "bench/tags")
+    accept = [f"Accept: {OCI_MANIFEST}"]
+
+    note(f"manifest GET by tag, {c} connections, {seconds}s")
+    with rss.phase() as memory:
+        result = wrk(f"{base}/v2/bench/manifests/latest", seconds, c, accept)
+    figures.add(f"manifest_get_c{c}_rps", result["rps"])
+    figures.add(f"manifest_get_c{c}_p99_ms", result["p99ms"], 2)
+    figures.add(f"rss_peak_manifest_get_c{c}_MiB", memory["peakMiB"])
+
+    # wrk 4.1 cannot do HEAD (it waits for a body of Content-Length
+    # bytes); loadgen.py can, and its GET figure shows what it costs.
+    for method in ("HEAD", "GET"):
+        note(f"manifest {method} by tag with loadgen.py, {c} connections, {seconds}s")
+        with rss.phase() as memory:
+            result = loadgen(registry.port, method, "/v2/bench/manifests/latest", seconds, c, accept)
+        kind = method.lower() if method == "HEAD" else "get_loadgen"
+        figures.add(f"manifest_{kind}_c{c}_rps", result["rps"])
+        figures.add(f"manifest_{kind}_c{c}_p99_ms", result["p99ms"], 2)
+        if method == "HEAD":
+            figures.add(f"rss_peak_manifest_head_c{c}_MiB", memory["peakMiB"])
+
+    tags = options.tags
+    note(f"tagging one manifest {tags} times, 16 at a time")
+
+    def tag(conn: Connection, i: int) -> None:
+        expect(
+            conn.request("PUT", f"/v2/bench/tags/manifests/t{i:05d}", {"Content-Type": OCI_MANIFEST}, tagged),
+            201,
+        )
+
+    elapsed = inParallel(tags, 16, registry.port, tag)
+    figures.add(f"manifest_put_{tags}tags_c16_per_s", tags / elapsed)
+    with Connection("127.0.0.1", registry.port) as conn:
+        listed = json.loads(expect(conn.request("GET", "/v2/bench/tags/tags/list"), 200).body)
+    if len(listed["tags"]) != tags:
+        raise RuntimeError(f"tags/list has {len(listed['tags'])} tags, expected {tags}")
+
+    note(f"tags list of {tags} tags, {c} connections, {seconds}s")
+    with rss.phase() as memory:
+        result = wrk(f"{base}/v2/bench/tags/tags/list", seconds, c, [])
+    figures.add(f"tags_list_{tags}tags_c{c}_rps", result["rps"])
+    figures.add(f"tags_list_{tags}tags_c{c}_p99_ms", result["p99ms"], 2)
+    figures.add(f"rss_peak_tags_list_{tags}tags_c{c}_MiB", memory["peakMiB"])
+
+
+def targets(figures: Figures, options: argparse.Namespace) -> None:
+    """
+    Print the acceptance targets as comment lines.
+    """
+    v = figures.values
+    label = "1GiB" if options.size_mib == 1024 else f"{options.size_mib}MiB"
+    c = options.wrk_connections
+    checks = [
+        ("push_ratio >= 0.80", v["push_ratio"] >= 0.8, f"{v['push_ratio']:.3f}"),
+        ("pull_ratio >= 0.80", v["pull_ratio"] >= 0.8, f"{v['pull_ratio']:.3f}"),
+        (
+            "peak RSS < 100 MiB during 1 GiB push and pull",
+            max(v[f"rss_peak_push_{label}_monolithic_MiB"], v[f"rss_peak_push_{label}_chunked_MiB"], v[f"rss_peak_pull_{label}_MiB"]) < 100,
+            "{:.1f} / {:.1f} / {:.1f} MiB".format(
+                v[f"rss_peak_push_{label}_monolithic_MiB"],
+                v[f"rss_peak_push_{label}_chunked_MiB"],
+                v[f"rss_peak_pull_{label}_MiB"],
+            ),
+        ),
+        ("manifest GET >= 2500 req/s", v[f"manifest_get_c{c}_rps"] >= 2500, f"{v[f'manifest_get_c{c}_rps']:.0f} req/s"),
+    ]
+    for name, met, value in checks:
+        print(f"# target {name}: {'MET' if met else 'NOT MET'} ({value})", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the 1 GiB pushes and pulls (best is reported)")
+    parser.add_argument("--size-mib", type=int, default=1024, help="size of the big blob")
+    parser.add_argument("--chunk-mib", type=int, default=16, help="PATCH chunk size")
+    parser.add_argument("--small-count", type=int, default=256)
+    parser.add_argument("--small-concurrency", type=int, default=16)
+    parser.add_argument("--tags", type=int, default=1000)
+    parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--wrk-connections", type=int, default=64)
+    parser.add_argument("--no-access-log", dest="access_log", action="store_false",
+                        help="run txregistry with log.accesslog.disabled (default: the shipped default, on)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    options = parser.parse_args()
+    if shutil.which("wrk") is None or shutil.which("curl") is None:
+        sys.exit("bench: needs wrk and curl on PATH (bench/run installs them as root)")
+    work = tempfile.mkdtemp(prefix="txregistry-bench-")
+    figures = Figures()
+    try:
+        run(options, work, figures)
+    finally:
+        if options.keep:
+            note(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    targets(figures, options)
+
+
+if __name__ == "__main__":
+    main()
