@@ -232,7 +232,7 @@ class RawResponse:
         return None
 
 
-class _RawClient(Protocol):
+class RawClient(Protocol):
     """
     Sends bytes, collects the first response; done once it is complete
     (by C{Content-Length}) or the connection closes.
@@ -281,7 +281,7 @@ async def rawRequest(registry: InProcessRegistry, payload: bytes | list[bytes], 
     Send C{payload} as it is and parse the answer.
     """
     port = int(registry.url.rsplit(":", 1)[1])
-    protocol = _RawClient(payload, head)
+    protocol = RawClient(payload, head)
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), protocol)
     raw = await protocol.done
     headEnd = raw.find(b"\r\n\r\n")

@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 import re
 
+from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.api.helpers import (
+    RawClient,
     assertError,
     chunked,
     deletingRegistry,
@@ -211,6 +215,30 @@ class UploadTests(TestCase):
             )
             self.assertEqual(response.code, 201)
             self.assertEqual(await self.blob(sha256(data)), (200, data))
+
+    async def test_droppedChunk(self) -> None:
+        """
+        A chunk whose client goes away mid-body leaves the upload as it
+        was (and logs no error), with a declared length or chunked.
+        """
+        await self.start(storage={"filesystem": {"rootdirectory": self.mktemp()}})
+        location = await self.begin()
+        await self.patch(location, b"abc")
+        port = int(self.registry.url.rsplit(":", 1)[1])
+        for headers, partial in (
+            ([(b"Content-Length", b"1000")], b"x" * 500),
+            ([(b"Transfer-Encoding", b"chunked")], b"1f4\r\n" + b"x" * 300),
+        ):
+            client = RawClient(requestBytes(b"PATCH", location.encode(), headers) + partial, False)
+            await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+            await deferLater(reactor, 0.1, lambda: None)
+            client.transport.loseConnection()
+            await client.done
+            await deferLater(reactor, 0.1, lambda: None)
+            response = await self.registry.request("GET", location)
+            self.assertEqual(header(response, "range"), "0-2")
+        response = await self.registry.request("PUT", withQuery(location, digest=sha256(b"abcd")), data=b"d")
+        self.assertEqual(response.code, 201)
 
     async def test_cancel(self) -> None:
         """
