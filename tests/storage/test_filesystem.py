@@ -251,3 +251,50 @@ class FilesystemOnlyTests(TestCase):
             if "txregistry-filesystem" in t.name:
                 t.join(5)
         self.assertEqual(names(), [])
+
+
+class FailingDiskTests(TestCase):
+    """
+    A write that fails on the disk (it is full, say) fails the commit, and
+    leaves nothing behind.
+    """
+
+    def setUp(self) -> None:
+        self.root = os.path.abspath(self.mktemp())
+        self.driver: Any = filesystem.createFilesystemDriver({"rootdirectory": self.root}, reactor)
+        self.addCleanup(self.driver.close)
+        real = filesystem._writeAll
+        self.writes = 0
+
+        def failing(fd: int, chunks: list[bytes]) -> None:
+            self.writes += 1
+            if self.writes > 2:
+                raise OSError(28, "No space left on device")
+            real(fd, chunks)
+
+        self.patch(filesystem, "_writeAll", failing)
+
+    async def check(self, path: str, append: bool, before: bytes | None) -> None:
+        writer = await self.driver.writer(path, append=append)
+        producer = ChunkProducer(chunks(32), writer)
+        # The producer runs to its end even though the writes failed: the
+        # writer resumes it and drops what it sends.
+        await producer.start()
+        error = await self.assertFailure(writer.commit(), OSError)
+        self.assertEqual(error.errno, 28)
+        if before is None:
+            await self.assertFailure(self.driver.stat(path), filesystem.PathNotFoundError)
+        else:
+            self.assertEqual(await self.driver.getContent(path), before)
+        self.assertEqual([f for f in _files(self.root) if os.path.basename(f).startswith(".")], [])
+
+    async def test_new(self) -> None:
+        await self.check("/a/new", False, None)
+
+    async def test_replace(self) -> None:
+        await self.driver.putContent("/a/old", b"old")
+        await self.check("/a/old", False, b"old")
+
+    async def test_append(self) -> None:
+        await self.driver.putContent("/a/old", b"old")
+        await self.check("/a/old", True, b"old")

@@ -635,3 +635,144 @@ class RegistryStreamingTests(TestCase):
         for i, content in enumerate(contents):
             self.assertEqual(responses[4 + 2 * i].header("content-length"), str(len(content)))
             self.assertEqual(responses[5 + 2 * i].body, content)
+
+
+class BodyEdgeTests(TestCase):
+    async def filesystemRegistry(self) -> tuple[Any, str]:
+        root = os.path.abspath(self.mktemp())
+        registry = await startRegistry(
+            self, {"storage": {"filesystem": {"rootdirectory": root}}}
+        )
+        return registry, root
+
+    def port(self, registry: Any) -> int:
+        return int(registry.url.rsplit(":", 1)[1])
+
+    async def test_malformedChunkedMidBody(self) -> None:
+        """
+        A chunked body that turns to garbage half-way gets a 400 and a
+        closed connection; the writer it was feeding is cancelled and its
+        temporary file removed.
+        """
+        registry, root = await self.filesystemRegistry()
+        port = self.port(registry)
+        connection = await deferToThread(Connection, port)
+        self.addCleanup(connection.close)
+        await deferToThread(
+            connection.send,
+            requestBytes("POST", "/v2/a/blobs/uploads/?digest=sha256:" + "3" * 64,
+                         {"Transfer-Encoding": "chunked"}),
+        )
+        await deferToThread(connection.sendBody, patterned(4 * MiB), True)
+        # sendBody ended the body; start over with a bad one on a new
+        # connection, stopping before the terminating chunk.
+        connection.close()
+        connection = await deferToThread(Connection, port)
+        await deferToThread(
+            connection.send,
+            requestBytes("POST", "/v2/b/blobs/uploads/?digest=sha256:" + "3" * 64,
+                         {"Transfer-Encoding": "chunked"}),
+        )
+
+        def sendSome() -> None:
+            for chunk in patterned(4 * MiB):
+                connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+        await deferToThread(sendSome)
+        await waitFor(lambda: bool(hiddenFiles(root)), what="the upload's temporary file")
+
+        def garbage() -> tuple[Any, bool]:
+            connection.send(b"this is not a chunk size\r\n")
+            response = connection.readResponse()
+            return response, connection.atEOF()
+
+        response, closed = await deferToThread(garbage)
+        self.assertEqual(response.status, 400)
+        self.assertTrue(closed)
+        await waitFor(lambda: not hiddenFiles(root), what="the temporary file to go")
+        self.assertEqual([f for f in allFiles(root) if "blobs" in f], [])
+
+    async def test_refusedChunkedBodyDrained(self) -> None:
+        """
+        A refused request with a small chunked body is drained, and the
+        connection carries the next request.
+        """
+        registry = await startRegistry(self)
+        port = self.port(registry)
+        unknown = f"/v2/a/blobs/uploads/{uuid.uuid4()}"
+
+        def client() -> list[Any]:
+            with Connection(port) as c:
+                c.sendStreaming("PATCH", unknown, patterned(MiB, 10_000), None)
+                first = c.readResponse()
+                c.sendRequest("GET", "/v2/")
+                return [first, c.readResponse()]
+
+        first, second = await deferToThread(client)
+        self.assertEqual(first.status, 404)
+        self.assertEqual(second.status, 200)
+
+    async def test_cancelDelivery(self) -> None:
+        """
+        A route that stops waiting for its body (cancels the L{Deferred}
+        from C{deliverTo}) stops the delivery: the consumer is unregistered
+        and gets nothing more, the rest of the body is discarded, and the
+        connection goes on.
+        """
+        consumers: list[Any] = []
+        atCancel: list[tuple[int, Any]] = []
+
+        class Cancelling(Resource):
+            isLeaf = True
+
+            def render_POST(self, request: Any) -> Any:
+                consumer = SlowConsumer(64 * MiB)
+                consumers.append(consumer)
+                delivered = request.body.deliverTo(consumer)
+
+                def cancelled(failure: Any) -> None:
+                    # What the consumer had when it was let go, and whether
+                    # it was let go.
+                    atCancel.append((consumer.queued + consumer.total, consumer.producer))
+
+                    def answer() -> None:
+                        request.setResponseCode(409)
+                        request.write(failure.type.__name__.encode())
+                        request.finish()
+
+                    reactor.callLater(0.3, answer)  # type: ignore[attr-defined]
+
+                delivered.addErrback(cancelled)
+
+                def cancel() -> None:
+                    if consumer.queued + consumer.total > 0:
+                        delivered.cancel()
+                    else:
+                        reactor.callLater(0.01, cancel)  # type: ignore[attr-defined]
+
+                reactor.callLater(0.01, cancel)  # type: ignore[attr-defined]
+                return NOT_DONE_YET
+
+            def render_GET(self, request: Any) -> bytes:
+                return b"next"
+
+        port = await listen(self, RegistrySite(Cancelling(), accessLog=False))
+        total = 8 * MiB
+
+        def client() -> list[Any]:
+            with Connection(port) as c:
+                c.send(requestBytes("POST", "/", {"Content-Length": str(total)}))
+                c.sendBody(patterned(total), False)
+                first = c.readResponse()
+                c.sendRequest("GET", "/")
+                return [first, c.readResponse()]
+
+        first, second = await deferToThread(client)
+        self.assertEqual((first.status, first.body), (409, b"CancelledError"))
+        self.assertEqual((second.status, second.body), (200, b"next"))
+        [consumer] = consumers
+        await consumer.drained()
+        [(had, producer)] = atCancel
+        self.assertIsNone(producer, "the consumer was still registered after the cancel")
+        self.assertTrue(0 < had < total)
+        self.assertEqual(consumer.total, had, "the consumer got data after the cancel")

@@ -144,7 +144,7 @@ class RequestBody:
         if self._failure is not None:
             return fail(self._failure)
         self._consumer = consumer
-        self._delivered = Deferred()
+        self._delivered = Deferred(self._cancelDelivery)
         delivered = self._delivered
         consumer.registerProducer(self, True)
         held, self._held, self._heldBytes = self._held, [], 0
@@ -234,6 +234,21 @@ class RequestBody:
         self.abort(ConnectionAborted("the consumer stopped the request body"))
 
     # Internals
+
+    def _cancelDelivery(self, delivered: Deferred[int]) -> None:
+        """
+        The route stopped waiting for its body (it timed out, or Klein
+        cancelled it because the client went away): let the consumer go
+        at once -- it gets nothing more and is unregistered -- and discard
+        the rest, so the connection can go on.  L{Deferred.cancel} then
+        fails C{delivered} with L{CancelledError}.
+        """
+        if self._delivered is delivered:
+            self._delivered = None
+            if self._consumer is not None:
+                consumer, self._consumer = self._consumer, None
+                consumer.unregisterProducer()
+            self.discard()
 
     def _write(self, consumer: IConsumer, data: bytes) -> None:
         """
