@@ -196,9 +196,8 @@ class TLSTests(TestCase):
         wire.tarball(tarball, {"podman-tls.bin": content})
         image = f"{self.host}/test/podman-tls:1"
         podman.run("import", tarball, image)
-        for arguments in (("push", image), ("rmi", image), ("pull", image)):
-            if arguments[0] != "rmi":
-                arguments = (arguments[0], "--signature-policy", podman.policy,
-                             "--cert-dir", self.certDir, arguments[1])
-            podman.run(*arguments, context=self.registry)
+        verified = ("--signature-policy", podman.policy, "--cert-dir", self.certDir)
+        podman.run("push", *verified, image, context=self.registry)
+        podman.run("rmi", image)
+        podman.run("pull", *verified, image, context=self.registry)
         self.assertEqual(podman.readFromImage(image, "/podman-tls.bin"), content)
