@@ -208,7 +208,10 @@ class DockerDaemon:
 
     def __init__(self, dockerd: str, docker: str) -> None:
         self.docker = docker
-        self.directory = tempfile.mkdtemp(prefix="txregistry-dockerd-")
+        # Short: its sockets live here (unix socket paths are limited).
+        self.directory = tempfile.mkdtemp(
+            prefix="txregistry-dockerd-", dir="/tmp" if os.path.isdir("/tmp") else None
+        )
         self.socket = os.path.join(self.directory, "docker.sock")
         self.host = f"unix://{self.socket}"
         self.logPath = os.path.join(self.directory, "dockerd.log")
