@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -104,9 +104,12 @@ class Connection:
 
     # Receiving
 
-    def readResponse(self, method: str = "GET") -> Response:
+    def readResponse(self, method: str = "GET", sink: Callable[[bytes], None] | None = None) -> Response:
         """
         Read one response (a C{100 Continue} counts as one).
+
+        @param sink: if given, a body with a C{Content-Length} is passed to
+            it block by block instead of being kept in C{Response.body}.
         """
         line = self._file.readline(65536)
         if not line:
@@ -125,6 +128,14 @@ class Connection:
         length = response.header("content-length")
         if encoding is not None and encoding.lower() == "chunked":
             response.body = self._readChunked()
+        elif length is not None and sink is not None:
+            remaining = int(length)
+            while remaining:
+                block = self._file.read(min(remaining, 1024 * 1024))
+                if not block:
+                    raise ConnectionError(f"short body: {remaining} bytes missing")
+                sink(block)
+                remaining -= len(block)
         elif length is not None:
             response.body = self._readExactly(int(length))
         else:

@@ -155,9 +155,9 @@ class RegistryProcessTests(TestCase):
         """
         1 GiB streams through the HTTP path into filesystem storage, once
         with Content-Length (monolithic POST) and once chunked (POST, PATCH,
-        PUT): each is stored with the right digest, the registry's peak
-        resident memory stays under 100 MiB, and twisted.web opens no
-        temporary file for either body.
+        PUT), and back out through GET: each is stored with the right
+        digest, the registry's peak resident memory stays under 100 MiB,
+        and twisted.web opens no temporary file for either body.
         """
         registry, storage, tmp = self.startRegistry()
         pid = registry.process.pid
@@ -208,6 +208,23 @@ class RegistryProcessTests(TestCase):
             head = c.readResponse("HEAD")
         self.assertEqual(head.status, 200)
         self.assertEqual(head.header("content-length"), str(GiB))
+
+        # 3. And back out through GET, streamed.
+        hasher = hashlib.sha256()
+        received = 0
+
+        def sink(block: bytes) -> None:
+            nonlocal received
+            hasher.update(block)
+            received += len(block)
+
+        started = time.monotonic()
+        with Connection(registry.port, timeout=300) as c:
+            c.sendRequest("GET", f"/v2/big/blobs/sha256:{digest}")
+            get = c.readResponse(sink=sink)
+        results.append(("GET", time.monotonic() - started))
+        self.assertEqual(get.status, 200)
+        self.assertEqual((received, hasher.hexdigest()), (GiB, digest))
 
         sampler.stop()
         peak = sampler.peak()
