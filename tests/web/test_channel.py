@@ -776,3 +776,45 @@ class BodyEdgeTests(TestCase):
         self.assertIsNone(producer, "the consumer was still registered after the cancel")
         self.assertTrue(0 < had < total)
         self.assertEqual(consumer.total, had, "the consumer got data after the cancel")
+
+
+class PausedTimeoutTests(TestCase):
+    async def test_pausedBodyIsNotIdle(self) -> None:
+        """
+        A connection whose body the server itself stopped reading (its
+        consumer lags) is not idle: it is not timed out however long the
+        consumer takes, and the idle timeout applies again afterwards.
+        """
+        resource = SinkResource(64 * MiB)
+        site = RegistrySite(resource, accessLog=False, timeout=0.5)
+        port = await listen(self, site)
+        stalls: list[float] = []
+
+        class Stalling(SlowConsumer):
+            """
+            Pauses its producer for 1.5 s -- three idle timeouts -- once.
+            """
+
+            def write(self, data: bytes) -> None:
+                super().write(data)
+                if not stalls and self.producer is not None:
+                    stalls.append(reactor.seconds())  # type: ignore[attr-defined]
+                    self.producer.pauseProducing()
+                    reactor.callLater(1.5, self.producer.resumeProducing)  # type: ignore[attr-defined]
+
+        import tests.web.test_channel as thisModule
+
+        self.patch(thisModule, "SlowConsumer", Stalling)
+        total = 4 * MiB
+
+        def client() -> tuple[str, Any, bool]:
+            with Connection(port) as c:
+                _, digest = c.sendStreaming("POST", "/", patterned(total), total)
+                response = c.readResponse()
+                # Now idle for longer than the timeout: closed.
+                return digest, response, c.atEOF()
+
+        digest, response, closed = await deferToThread(client)
+        self.assertEqual(len(stalls), 1)
+        self.assertEqual(response.body, b"%d %s" % (total, digest.encode()))
+        self.assertTrue(closed)

@@ -51,6 +51,12 @@ class _TransportGate:
             self._transport.pauseProducing()
         self._holders.add(holder)
 
+    def holds(self, holder: str) -> bool:
+        """
+        Whether C{holder} currently wants the transport paused.
+        """
+        return holder in self._holders
+
     def resume(self, holder: str) -> None:
         if holder in self._holders:
             self._holders.discard(holder)
@@ -113,7 +119,23 @@ class RegistryChannel(HTTPChannel):
         self._gate.pause("body")
 
     def resumeBody(self) -> None:
-        self._gate.resume("body")
+        if self._gate.holds("body"):
+            self._gate.resume("body")
+            # The client gets a whole idle period from the moment we read
+            # again, not what was left of one when we stopped.
+            self.resetTimeout()
+
+    def timeoutConnection(self) -> None:
+        """
+        The connection was quiet for the idle timeout.  If that is because
+        a request body's consumer lags and we stopped reading, the client
+        is not idle, we are: wait another period rather than drop an upload
+        for our own slowness.
+        """
+        if self._gate.holds("body"):
+            self.setTimeout(self.timeOut)
+            return
+        super().timeoutConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if not self._sniffed and data:
