@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 from typing import Any
@@ -293,3 +294,44 @@ class RegistryProcessTests(TestCase):
         self.assertEqual(visibleFiles(storage), before)
         with open(os.path.join(storage, uploadData), "rb") as f:
             self.assertEqual(f.read(), first)
+
+    def test_slowDownload(self) -> None:
+        """
+        A client that reads a 256 MiB blob slowly holds the registry's
+        reads back: its resident memory does not grow by anything like the
+        blob's size.
+        """
+        registry, storage, _ = self.startRegistry()
+        size = 256 * MiB
+        digest = sha256Of(patterned(size, seed=31))
+        with Connection(registry.port, timeout=120) as c:
+            c.sendStreaming(
+                "POST", f"/v2/slow/blobs/uploads/?digest=sha256:{digest}",
+                patterned(size, seed=31), size,
+            )
+            self.assertEqual(c.readResponse().status, 201)
+        before = _statusKiB(registry.process.pid, "VmRSS") * 1024
+
+        hasher = hashlib.sha256()
+        received = 0
+        growth = 0
+        with Connection(registry.port, timeout=120) as c:
+            # A small receive buffer, so the kernel does not read for us.
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            c.sendRequest("GET", f"/v2/slow/blobs/sha256:{digest}")
+
+            def sink(block: bytes) -> None:
+                nonlocal received, growth
+                hasher.update(block)
+                received += len(block)
+                if received % (16 * MiB) < len(block):
+                    rss = _statusKiB(registry.process.pid, "VmRSS") * 1024
+                    growth = max(growth, rss - before)
+                    # Dawdle: the server gets far ahead if it does not wait.
+                    time.sleep(0.1)
+
+            response = c.readResponse(sink=sink)
+        self.assertEqual(response.status, 200)
+        self.assertEqual((received, hasher.hexdigest()), (size, digest))
+        log.msg(f"slow 256 MiB download: registry RSS grew by at most {growth / MiB:.1f} MiB")
+        self.assertTrue(growth < 32 * MiB, f"RSS grew by {growth / MiB:.1f} MiB")
