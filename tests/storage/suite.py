@@ -25,6 +25,7 @@ from txregistry.storage.errors import (
     InvalidOffsetError,
     InvalidPathError,
     PathNotFoundError,
+    StorageError,
     WriterClosedError,
 )
 from txregistry.storage.interfaces import (
@@ -615,6 +616,38 @@ class DriverSuiteMixin:
         await self.driver.putContent("/dst", b"old")
         await self.assertFails(self.driver.move("/nothing", "/dst"), PathNotFoundError)
         self.assertEqual(await self.driver.getContent("/dst"), b"old")
+
+    async def test_fileOrDirectory(self) -> None:
+        """
+        A path is a file or a directory, never both: storing a file below a
+        file, or at a directory's path (by put, writer or move), fails and
+        changes nothing.
+        """
+        await self.driver.putContent("/f", b"file")
+        await self.driver.putContent("/d/x", b"x")
+
+        async def committed(path: str) -> int:
+            writer = await self.driver.writer(path)
+            writer.write(b"new")
+            return await writer.commit()
+
+        for attempt in [
+            lambda: self.driver.putContent("/f/c", b"c"),
+            lambda: self.driver.putContent("/d", b"d"),
+            lambda: Deferred.fromCoroutine(committed("/d")),
+            lambda: Deferred.fromCoroutine(committed("/f/c")),
+            lambda: self.driver.move("/f", "/d"),
+            lambda: self.driver.move("/d/x", "/f/y"),
+        ]:
+            await self.assertFailure(attempt(), StorageError)
+            self.assertEqual(await self.driver.list("/"), ["/d", "/f"])
+            self.assertEqual(await self.driver.list("/d"), ["/d/x"])
+            self.assertEqual(await self.driver.getContent("/f"), b"file")
+            self.assertEqual(await self.driver.getContent("/d/x"), b"x")
+            self.assertTrue((await self.driver.stat("/d")).isDirectory)
+        self.assertEqual(
+            [info.path for info in await self.driver.walk("/")], ["/d", "/d/x", "/f"]
+        )
 
     async def test_delete(self) -> None:
         await self.deepTree()

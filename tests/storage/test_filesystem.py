@@ -17,7 +17,11 @@ from twisted.trial.unittest import TestCase
 
 from tests.storage.suite import BAD_PATHS, ChunkProducer, DriverSuiteMixin, MiB, chunks
 from txregistry.storage import filesystem
-from txregistry.storage.errors import DriverConfigurationError, InvalidPathError
+from txregistry.storage.errors import (
+    DriverConfigurationError,
+    InvalidPathError,
+    PathNotFoundError,
+)
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
 
@@ -86,6 +90,18 @@ class FilesystemOnlyTests(TestCase):
         self.assertEqual(await appender.commit(), 3 + 4 * MiB)
         self.assertEqual(sorted(os.listdir(self.local("/d"))), ["app", "new", "old"])
         self.assertEqual(os.path.getsize(self.local("/d/old")), 4 * MiB)
+
+    async def test_failedReplaceRemovesTemporary(self) -> None:
+        """
+        A put or commit onto a directory fails without leaving its
+        temporary file behind.
+        """
+        await self.driver.putContent("/d/x", b"x")
+        await self.assertFailure(self.driver.putContent("/d", b"d"), PathNotFoundError)
+        writer = await self.driver.writer("/d")
+        writer.write(b"d")
+        await self.assertFailure(writer.commit(), PathNotFoundError)
+        self.assertEqual(_files(self.root), ["d", "d/x"])
 
     async def test_cancelRemovesTemporary(self) -> None:
         writer = await self.driver.writer("/d/x")

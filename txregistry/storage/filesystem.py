@@ -345,8 +345,20 @@ def _replaceFile(local: str, chunks: list[bytes]) -> None:
         os.unlink(temporary)
         raise
     os.close(fd)
-    os.replace(temporary, local)
+    _replaceWith(temporary, local)
     _fsyncDirectory(directory)
+
+
+def _replaceWith(temporary: str, local: str) -> None:
+    """
+    Rename C{temporary} over C{local}; if that fails (C{local} is a
+    directory, say), remove C{temporary} rather than leave it behind.
+    """
+    try:
+        os.replace(temporary, local)
+    except BaseException:
+        _unlinkQuietly(temporary)
+        raise
 
 
 @implementer(IStorageReader)
@@ -573,7 +585,10 @@ class _FileWriter:
             os.fsync(self._fd)
         finally:
             os.close(self._fd)
-        os.replace(self._temporary, self._local)
+        try:
+            _replaceWith(self._temporary, self._local)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise PathNotFoundError(self.path) from None
         _fsyncDirectory(os.path.dirname(self._local))
         return self.size
 

@@ -77,7 +77,23 @@ class InMemoryDriver:
         except KeyError:
             raise PathNotFoundError(path) from None
 
+    def _checkPlace(self, path: str) -> None:
+        """
+        Refuse to store a file where a filesystem could not: at a
+        directory's path, or below a file.
+
+        @raise PathNotFoundError: as the filesystem driver does.
+        """
+        if self._isDirectory(path):
+            raise PathNotFoundError(path)
+        ancestor = path.rsplit("/", 1)[0]
+        while ancestor:
+            if ancestor in self._files:
+                raise PathNotFoundError(path)
+            ancestor = ancestor.rsplit("/", 1)[0]
+
     def _store(self, path: str, content: bytes) -> None:
+        self._checkPlace(path)
         self._files[path] = (content, time.time())
 
     def getContent(self, path: str) -> Deferred[bytes]:
@@ -89,9 +105,9 @@ class InMemoryDriver:
     def putContent(self, path: str, content: bytes) -> Deferred[None]:
         try:
             checkPath(path)
+            self._store(path, bytes(content))
         except Exception:
             return fail()
-        self._store(path, bytes(content))
         return succeed(None)
 
     def reader(
@@ -163,11 +179,11 @@ class InMemoryDriver:
         try:
             checkPath(destination)
             content = self._get(source)
+            if source == destination:
+                return succeed(None)
+            self._checkPlace(destination)
         except Exception:
             return fail()
-        if source == destination:
-            return succeed(None)
-        self._remove(destination)
         del self._files[source]
         self._store(destination, content)
         return succeed(None)
@@ -232,8 +248,11 @@ class _MemoryWriter:
         if self._closed:
             return fail(WriterClosedError(self.path))
         self._closed = True
-        self._driver._store(self.path, b"".join(self._chunks))
-        self._chunks = []
+        content, self._chunks = b"".join(self._chunks), []
+        try:
+            self._driver._store(self.path, content)
+        except Exception:
+            return fail()
         return succeed(self.size)
 
     def cancel(self) -> Deferred[None]:
