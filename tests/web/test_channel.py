@@ -778,6 +778,32 @@ class BodyEdgeTests(TestCase):
         self.assertEqual(consumer.total, had, "the consumer got data after the cancel")
 
 
+    async def test_http10LargeBody(self) -> None:
+        """
+        An HTTP/1.0 request streams a large body like an HTTP/1.1 one.
+        """
+        registry, root = await self.filesystemRegistry()
+        port = self.port(registry)
+        total = 48 * MiB
+        digest = sha256Of(patterned(total, seed=7))
+
+        def client() -> tuple[Any, bool]:
+            with Connection(port) as c:
+                c.send(requestBytes(
+                    "POST", f"/v2/a/blobs/uploads/?digest=sha256:{digest}",
+                    {"Content-Length": str(total), "Connection": "close"}, version="HTTP/1.0",
+                ))
+                c.sendBody(patterned(total, seed=7), False)
+                return c.readResponse(), c.atEOF()
+
+        response, closed = await deferToThread(client)
+        self.assertEqual(response.status, 201)
+        self.assertEqual(response.header("docker-content-digest"), f"sha256:{digest}")
+        self.assertTrue(closed)
+        blob = os.path.join(root, "docker/registry/v2/blobs/sha256", digest[:2], digest, "data")
+        self.assertEqual(os.path.getsize(blob), total)
+
+
 class PausedTimeoutTests(TestCase):
     async def test_pausedBodyIsNotIdle(self) -> None:
         """
