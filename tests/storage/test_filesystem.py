@@ -7,6 +7,7 @@ nothing escapes the root, and no disk I/O blocks the reactor thread.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import threading
 from collections.abc import Callable
@@ -40,6 +41,8 @@ def _files(root: str) -> list[str]:
 class FilesystemDriverTests(DriverSuiteMixin, TestCase):
     def makeDriver(self) -> IStorageDriver:
         self.root = os.path.join(os.path.abspath(self.mktemp()), "root")
+        # The suite writes hundreds of MiB: do not leave them in _trial_temp.
+        self.addCleanup(shutil.rmtree, self.root, True)
         driver = createDriver("filesystem", {"rootdirectory": self.root}, reactor)
         self.assertEqual(driver.name, "filesystem")
         return driver

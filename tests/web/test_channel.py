@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -297,6 +298,7 @@ class FailingDriver(InMemoryDriver):
 class RegistryStreamingTests(TestCase):
     async def filesystemRegistry(self) -> tuple[Any, str]:
         root = os.path.abspath(self.mktemp())
+        self.addCleanup(shutil.rmtree, root, True)
         registry = await startRegistry(
             self, {"storage": {"filesystem": {"rootdirectory": root}}}
         )
@@ -639,6 +641,7 @@ class RegistryStreamingTests(TestCase):
 class BodyEdgeTests(TestCase):
     async def filesystemRegistry(self) -> tuple[Any, str]:
         root = os.path.abspath(self.mktemp())
+        self.addCleanup(shutil.rmtree, root, True)
         registry = await startRegistry(
             self, {"storage": {"filesystem": {"rootdirectory": root}}}
         )
