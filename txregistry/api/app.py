@@ -9,9 +9,12 @@ the spec's JSON envelope by L{RegistryAPI.registryError}.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from functools import wraps
 from typing import Any
 
 from klein import Klein
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -31,6 +34,36 @@ from txregistry.api.responses import (
 from txregistry.registry.store import Registry
 
 _log = Logger()
+
+
+def runsToTheEnd(route: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:
+    """
+    Make a route that changes storage immune to cancellation.
+
+    Klein cancels a route's L{Deferred} when the client goes away.  A
+    route half way through a commit (adopting an upload as a blob, linking
+    it, tagging a manifest) must not stop there, or it leaves orphans; it
+    finishes, and its answer goes nowhere.  A client that leaves while its
+    body is still arriving still stops the route, through the body's
+    delivery failing.
+    """
+
+    @wraps(route)
+    def run(*args: Any, **kwargs: Any) -> Deferred[Any]:
+        work = Deferred.fromCoroutine(route(*args, **kwargs))
+        result: Deferred[Any] = Deferred(lambda _: None)
+
+        def settle(outcome: Any) -> None:
+            if not result.called:
+                if isinstance(outcome, Failure):
+                    result.errback(outcome)
+                else:
+                    result.callback(outcome)
+
+        work.addBoth(settle)
+        return result
+
+    return run
 
 
 class RegistryAPI:
@@ -76,11 +109,11 @@ class RegistryAPI:
 
     @app.route("/v2/<path:name>/manifests/<reference>", methods=["PUT"])
     def putManifest(self, request: IRequest, name: str, reference: str) -> Any:
-        return manifests.put(self, request, name, reference)
+        return runsToTheEnd(manifests.put)(self, request, name, reference)
 
     @app.route("/v2/<path:name>/manifests/<reference>", methods=["DELETE"])
     def deleteManifest(self, request: IRequest, name: str, reference: str) -> Any:
-        return manifests.delete(self, request, name, reference)
+        return runsToTheEnd(manifests.delete)(self, request, name, reference)
 
     # Blobs
 
@@ -90,13 +123,13 @@ class RegistryAPI:
 
     @app.route("/v2/<path:name>/blobs/<digest>", methods=["DELETE"])
     def deleteBlob(self, request: IRequest, name: str, digest: str) -> Any:
-        return blobs.delete(self, request, name, digest)
+        return runsToTheEnd(blobs.delete)(self, request, name, digest)
 
     # Uploads
 
     @app.route("/v2/<path:name>/blobs/uploads/", methods=["POST"], strict_slashes=False)
     def startUpload(self, request: IRequest, name: str) -> Any:
-        return uploads.start(self, request, name)
+        return runsToTheEnd(uploads.start)(self, request, name)
 
     @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["GET", "HEAD"])
     def uploadStatus(self, request: IRequest, name: str, uploadID: str) -> Any:
@@ -104,15 +137,15 @@ class RegistryAPI:
 
     @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["PATCH"])
     def uploadChunk(self, request: IRequest, name: str, uploadID: str) -> Any:
-        return uploads.chunk(self, request, name, uploadID)
+        return runsToTheEnd(uploads.chunk)(self, request, name, uploadID)
 
     @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["PUT"])
     def completeUpload(self, request: IRequest, name: str, uploadID: str) -> Any:
-        return uploads.complete(self, request, name, uploadID)
+        return runsToTheEnd(uploads.complete)(self, request, name, uploadID)
 
     @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["DELETE"])
     def cancelUpload(self, request: IRequest, name: str, uploadID: str) -> Any:
-        return uploads.cancel(self, request, name, uploadID)
+        return runsToTheEnd(uploads.cancel)(self, request, name, uploadID)
 
     # Errors
 
