@@ -265,7 +265,21 @@ class FramingTests(TestCase):
             b"GARBAGE\r\n\r\n",
             b"GET /v2/ HTTP/9.9\r\n\r\n",
             b"GET /v2/\r\n\r\n",
+            requestBytes(b"GET", b"/v2/a/tags/list?last=" + b"x" * 20000),
+            requestBytes(b"GET", b"/v2/", [(b"X-Long", b"y" * 20000)]),
         ]
+
+    async def test_overlongLines(self) -> None:
+        """
+        An overlong request line is 414 and an overlong header 431, with the
+        envelope, rather than a silently dropped connection.
+        """
+        registry = await deletingRegistry(self)
+        response = await rawRequest(registry, self.requests()[-2])
+        self.assertEqual(response.code, 414)
+        checkEnvelope(self, response.body, None, response.header("content-type"))
+        response = await rawRequest(registry, self.requests()[-1])
+        self.assertEqual(response.code, 431)
 
     async def test_envelope(self) -> None:
         registry = await deletingRegistry(self)
@@ -274,7 +288,3 @@ class FramingTests(TestCase):
             if 400 <= response.code < 500:
                 checkEnvelope(self, response.body, None, response.header("content-type"))
 
-    test_envelope.todo = (  # type: ignore[attr-defined]
-        "txregistry/web: Twisted's parser answers malformed framing with a bare 400, "
-        "not the JSON error envelope"
-    )

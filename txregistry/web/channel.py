@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.web.http import HTTPChannel
+from twisted.web.http import RESPONSES, HTTPChannel
+
+from txregistry.api.errors import RegistryError
 
 #: The first byte of a TLS record carrying a handshake (a ClientHello).
 _TLS_HANDSHAKE = 0x16
@@ -190,5 +192,35 @@ class RegistryChannel(HTTPChannel):
         super().requestDone(request)
 
     def _stopDraining(self) -> None:
+        self.persistent = False
+        self.loseConnection()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's parser calls this for broken framing (bad Content-Length,
+        # malformed chunks, bad header bytes, a garbage request line).
+        self._refuse(400, "malformed HTTP request")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if self._HTTPChannel__first_line:  # type: ignore[attr-defined]
+            self._refuse(414, "request line too long")
+        else:
+            self._refuse(431, "request header too long")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """
+        Answer a request the parser cannot take with the JSON error
+        envelope, then close: the framing is lost, so nothing after it
+        on this connection can be trusted.
+        """
+        request = self.requests[-1] if self.requests else None
+        if request is None or not request.startedWriting:
+            body = RegistryError("UNSUPPORTED", message, status=status).body()
+            head = (
+                b"HTTP/1.1 %d %s\r\n"
+                b"Content-Type: application/json\r\n"
+                b"Content-Length: %d\r\n"
+                b"Connection: close\r\n\r\n"
+            ) % (status, RESPONSES.get(status, b"Bad Request"), len(body))
+            self.transport.write(head + body)
         self.persistent = False
         self.loseConnection()
