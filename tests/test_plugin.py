@@ -103,3 +103,4 @@ class PluginTests(TestCase):
         self.assertEqual(access[0]["service"], "test")
         self.assertIn("duration", access[0])
         self.assertEqual(access[0]["level"], "info")
+        self.assertEqual(access[0]["namespace"], "txregistry.access")

@@ -22,6 +22,7 @@ class BaseTests(TestCase):
             ["registry/2.0"],
         )
         self.assertEqual(await response.json(), {})
+        self.assertTrue(response.headers.getRawHeaders("server")[0].startswith("txregistry/"))
 
     async def test_unknownRoute(self) -> None:
         """

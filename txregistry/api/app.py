@@ -23,6 +23,7 @@ from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
+from txregistry import __version__
 from txregistry.api import blobs, listing, manifests, uploads
 from txregistry.api.errors import RegistryError
 from txregistry.api.responses import (
@@ -34,6 +35,8 @@ from txregistry.api.responses import (
 from txregistry.registry.store import Registry
 
 _log = Logger()
+
+SERVER = f"txregistry/{__version__}".encode("ascii")
 
 
 def runsToTheEnd(route: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:
@@ -207,6 +210,7 @@ class RegistryRoot(Resource):
         ]
 
     def render(self, request: IRequest) -> Any:
+        request.setHeader(b"server", SERVER)
         request.setHeader(API_VERSION_HEADER, API_VERSION)
         for name, values in self._headers:
             request.responseHeaders.setRawHeaders(name, values)

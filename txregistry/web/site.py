@@ -14,6 +14,9 @@ from twisted.web.server import Site
 from txregistry.web.channel import RegistryChannel
 from txregistry.web.request import RegistryRequest
 
+# Module level: a Logger class attribute would take the class's namespace.
+_accessLog = Logger(namespace="txregistry.access")
+
 
 class RegistrySite(Site):
     """
@@ -23,8 +26,7 @@ class RegistrySite(Site):
     protocol = RegistryChannel  # type: ignore[assignment]
     requestFactory = RegistryRequest
     displayTracebacks = False
-
-    _log = Logger(namespace="txregistry.access")
+    noisy = False
 
     def __init__(self, resource: IResource, accessLog: bool = True, timeout: float = 300) -> None:
         super().__init__(resource, requestFactory=RegistryRequest, timeout=timeout)
@@ -38,7 +40,7 @@ class RegistrySite(Site):
         started = getattr(request, "startedAt", 0.0) or reactor.seconds()  # type: ignore[attr-defined]
         address = request.getClientAddress()
         forwarded = request.getHeader(b"x-forwarded-for")
-        self._log.info(
+        _accessLog.info(
             '{remote} "{method} {path} {protocol}" {status} {bytes} {duration:.3f}s',
             remote=getattr(address, "host", "-"),
             forwardedFor=forwarded.decode("latin-1") if forwarded else None,
