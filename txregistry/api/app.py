@@ -33,6 +33,7 @@ from txregistry.api.responses import (
     jsonResponse,
 )
 from txregistry.registry.store import Registry
+from txregistry.web.request import RegistryRequest
 
 _log = Logger()
 
@@ -87,67 +88,67 @@ class RegistryAPI:
     # Base
 
     @app.route("/v2/", methods=["GET", "HEAD"])
-    def base(self, request: IRequest) -> bytes:
+    def base(self, request: RegistryRequest) -> bytes:
         return jsonResponse(request, {})
 
     @app.route("/v2/_catalog", methods=["GET", "HEAD"])
-    def catalog(self, request: IRequest) -> Any:
+    def catalog(self, request: RegistryRequest) -> Any:
         return listing.catalog(self, request)
 
     # Tags and referrers
 
     @app.route("/v2/<path:name>/tags/list", methods=["GET", "HEAD"])
-    def tags(self, request: IRequest, name: str) -> Any:
+    def tags(self, request: RegistryRequest, name: str) -> Any:
         return listing.tags(self, request, name)
 
     @app.route("/v2/<path:name>/referrers/<digest>", methods=["GET", "HEAD"])
-    def referrers(self, request: IRequest, name: str, digest: str) -> Any:
+    def referrers(self, request: RegistryRequest, name: str, digest: str) -> Any:
         return listing.referrers(self, request, name, digest)
 
     # Manifests
 
     @app.route("/v2/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
-    def getManifest(self, request: IRequest, name: str, reference: str) -> Any:
+    def getManifest(self, request: RegistryRequest, name: str, reference: str) -> Any:
         return manifests.get(self, request, name, reference)
 
     @app.route("/v2/<path:name>/manifests/<reference>", methods=["PUT"])
-    def putManifest(self, request: IRequest, name: str, reference: str) -> Any:
+    def putManifest(self, request: RegistryRequest, name: str, reference: str) -> Any:
         return runsToTheEnd(manifests.put)(self, request, name, reference)
 
     @app.route("/v2/<path:name>/manifests/<reference>", methods=["DELETE"])
-    def deleteManifest(self, request: IRequest, name: str, reference: str) -> Any:
+    def deleteManifest(self, request: RegistryRequest, name: str, reference: str) -> Any:
         return runsToTheEnd(manifests.delete)(self, request, name, reference)
 
     # Blobs
 
     @app.route("/v2/<path:name>/blobs/<digest>", methods=["GET", "HEAD"])
-    def getBlob(self, request: IRequest, name: str, digest: str) -> Any:
+    def getBlob(self, request: RegistryRequest, name: str, digest: str) -> Any:
         return blobs.get(self, request, name, digest)
 
     @app.route("/v2/<path:name>/blobs/<digest>", methods=["DELETE"])
-    def deleteBlob(self, request: IRequest, name: str, digest: str) -> Any:
+    def deleteBlob(self, request: RegistryRequest, name: str, digest: str) -> Any:
         return runsToTheEnd(blobs.delete)(self, request, name, digest)
 
     # Uploads
 
     @app.route("/v2/<path:name>/blobs/uploads/", methods=["POST"], strict_slashes=False)
-    def startUpload(self, request: IRequest, name: str) -> Any:
+    def startUpload(self, request: RegistryRequest, name: str) -> Any:
         return runsToTheEnd(uploads.start)(self, request, name)
 
     @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["GET", "HEAD"])
-    def uploadStatus(self, request: IRequest, name: str, uploadID: str) -> Any:
+    def uploadStatus(self, request: RegistryRequest, name: str, uploadID: str) -> Any:
         return uploads.status(self, request, name, uploadID)
 
     @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["PATCH"])
-    def uploadChunk(self, request: IRequest, name: str, uploadID: str) -> Any:
+    def uploadChunk(self, request: RegistryRequest, name: str, uploadID: str) -> Any:
         return runsToTheEnd(uploads.chunk)(self, request, name, uploadID)
 
     @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["PUT"])
-    def completeUpload(self, request: IRequest, name: str, uploadID: str) -> Any:
+    def completeUpload(self, request: RegistryRequest, name: str, uploadID: str) -> Any:
         return runsToTheEnd(uploads.complete)(self, request, name, uploadID)
 
     @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["DELETE"])
-    def cancelUpload(self, request: IRequest, name: str, uploadID: str) -> Any:
+    def cancelUpload(self, request: RegistryRequest, name: str, uploadID: str) -> Any:
         return runsToTheEnd(uploads.cancel)(self, request, name, uploadID)
 
     # Errors
@@ -209,7 +210,7 @@ class RegistryRoot(Resource):
             for name, values in (headers or {}).items()
         ]
 
-    def render(self, request: IRequest) -> Any:
+    def render(self, request: RegistryRequest) -> Any:
         request.setHeader(b"server", SERVER)
         request.setHeader(API_VERSION_HEADER, API_VERSION)
         for name, values in self._headers:
@@ -220,11 +221,12 @@ class RegistryRoot(Resource):
             return jsonResponse(request, error.envelope(), error.status)
         if self._prefix:
             count = len(self._prefix)
-            if request.postpath[:count] != self._prefix:
+            postpath = request.postpath or []
+            if postpath[:count] != self._prefix:
                 error = RegistryError("UNSUPPORTED", "no such route", status=404)
                 return jsonResponse(request, error.envelope(), error.status)
-            request.prepath.extend(request.postpath[:count])
-            del request.postpath[:count]
+            request.prepath = (request.prepath or []) + postpath[:count]
+            request.postpath = postpath[count:]
         return self._routes.render(request)
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
-from twisted.web.iweb import IRequest
 
 from txregistry.api.checks import checkDigest, checkName, headerValue
 from txregistry.api.errors import RegistryError
 from txregistry.api.ranges import parseByteRange
 from txregistry.api.responses import emptyResponse, setHeaders, streamReader
 from txregistry.storage.errors import PathNotFoundError
+from txregistry.web.request import RegistryRequest
 
 if TYPE_CHECKING:
     from txregistry.api.app import RegistryAPI
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 _log = Logger()
 
 
-async def get(api: "RegistryAPI", request: IRequest, name: str, digestText: str) -> Any:
+async def get(api: "RegistryAPI", request: RegistryRequest, name: str, digestText: str) -> Any:
     checkName(name)
     digest = checkDigest(digestText)
     registry = api.registry
@@ -67,7 +67,7 @@ async def get(api: "RegistryAPI", request: IRequest, name: str, digestText: str)
     return None
 
 
-async def delete(api: "RegistryAPI", request: IRequest, name: str, digestText: str) -> Any:
+async def delete(api: "RegistryAPI", request: RegistryRequest, name: str, digestText: str) -> Any:
     checkName(name)
     digest = checkDigest(digestText)
     api.registry.checkDeletable()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from twisted.web.iweb import IRequest
-
 from txregistry.api.checks import checkDigest, checkName, headerValue
 from txregistry.api.errors import RegistryError
 from txregistry.api.negotiation import acceptedTypes, isAcceptable
@@ -17,6 +15,7 @@ from txregistry.registry.digest import InvalidDigest
 from txregistry.registry.manifests import MANIFEST_TYPES, MAX_MANIFEST_SIZE, Manifest
 from txregistry.registry.names import isValidTag
 from txregistry.web.body import BodyTooLarge
+from txregistry.web.request import RegistryRequest
 
 if TYPE_CHECKING:
     from txregistry.api.app import RegistryAPI
@@ -33,7 +32,7 @@ def _checkReference(reference: str) -> None:
         raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": reference[:300]})
 
 
-async def _negotiate(api: "RegistryAPI", request: IRequest, name: str, manifest: Manifest) -> Manifest:
+async def _negotiate(api: "RegistryAPI", request: RegistryRequest, name: str, manifest: Manifest) -> Manifest:
     """
     A client that cannot take an index but takes single manifests gets the
     linux/amd64 one, as the reference implementation does; otherwise what
@@ -62,7 +61,7 @@ async def _negotiate(api: "RegistryAPI", request: IRequest, name: str, manifest:
     return manifest
 
 
-async def get(api: "RegistryAPI", request: IRequest, name: str, reference: str) -> Any:
+async def get(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
     checkName(name)
     _checkReference(reference)
     manifest = await api.registry.manifests.get(name, reference)
@@ -79,7 +78,7 @@ async def get(api: "RegistryAPI", request: IRequest, name: str, reference: str) 
     return manifest.content
 
 
-async def put(api: "RegistryAPI", request: IRequest, name: str, reference: str) -> Any:
+async def put(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
     checkName(name)
     registry = api.registry
     registry.checkWritable()
@@ -108,7 +107,7 @@ async def put(api: "RegistryAPI", request: IRequest, name: str, reference: str) 
     return emptyResponse(request, 201, headers)
 
 
-async def delete(api: "RegistryAPI", request: IRequest, name: str, reference: str) -> Any:
+async def delete(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
     checkName(name)
     _checkReference(reference)
     registry = api.registry

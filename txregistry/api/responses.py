@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from txregistry.storage.interfaces import IStorageReader
+
+if TYPE_CHECKING:
+    from txregistry.web.request import RegistryRequest
 
 API_VERSION_HEADER = b"Docker-Distribution-API-Version"
 
@@ -105,7 +108,7 @@ def origin(request: IRequest) -> str:
     return f"{scheme}://{host}"
 
 
-def streamReader(request: IRequest, reader: IStorageReader) -> Deferred[None]:
+def streamReader(request: "RegistryRequest", reader: IStorageReader) -> Deferred[None]:
     """
     Write everything C{reader} produces to C{request}, with the
     transport's backpressure pausing the reader.

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.web.iweb import IRequest
-
 from txregistry.api.checks import checkDigest, checkName, headerValue, queryArgument
 from txregistry.api.errors import RegistryError
 from txregistry.api.ranges import parseChunkRange
 from txregistry.api.responses import emptyResponse
 from txregistry.registry.names import isValidName
+from txregistry.web.request import RegistryRequest
 
 if TYPE_CHECKING:
     from txregistry.api.app import RegistryAPI
@@ -26,7 +25,7 @@ def _rangeHeader(size: int) -> str:
     return f"0-{max(size - 1, 0)}"
 
 
-def _uploadHeaders(api: "RegistryAPI", request: IRequest, name: str, uploadID: str, size: int) -> dict[str, str]:
+def _uploadHeaders(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str, size: int) -> dict[str, str]:
     return {
         "Location": api.urls.url(request, f"/v2/{name}/blobs/uploads/{uploadID}"),
         "Range": _rangeHeader(size),
@@ -34,7 +33,7 @@ def _uploadHeaders(api: "RegistryAPI", request: IRequest, name: str, uploadID: s
     }
 
 
-def _blobCreated(api: "RegistryAPI", request: IRequest, name: str, digest: Any) -> bytes:
+def _blobCreated(api: "RegistryAPI", request: RegistryRequest, name: str, digest: Any) -> bytes:
     return emptyResponse(
         request,
         201,
@@ -45,7 +44,7 @@ def _blobCreated(api: "RegistryAPI", request: IRequest, name: str, digest: Any) 
     )
 
 
-async def start(api: "RegistryAPI", request: IRequest, name: str) -> Any:
+async def start(api: "RegistryAPI", request: RegistryRequest, name: str) -> Any:
     checkName(name)
     registry = api.registry
     registry.checkWritable()
@@ -67,13 +66,13 @@ async def start(api: "RegistryAPI", request: IRequest, name: str) -> Any:
     return emptyResponse(request, 202, _uploadHeaders(api, request, name, uploadID, 0))
 
 
-async def status(api: "RegistryAPI", request: IRequest, name: str, uploadID: str) -> Any:
+async def status(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
     checkName(name)
     size = await api.registry.uploads.size(name, uploadID)
     return emptyResponse(request, 204, _uploadHeaders(api, request, name, uploadID, size))
 
 
-def _declaredStart(request: IRequest) -> int | None:
+def _declaredStart(request: RegistryRequest) -> int | None:
     """
     The chunk's start offset from C{Content-Range}, checked against
     C{Content-Length}; L{None} when the client sent no range (docker's
@@ -92,7 +91,7 @@ def _declaredStart(request: IRequest) -> int | None:
     return start
 
 
-async def chunk(api: "RegistryAPI", request: IRequest, name: str, uploadID: str) -> Any:
+async def chunk(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
     checkName(name)
     registry = api.registry
     registry.checkWritable()
@@ -107,7 +106,7 @@ async def chunk(api: "RegistryAPI", request: IRequest, name: str, uploadID: str)
     return emptyResponse(request, 202, _uploadHeaders(api, request, name, uploadID, size))
 
 
-async def complete(api: "RegistryAPI", request: IRequest, name: str, uploadID: str) -> Any:
+async def complete(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
     checkName(name)
     registry = api.registry
     registry.checkWritable()
@@ -128,7 +127,7 @@ async def complete(api: "RegistryAPI", request: IRequest, name: str, uploadID: s
     return _blobCreated(api, request, name, digest)
 
 
-async def cancel(api: "RegistryAPI", request: IRequest, name: str, uploadID: str) -> Any:
+async def cancel(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
     checkName(name)
     api.registry.checkWritable()
     await api.registry.uploads.cancel(name, uploadID)

@@ -221,6 +221,7 @@ class RegistryChannel(HTTPChannel):
                 b"Content-Length: %d\r\n"
                 b"Connection: close\r\n\r\n"
             ) % (status, RESPONSES.get(status, b"Bad Request"), len(body))
+            assert self.transport is not None
             self.transport.write(head + body)
         self.persistent = False
         self.loseConnection()
