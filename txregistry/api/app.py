@@ -33,6 +33,7 @@ from txregistry.api.responses import (
     jsonResponse,
 )
 from txregistry.registry.store import Registry
+from txregistry.shielding import shielded
 from txregistry.web.request import RegistryRequest
 
 _log = Logger()
@@ -54,18 +55,7 @@ def runsToTheEnd(route: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[...
 
     @wraps(route)
     def run(*args: Any, **kwargs: Any) -> Deferred[Any]:
-        work = Deferred.fromCoroutine(route(*args, **kwargs))
-        result: Deferred[Any] = Deferred(lambda _: None)
-
-        def settle(outcome: Any) -> None:
-            if not result.called:
-                if isinstance(outcome, Failure):
-                    result.errback(outcome)
-                else:
-                    result.callback(outcome)
-
-        work.addBoth(settle)
-        return result
+        return shielded(Deferred.fromCoroutine(route(*args, **kwargs)))
 
     return run
 

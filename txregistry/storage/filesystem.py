@@ -27,6 +27,7 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txregistry.shielding import shielded
 from txregistry.storage.blocking import BlockingPool
 from txregistry.storage.errors import (
     DriverConfigurationError,
@@ -560,7 +561,7 @@ class _FileWriter:
     # Completion
 
     def commit(self) -> Deferred[int]:
-        return _shielded(self._commit())
+        return shielded(self._commit())
 
     @inlineCallbacks
     def _commit(self) -> Any:
@@ -619,7 +620,7 @@ class _FileWriter:
             os.close(target)
 
     def cancel(self) -> Deferred[None]:
-        return _shielded(self._cancel())
+        return shielded(self._cancel())
 
     @inlineCallbacks
     def _cancel(self) -> Any:
@@ -635,31 +636,6 @@ class _FileWriter:
             os.close(self._fd)
         finally:
             _unlinkQuietly(self._temporary)
-
-
-def _shielded(work: Deferred[T]) -> Deferred[T]:
-    """
-    A L{Deferred} with C{work}'s result whose cancellation does not reach
-    C{work}.
-
-    Callers cancel what they wait for (Klein cancels a route's Deferred
-    when its client goes away, and that reaches whatever the route is
-    waiting on); a commit or cancel stopped half-way would leave its file
-    descriptor open and its temporary file on disk.  The caller stops
-    waiting; the work runs to its end.
-    """
-    result: Deferred[T] = Deferred(lambda _: None)
-    work.addBoth(_settle, result)
-    return result
-
-
-def _settle(outcome: Any, result: Deferred[Any]) -> None:
-    if not result.called:
-        if isinstance(outcome, Failure):
-            result.errback(outcome)
-        else:
-            result.callback(outcome)
-    # else: the caller cancelled; the outcome (even a failure) is dropped.
 
 
 def _unlinkQuietly(path: str) -> None:
