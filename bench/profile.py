@@ -1,0 +1,128 @@
+"""
+Where txregistry spends its time in one benchmark phase, with py-spy.
+
+    .venv/bin/pip install py-spy
+    .venv/bin/python bench/profile.py push|pull|get|tags [--repo DIR] [--top N]
+
+Starts txregistry (from this checkout, or C{--repo}: another checkout to
+compare), runs the phase a few times while C{py-spy record} samples the
+server, and prints the hottest functions by self and inclusive samples,
+for all threads and for the reactor thread alone.  A syscall line that
+looks hot on the reactor thread (C{doRead}, C{untilConcludes},
+C{_getsockname}) is often the GIL being taken back from a pool thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from rawhttp import Connection, expect
+
+import bench as B
+
+
+def summarize(path: str, top: int, only: str | None) -> None:
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not stack or (only and only not in stack):
+                continue
+            n = int(count)
+            frames = stack.split(";")
+            total += n
+            for frame in set(frames):
+                inclusive[frame] += n
+            own[frames[-1]] += n
+    print(f"== {'reactor thread' if only else 'all threads'}: {total} samples")
+    if not total:
+        return
+    print("-- self")
+    for frame, n in own.most_common(top):
+        print(f"{100 * n / total:5.1f}% {frame}")
+    print("-- inclusive")
+    for frame, n in inclusive.most_common(top):
+        print(f"{100 * n / total:5.1f}% {frame}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("phase", choices=["push", "pull", "get", "tags"])
+    parser.add_argument("--repo", default=B.REPOSITORY, help="the checkout whose txregistry runs")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--seconds", type=int, default=10, help="wrk time for get and tags")
+    options = parser.parse_args()
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not os.path.exists(spy):
+        sys.exit("profile: needs py-spy (pip install py-spy)")
+    B.REPOSITORY = os.path.abspath(options.repo)
+    work = tempfile.mkdtemp(prefix="txregistry-profile-")
+    try:
+        size = B.GiB
+        data = os.path.join(work, "data.bin")
+        digest = B.makeDataFile(data, size) if options.phase in ("push", "pull") else ""
+        registry = B.Registry(work, accessLog=True)
+        fd = os.open(data, os.O_RDONLY) if digest else -1
+        url = f"http://127.0.0.1:{registry.port}"
+        try:
+            if options.phase == "pull":
+                B.pushMonolithic(registry.port, "/v2/bench/blobs/uploads/", fd, size, digest)
+            if options.phase in ("get", "tags"):
+                with Connection("127.0.0.1", registry.port) as conn:
+                    manifest = B._pushImage(conn, "bench")
+                    expect(conn.request("PUT", "/v2/bench/manifests/latest",
+                                        {"Content-Type": B.OCI_MANIFEST}, manifest), 201)
+            if options.phase == "tags":
+                with Connection("127.0.0.1", registry.port) as conn:
+                    tagged = B._pushImage(conn, "bench/tags")
+                B.inParallel(1000, 16, registry.port, lambda c, i: expect(c.request(
+                    "PUT", f"/v2/bench/tags/manifests/t{i:05d}", {"Content-Type": B.OCI_MANIFEST}, tagged), 201))
+            raw = os.path.join(work, "profile.txt")
+            sampler = subprocess.Popen(
+                [spy, "record", "--nonblocking", "-r", "200", "--format", "raw", "-o", raw,
+                 "--pid", str(registry.pid), "-d", "600"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1)
+            if options.phase == "push":
+                for _ in range(3):
+                    try:
+                        os.unlink(registry.blobData(digest))
+                    except FileNotFoundError:
+                        pass
+                    seconds = B.pushMonolithic(registry.port, "/v2/bench/blobs/uploads/", fd, size, digest)
+                    print(f"push {size / seconds / B.MB:.0f} MB/s", flush=True)
+            elif options.phase == "pull":
+                for _ in range(8):
+                    seconds = B.curlGet(f"{url}/v2/bench/blobs/{digest}", size)
+                    print(f"pull {size / seconds / B.MB:.0f} MB/s", flush=True)
+            elif options.phase == "get":
+                print(B.wrk(f"{url}/v2/bench/manifests/latest", options.seconds, 64,
+                            [f"Accept: {B.OCI_MANIFEST}"]), flush=True)
+            else:
+                print(B.wrk(f"{url}/v2/bench/tags/tags/list", options.seconds, 64, []), flush=True)
+            time.sleep(0.5)
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(60)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            registry.stop()
+        summarize(raw, options.top, None)
+        summarize(raw, options.top, "ReactorBase.mainLoop")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
