@@ -32,6 +32,7 @@ class LoadConfigurationTests(TestCase):
         )
         self.assertFalse(config.storage.deleteEnabled)
         self.assertEqual(config.storage.uploadPurging.age, 168 * 3600)
+        self.assertEqual(config.storage.tagTTL, 1.0)
 
     def test_environmentOverridesFile(self) -> None:
         """
@@ -73,6 +74,7 @@ class LoadConfigurationTests(TestCase):
             "http: {tls: {certificate: /c}}\n": "http.tls",
             "storage: {maintenance: {uploadpurging: {age: soon}}}\n": "uploadpurging.age",
             "http: {prefix: v2}\n": "http.prefix",
+            "storage: {cache: {tagttl: often}}\n": "storage.cache.tagttl",
         }
         for text, key in cases.items():
             with self.assertRaises(ConfigurationError, msg=text) as raised:

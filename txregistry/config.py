@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "storage": {
         "delete": {"enabled": False},
         "redirect": {"disable": False},
+        "cache": {"tagttl": "1s"},
         "maintenance": {
             "uploadpurging": {
                 "enabled": True,
@@ -96,6 +97,7 @@ class StorageConfig:
     redirect: bool
     readOnly: bool
     uploadPurging: UploadPurging
+    tagTTL: float
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,7 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
     readonly = _expectMapping(
         "storage.maintenance.readonly", maintenance.get("readonly") or {}
     )
+    cache = _expectMapping("storage.cache", storage.get("cache") or {})
     prefix = "storage.maintenance.uploadpurging"
     return StorageConfig(
         driver=name,
@@ -329,6 +332,7 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
             interval=parseDuration(f"{prefix}.interval", purging.get("interval", "24h")),
             dryRun=_expectBool(f"{prefix}.dryrun", purging.get("dryrun", False)),
         ),
+        tagTTL=parseDuration("storage.cache.tagttl", cache.get("tagttl", "1s")),
     )
 
 

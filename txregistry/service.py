@@ -33,6 +33,7 @@ def makeSite(config: Configuration, driver: IStorageDriver) -> RegistrySite:
         driver,
         deleteEnabled=config.storage.deleteEnabled,
         readOnly=config.storage.readOnly,
+        tagTTL=config.storage.tagTTL,
     )
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
     api = RegistryAPI(registry, urls)

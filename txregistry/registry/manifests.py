@@ -7,6 +7,7 @@ referrers API.
 from __future__ import annotations
 
 import json
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -207,15 +208,72 @@ class _ContentCache:
             self._used -= len(old)
 
 
+class _ReferenceCache:
+    """
+    What a reference resolved to in a repository, reused for C{ttl}
+    seconds.
+
+    Resolving a tag reads a link file on the storage pool, the largest
+    cost of a manifest GET.  Writes through this process update the
+    entries at once; a write by another registry process over the same
+    storage is seen within C{ttl}.  Only references that exist are kept,
+    so a tag pushed elsewhere is never hidden.
+    """
+
+    def __init__(self, ttl: float, maxEntries: int = 65536) -> None:
+        self._ttl = ttl
+        self._maxEntries = maxEntries
+        self._entries: OrderedDict[tuple[str, str], tuple[Digest, float]] = OrderedDict()
+
+    def get(self, name: str, reference: str) -> Digest | None:
+        entry = self._entries.get((name, reference))
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            del self._entries[(name, reference)]
+            return None
+        return entry[0]
+
+    def put(self, name: str, reference: str, digest: Digest) -> None:
+        if self._ttl <= 0:
+            return
+        key = (name, reference)
+        self._entries[key] = (digest, time.monotonic() + self._ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._maxEntries:
+            self._entries.popitem(last=False)
+
+    def forget(self, name: str, reference: str) -> None:
+        self._entries.pop((name, reference), None)
+
+    def forgetDigest(self, name: str, digest: Digest) -> None:
+        """
+        Drop every reference in C{name} that resolves to C{digest}.
+        """
+        for key in [k for k, (d, _) in self._entries.items() if k[0] == name and d == digest]:
+            del self._entries[key]
+
+
 class ManifestStore:
     """
     The manifests, tags and referrers of every repository.
+
+    @param referenceTTL: seconds a resolved tag (or a digest found in a
+        repository) is reused before storage is asked again; 0 asks every
+        time.
     """
 
-    def __init__(self, driver: IStorageDriver, blobs: BlobStore, cacheBytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        driver: IStorageDriver,
+        blobs: BlobStore,
+        cacheBytes: int = 64 << 20,
+        referenceTTL: float = 0.0,
+    ) -> None:
         self._driver = driver
         self._blobs = blobs
         self._cache = _ContentCache(cacheBytes)
+        self._references = _ReferenceCache(referenceTTL)
 
     # Reading
 
@@ -225,18 +283,23 @@ class ManifestStore:
 
         @raise RegistryError: C{MANIFEST_UNKNOWN}.
         """
+        known = self._references.get(name, reference)
+        if known is not None:
+            return known
         if ":" in reference:
             digest = Digest.parse(reference)
             try:
                 await self._driver.stat(layout.revisionLink(name, digest))
             except PathNotFoundError:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": reference}) from None
-            return digest
-        try:
-            link = await self._driver.getContent(layout.tagCurrentLink(name, reference))
-            return Digest.parse(link.decode("ascii").strip())
-        except (PathNotFoundError, InvalidDigest, UnicodeDecodeError):
-            raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": reference}) from None
+        else:
+            try:
+                link = await self._driver.getContent(layout.tagCurrentLink(name, reference))
+                digest = Digest.parse(link.decode("ascii").strip())
+            except (PathNotFoundError, InvalidDigest, UnicodeDecodeError):
+                raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": reference}) from None
+        self._references.put(name, reference, digest)
+        return digest
 
     async def get(self, name: str, reference: str) -> Manifest:
         digest = await self.resolve(name, reference)
@@ -320,8 +383,10 @@ class ManifestStore:
             )
 
     async def tag(self, name: str, tag: str, digest: Digest) -> None:
+        self._references.forget(name, tag)
         await self._driver.putContent(layout.tagIndexLink(name, tag, digest), str(digest).encode())
         await self._driver.putContent(layout.tagCurrentLink(name, tag), str(digest).encode())
+        self._references.put(name, tag, digest)
 
     # Deleting
 
@@ -329,10 +394,13 @@ class ManifestStore:
         """
         @raise RegistryError: C{MANIFEST_UNKNOWN} if there is no such tag.
         """
+        self._references.forget(name, tag)
         try:
             await self._driver.delete(layout.tagDirectory(name, tag))
         except PathNotFoundError:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": tag}) from None
+        finally:
+            self._references.forget(name, tag)
 
     async def delete(self, name: str, digest: Digest) -> None:
         """
@@ -342,6 +410,7 @@ class ManifestStore:
         @raise RegistryError: C{MANIFEST_UNKNOWN}.
         """
         manifest = await self.get(name, str(digest))
+        self._references.forgetDigest(name, digest)
         for tag in await self.tags(name):
             try:
                 current = await self._driver.getContent(layout.tagCurrentLink(name, tag))
@@ -361,6 +430,8 @@ class ManifestStore:
             except PathNotFoundError:
                 pass
         await self._driver.delete(layout.revisionDirectory(name, digest))
+        # Again: a GET while this ran may have cached what is gone now.
+        self._references.forgetDigest(name, digest)
 
     # Listing
 

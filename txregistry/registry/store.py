@@ -19,17 +19,22 @@ class Registry:
 
     @ivar deleteEnabled: whether blobs and manifests may be deleted.
     @ivar readOnly: whether every write is refused.
+    @param tagTTL: see L{ManifestStore}'s C{referenceTTL}.
     """
 
     def __init__(
-        self, driver: IStorageDriver, deleteEnabled: bool = False, readOnly: bool = False
+        self,
+        driver: IStorageDriver,
+        deleteEnabled: bool = False,
+        readOnly: bool = False,
+        tagTTL: float = 0.0,
     ) -> None:
         self.driver = driver
         self.deleteEnabled = deleteEnabled
         self.readOnly = readOnly
         self.blobs = BlobStore(driver)
         self.uploads = Uploads(driver, self.blobs)
-        self.manifests = ManifestStore(driver, self.blobs)
+        self.manifests = ManifestStore(driver, self.blobs, referenceTTL=tagTTL)
 
     def checkWritable(self) -> None:
         """
