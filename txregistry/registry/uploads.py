@@ -25,7 +25,7 @@ from txregistry.registry import layout
 from txregistry.registry.blobs import BlobStore
 from txregistry.registry.digest import Digest, DigestingConsumer
 from txregistry.storage.errors import PathNotFoundError
-from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.interfaces import IStorageDriver, IStorageWriter
 from txregistry.web.body import RequestBody
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -135,14 +135,8 @@ class Uploads:
             )
         hasher = await self._sha256(key, path, size)
         writer = await self._driver.writer(path, append=True)
-        digesting = DigestingConsumer(writer, hasher, size)
-        try:
-            await body.deliverTo(digesting)
-        except BaseException:
-            await writer.cancel()
-            raise
-        newSize = await writer.commit()
-        self._rememberHash(key, newSize, digesting.hasher)
+        newSize = await _receive(body, writer, hasher, size)
+        self._rememberHash(key, newSize, hasher)
         return newSize
 
     async def complete(
@@ -173,16 +167,24 @@ class Uploads:
         else:
             _, hasher = await self._blobs.hashStored(path, digest.algorithm)
         self._hashes.pop(key, None)
-        if hasher.hexdigest() != digest.encoded:
+        await self._store(name, uploadID, digest, hasher)
+        return size
+
+    async def _store(self, name: str, uploadID: str, digest: Digest, hasher: Any) -> None:
+        """
+        Make the upload the blob C{digest} in C{name} if C{hasher} (its
+        content's hash) matches; either way, the upload is gone after.
+        """
+        actual = hasher.hexdigest()
+        if actual != digest.encoded:
             await self._discard(name, uploadID)
             raise RegistryError(
                 "DIGEST_INVALID",
-                detail={"digest": str(digest), "actual": f"{digest.algorithm}:{hasher.hexdigest()}"},
+                detail={"digest": str(digest), "actual": f"{digest.algorithm}:{actual}"},
             )
-        await self._blobs.adopt(path, digest)
+        await self._blobs.adopt(layout.uploadData(name, uploadID), digest)
         await self._discard(name, uploadID)
         await self._blobs.link(name, digest)
-        return size
 
     async def monolithic(self, name: str, digest: Digest, body: RequestBody) -> int:
         """
@@ -192,19 +194,8 @@ class Uploads:
         path = layout.uploadData(name, uploadID)
         hasher = hashlib.new(digest.algorithm)
         writer = await self._driver.writer(path)
-        digesting = DigestingConsumer(writer, hasher)
-        try:
-            await body.deliverTo(digesting)
-        except BaseException:
-            await writer.cancel()
-            raise
-        size = await writer.commit()
-        if hasher.hexdigest() != digest.encoded:
-            await self._discard(name, uploadID)
-            raise RegistryError("DIGEST_INVALID", detail={"digest": str(digest)})
-        await self._blobs.adopt(path, digest)
-        await self._discard(name, uploadID)
-        await self._blobs.link(name, digest)
+        size = await _receive(body, writer, hasher)
+        await self._store(name, uploadID, digest, hasher)
         return size
 
     async def cancel(self, name: str, uploadID: str) -> None:
@@ -224,3 +215,18 @@ class Uploads:
             await self._driver.delete(f"{layout.uploadsDirectory(name)}/{uploadID}")
         except PathNotFoundError:
             pass
+
+
+async def _receive(body: RequestBody, writer: IStorageWriter, hasher: Any, size: int = 0) -> int:
+    """
+    Stream C{body} through C{hasher} into C{writer} and commit it; if the
+    body does not arrive whole, the writer is cancelled.
+
+    @return: the committed size.
+    """
+    try:
+        await body.deliverTo(DigestingConsumer(writer, hasher, size))
+    except BaseException:
+        await writer.cancel()
+        raise
+    return await writer.commit()
