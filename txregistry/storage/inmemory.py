@@ -142,20 +142,21 @@ class InMemoryDriver:
         except Exception:
             return fail()
 
+    def _checkDirectory(self, path: str) -> None:
+        checkPath(path, allowRoot=True)
+        if not self._isDirectory(path):
+            raise PathNotFoundError(path)
+
     def list(self, path: str) -> Deferred[list[str]]:
         try:
-            checkPath(path, allowRoot=True)
-            if not self._isDirectory(path):
-                raise PathNotFoundError(path)
+            self._checkDirectory(path)
         except Exception:
             return fail()
         return succeed(sorted(self._children(path)))
 
     def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
         try:
-            checkPath(path, allowRoot=True)
-            if not self._isDirectory(path):
-                raise PathNotFoundError(path)
+            self._checkDirectory(path)
         except Exception:
             return fail()
         found: list[FileInfo] = []
