@@ -9,13 +9,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer
-from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
 from txregistry.registry import layout
-from txregistry.registry.digest import Digest
+from txregistry.registry.digest import Digest, DigestingConsumer
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver, IStorageReader
 
@@ -100,52 +98,25 @@ class BlobStore:
         """
         hasher = hashlib.new(algorithm)
         reader = await self._driver.reader(path)
-        sink = _ThreadedHashSink(hasher)
-        sink.registerProducer(reader, True)
-        await reader.startProducing(sink)
-        sink.unregisterProducer()
-        await sink.idle()
+        digesting = DigestingConsumer(_Discard(), hasher)
+        digesting.registerProducer(reader, True)
+        await reader.startProducing(digesting)
+        digesting.unregisterProducer()
+        await digesting.idle()
         return reader.length, hasher
 
 
 @implementer(IConsumer)
-class _ThreadedHashSink:
+class _Discard:
     """
-    Feeds blocks to a hasher on a thread, pausing its producer while a
-    block is being hashed so the reactor never hashes a large file.
+    A consumer that keeps nothing: what is hashed needs no storing.
     """
-
-    def __init__(self, hasher: Any) -> None:
-        self._hasher = hasher
-        self._producer: Any = None
-        self._busy: Deferred[None] | None = None
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self._producer = producer
+        pass
 
     def unregisterProducer(self) -> None:
-        self._producer = None
+        pass
 
     def write(self, data: bytes) -> None:
-        previous = self._busy
-        if previous is None:
-            self._busy = deferToThread(self._hasher.update, data)
-        else:
-            # Keep order: hash this block after the one in flight.
-            self._busy = previous.addCallback(
-                lambda _: deferToThread(self._hasher.update, data)
-            )
-        if self._producer is not None:
-            self._producer.pauseProducing()
-            self._busy.addCallback(self._resume)
-
-    def _resume(self, _: object) -> None:
-        if self._producer is not None:
-            self._producer.resumeProducing()
-
-    async def idle(self) -> None:
-        while self._busy is not None:
-            busy = self._busy
-            await busy
-            if busy is self._busy:
-                self._busy = None
+        pass

@@ -224,8 +224,10 @@ async def _receive(body: RequestBody, writer: IStorageWriter, hasher: Any, size:
 
     @return: the committed size.
     """
+    digesting = DigestingConsumer(writer, hasher, size)
     try:
-        await body.deliverTo(DigestingConsumer(writer, hasher, size))
+        await body.deliverTo(digesting)
+        await digesting.idle()
     except BaseException:
         await writer.cancel()
         raise
