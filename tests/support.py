@@ -30,12 +30,12 @@ class InProcessRegistry:
     @ivar url: C{http://127.0.0.1:<port>}.
     """
 
-    def __init__(self, document: dict[str, Any] | None = None) -> None:
+    def __init__(self, document: dict[str, Any] | None = None, driver: Any = None) -> None:
         document = dict(document or {})
         document.setdefault("storage", {"inmemory": {}})
         document.setdefault("log", {"accesslog": {"disabled": True}})
         self.config = checkConfiguration(document)
-        self.driver = createDriver(
+        self.driver = driver or createDriver(
             self.config.storage.driver, self.config.storage.parameters, reactor
         )
         self.site = makeSite(self.config, self.driver)
@@ -58,11 +58,14 @@ class InProcessRegistry:
         return treq.request(method, self.url + path, **kwargs)
 
 
-async def startRegistry(testCase: Any, document: dict[str, Any] | None = None) -> InProcessRegistry:
+async def startRegistry(
+    testCase: Any, document: dict[str, Any] | None = None, driver: Any = None
+) -> InProcessRegistry:
     """
-    Start an L{InProcessRegistry} that C{testCase} stops at cleanup.
+    Start an L{InProcessRegistry} (over C{driver}, if given, instead of the
+    configured one) that C{testCase} stops at cleanup.
     """
-    registry = await InProcessRegistry(document).start()
+    registry = await InProcessRegistry(document, driver).start()
     testCase.addCleanup(lambda: Deferred.fromCoroutine(registry.stop()))
     return registry
 

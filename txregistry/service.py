@@ -34,6 +34,7 @@ def makeSite(config: Configuration, driver: IStorageDriver) -> RegistrySite:
         deleteEnabled=config.storage.deleteEnabled,
         readOnly=config.storage.readOnly,
         tagTTL=config.storage.tagTTL,
+        redirect=config.storage.redirect,
     )
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
     api = RegistryAPI(registry, urls)

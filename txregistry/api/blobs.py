@@ -43,6 +43,14 @@ async def get(api: "RegistryAPI", request: RegistryRequest, name: str, digestTex
             offset, length = wanted
             status = 206
             headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
+    if registry.redirect:
+        # A driver that can hand out direct URLs (an object store) serves
+        # the bytes itself, as storage.redirect asks.
+        url = await registry.blobs.urlFor(digest, request.method.decode("ascii"))
+        if url is not None:
+            return emptyResponse(
+                request, 307, {"Location": url, "Docker-Content-Digest": str(digest)}
+            )
     reader = None
     if request.method != b"HEAD" and length > 0:
         # Open before any header is set: content that went away since the

@@ -65,6 +65,12 @@ class BlobStore:
             return False
         return True
 
+    async def urlFor(self, digest: Digest, method: str = "GET") -> str | None:
+        """
+        A URL the driver serves the blob's content at directly, or L{None}.
+        """
+        return await self._driver.urlFor(layout.blobData(digest), method)
+
     async def reader(self, digest: Digest, offset: int = 0, length: int | None = None) -> IStorageReader:
         return await self._driver.reader(layout.blobData(digest), offset, length)
 

@@ -20,6 +20,8 @@ class Registry:
     @ivar deleteEnabled: whether blobs and manifests may be deleted.
     @ivar readOnly: whether every write is refused.
     @param tagTTL: see L{ManifestStore}'s C{referenceTTL}.
+    @ivar redirect: whether blob reads go to the driver's direct URL when it
+        has one (C{storage.redirect}).
     """
 
     def __init__(
@@ -28,10 +30,12 @@ class Registry:
         deleteEnabled: bool = False,
         readOnly: bool = False,
         tagTTL: float = 0.0,
+        redirect: bool = True,
     ) -> None:
         self.driver = driver
         self.deleteEnabled = deleteEnabled
         self.readOnly = readOnly
+        self.redirect = redirect
         self.blobs = BlobStore(driver)
         self.uploads = Uploads(driver, self.blobs)
         self.manifests = ManifestStore(driver, self.blobs, referenceTTL=tagTTL)
