@@ -174,6 +174,38 @@ def _tail(text: str, limit: int = 8000) -> str:
 # The registry
 
 
+def pushTwoPlatformIndex(
+    directory: str, host: str, registry: Any
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """
+    Write an OCI layout holding an index of a linux/amd64 and a linux/arm64
+    image (each with C{/arch.txt} naming its architecture) under
+    C{directory}, and push it to C{host} with C{skopeo copy --all}.
+
+    @return: the pushed reference, the two image descriptors (amd64 first)
+        and the index descriptor.
+    """
+    from tests.clients import ocilayout
+
+    skopeo = require("skopeo")["skopeo"]
+    layout = ocilayout.Layout(os.path.join(directory, "multi"))
+    children = []
+    for architecture in ("amd64", "arm64"):
+        descriptor, _ = layout.image(
+            [{"arch.txt": architecture.encode() + b"\n"}], architecture=architecture
+        )
+        children.append(descriptor)
+    indexDescriptor, _ = layout.index(children)
+    layout.tag(indexDescriptor, "multi")
+    remote = f"{host}/test/multi:1"
+    run(
+        [skopeo, "--insecure-policy", "copy", "--all", "--preserve-digests",
+         "--dest-tls-verify=false", f"oci:{layout.path}:multi", f"docker://{remote}"],
+        context=registry,
+    )
+    return remote, children, indexDescriptor
+
+
 def startRegistry(
     testCase: Any, env: dict[str, str] | None = None, storage: str | None = None
 ) -> RegistryProcess:

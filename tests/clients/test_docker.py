@@ -12,7 +12,7 @@ import re
 
 from twisted.trial.unittest import TestCase
 
-from tests.clients import daemons, ocilayout, wire
+from tests.clients import daemons, wire
 
 BIG_LAYER = 110 * 1024 * 1024
 
@@ -240,23 +240,8 @@ class DockerTests(TestCase):
         docker pulls the linux/amd64 image out of a two-platform OCI index
         (pushed with skopeo), recording the index's digest.
         """
-        skopeo = daemons.require("skopeo")["skopeo"]
         work = os.path.abspath(self.mktemp())
-        layout = ocilayout.Layout(os.path.join(work, "multi"))
-        children = []
-        for architecture in ("amd64", "arm64"):
-            descriptor, _ = layout.image(
-                [{"arch.txt": architecture.encode() + b"\n"}], architecture=architecture
-            )
-            children.append(descriptor)
-        indexDescriptor, _ = layout.index(children)
-        layout.tag(indexDescriptor, "multi")
-        remote = f"{self.host}/test/multi:1"
-        daemons.run(
-            [skopeo, "--insecure-policy", "copy", "--all", "--preserve-digests",
-             "--dest-tls-verify=false", f"oci:{layout.path}:multi", f"docker://{remote}"],
-            context=self.registry,
-        )
+        remote, _, indexDescriptor = daemons.pushTwoPlatformIndex(work, self.host, self.registry)
         self.images.append(remote)
         self.dockerRun("pull", remote)
         image = self.inspect(remote)

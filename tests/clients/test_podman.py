@@ -10,7 +10,7 @@ import os
 
 from twisted.trial.unittest import TestCase
 
-from tests.clients import daemons, ocilayout, wire
+from tests.clients import daemons, wire
 
 
 class PodmanTests(TestCase):
@@ -97,21 +97,8 @@ class PodmanTests(TestCase):
         podman pulls the platform it asks for out of a two-platform OCI
         index (pushed with skopeo).
         """
-        skopeo = daemons.require("skopeo")["skopeo"]
-        layout = ocilayout.Layout(os.path.join(self.work, "multi"))
-        children = []
-        for architecture in ("amd64", "arm64"):
-            descriptor, _ = layout.image(
-                [{"arch.txt": architecture.encode() + b"\n"}], architecture=architecture
-            )
-            children.append(descriptor)
-        indexDescriptor, _ = layout.index(children)
-        layout.tag(indexDescriptor, "multi")
-        remote = f"{self.host}/test/multi:1"
-        daemons.run(
-            [skopeo, "--insecure-policy", "copy", "--all", "--preserve-digests",
-             "--dest-tls-verify=false", f"oci:{layout.path}:multi", f"docker://{remote}"],
-            context=self.registry,
+        remote, children, indexDescriptor = daemons.pushTwoPlatformIndex(
+            self.work, self.host, self.registry
         )
         for architecture, child in zip(("amd64", "arm64"), children, strict=True):
             self.podman("pull", "--signature-policy", self.policy, "--tls-verify=false",

@@ -300,7 +300,11 @@ class FailingDriver(InMemoryDriver):
         return d.addCallback(wrap)
 
 
-class RegistryStreamingTests(TestCase):
+class _FilesystemRegistryTestCase(TestCase):
+    """
+    Tests against an in-process registry over a filesystem root of their own.
+    """
+
     async def filesystemRegistry(self) -> tuple[Any, str]:
         root = os.path.abspath(self.mktemp())
         self.addCleanup(shutil.rmtree, root, True)
@@ -312,6 +316,9 @@ class RegistryStreamingTests(TestCase):
     def port(self, registry: Any) -> int:
         return int(registry.url.rsplit(":", 1)[1])
 
+
+
+class RegistryStreamingTests(_FilesystemRegistryTestCase):
     async def test_noTemporaryFile(self) -> None:
         """
         twisted.web's request body file (a temporary file above 100 kB) is
@@ -683,18 +690,7 @@ class RegistryStreamingTests(TestCase):
             self.assertEqual(responses[5 + 2 * i].body, content)
 
 
-class BodyEdgeTests(TestCase):
-    async def filesystemRegistry(self) -> tuple[Any, str]:
-        root = os.path.abspath(self.mktemp())
-        self.addCleanup(shutil.rmtree, root, True)
-        registry = await startRegistry(
-            self, {"storage": {"filesystem": {"rootdirectory": root}}}
-        )
-        return registry, root
-
-    def port(self, registry: Any) -> int:
-        return int(registry.url.rsplit(":", 1)[1])
-
+class BodyEdgeTests(_FilesystemRegistryTestCase):
     async def test_malformedChunkedMidBody(self) -> None:
         """
         A chunked body that turns to garbage half-way gets a 400 and a
