@@ -383,7 +383,6 @@ class ManifestStore:
             )
 
     async def tag(self, name: str, tag: str, digest: Digest) -> None:
-        self._references.forget(name, tag)
         await self._driver.putContent(layout.tagIndexLink(name, tag, digest), str(digest).encode())
         await self._driver.putContent(layout.tagCurrentLink(name, tag), str(digest).encode())
         self._references.put(name, tag, digest)
