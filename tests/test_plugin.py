@@ -104,3 +104,62 @@ class PluginTests(TestCase):
         self.assertIn("duration", access[0])
         self.assertEqual(access[0]["level"], "info")
         self.assertEqual(access[0]["namespace"], "txregistry.access")
+
+
+class DaemonTests(TestCase):
+    def test_daemonLogsToLogfile(self) -> None:
+        """
+        Run as a daemon (no --nodaemon), the registry's log lines, access
+        log included, go to twistd's --logfile in the configured format.
+        """
+        import signal
+        import time
+
+        from tests.support import freePort
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        port = freePort()
+        pidfile = os.path.join(directory, "twistd.pid")
+        logfile = os.path.join(directory, "registry.log")
+        config = os.path.join(directory, "config.yml")
+        with open(config, "w") as f:
+            f.write("version: 0.1\nlog:\n  formatter: json\n")
+        result = subprocess.run(
+            _TWISTD + [f"--pidfile={pidfile}", f"--logfile={logfile}", "txregistry", "--config", config],
+            env=_env(
+                REGISTRY_HTTP_ADDR=f"127.0.0.1:{port}",
+                REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=os.path.join(directory, "storage"),
+            ),
+            cwd=directory, capture_output=True, text=True, timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        self.addCleanup(lambda: _kill(pid))
+        status = None
+        while status is None and time.monotonic() < deadline:
+            try:
+                status, _, _ = _get(f"http://127.0.0.1:{port}/v2/")
+            except OSError:
+                time.sleep(0.05)
+        self.assertEqual(status, 200)
+        os.kill(pid, signal.SIGTERM)
+        while os.path.exists(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(logfile) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        access = [r for r in records if r.get("namespace") == "txregistry.access"]
+        self.assertEqual([r["path"] for r in access], ["/v2/"])
+
+
+def _kill(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

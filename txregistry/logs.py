@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from typing import IO, Any
 
 from twisted.logger import (
@@ -18,6 +19,7 @@ from twisted.logger import (
     formatEvent,
     formatTime,
 )
+from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
 from txregistry.config import LogConfig
@@ -116,6 +118,26 @@ class LineObserver:
             self._out.flush()
         except (OSError, ValueError):
             pass
+
+
+def logDestination(twistdOptions: Mapping[str, Any] | None) -> IO[str] | None:
+    """
+    Where the registry's log lines go, following twistd's own options as
+    twistd itself does: standard output in the foreground (or with
+    C{--logfile=-}), else C{--logfile} (default C{twistd.log}), rotated as
+    twistd rotates it.
+
+    @return: the stream, or L{None} when C{--syslog} or C{--logger} chose
+        another observer, which is then left alone.
+    """
+    if twistdOptions is None:
+        return sys.stdout
+    if twistdOptions.get("logger") or twistdOptions.get("syslog"):
+        return None
+    logfile = twistdOptions.get("logfile")
+    if logfile == "-" or (twistdOptions.get("nodaemon") and not logfile):
+        return sys.stdout
+    return LogFile.fromFullPath(logfile or "twistd.log")  # type: ignore[return-value]
 
 
 def makeObserver(config: LogConfig, out: IO[str] | None = None) -> ILogObserver:

@@ -5,7 +5,7 @@ registry stores, API, site, listening endpoint and logging.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
@@ -45,13 +45,16 @@ def makeSite(config: Configuration, driver: IStorageDriver) -> RegistrySite:
 class RegistryService(MultiService):
     """
     The registry as a service: listens on C{http.addr}, closes the storage
-    driver on stop, and installs the configured log observer on the
-    twistd application it joins.
+    driver on stop, and installs the configured log observer, writing to
+    C{logOutput}, on the twistd application it joins.
     """
 
-    def __init__(self, config: Configuration, reactor: Any) -> None:
+    def __init__(
+        self, config: Configuration, reactor: Any, logOutput: IO[str] | None = None
+    ) -> None:
         super().__init__()
         self.config = config
+        self.logOutput = logOutput
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
         self.site = makeSite(config, self.driver)
         endpoint = serverFromString(reactor, config.http.endpointDescription())
@@ -66,8 +69,8 @@ class RegistryService(MultiService):
         # twistd asks the application for an ILogObserver before it starts
         # logging; offering ours there is how a plugin picks its format.
         setComponent = getattr(parent, "setComponent", None)
-        if setComponent is not None:
-            setComponent(ILogObserver, makeObserver(self.config.log))
+        if setComponent is not None and self.logOutput is not None:
+            setComponent(ILogObserver, makeObserver(self.config.log, self.logOutput))
         return super().setServiceParent(parent)
 
     def startService(self) -> None:

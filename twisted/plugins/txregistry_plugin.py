@@ -39,6 +39,7 @@ class RegistryServiceMaker:
         from twisted.internet import reactor
 
         from txregistry.config import ConfigurationError, loadConfiguration
+        from txregistry.logs import logDestination
         from txregistry.storage.errors import DriverConfigurationError
 
         path = options["config"] or os.environ.get("REGISTRY_CONFIGURATION_PATH")
@@ -46,7 +47,9 @@ class RegistryServiceMaker:
             config = loadConfiguration(path, os.environ)
             from txregistry.service import RegistryService
 
-            return RegistryService(config, reactor)
+            # twistd's own options (--nodaemon, --logfile...) decide where
+            # the registry's log lines go, as they do for twistd's.
+            return RegistryService(config, reactor, logDestination(options.parent))
         except (ConfigurationError, DriverConfigurationError) as e:
             sys.stderr.write(f"txregistry: configuration error: {e}\n")
             raise SystemExit(1) from None
