@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
-import tarfile
 from typing import Any
+
+from tests.clients.wire import tarBytes
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -59,15 +59,7 @@ class Layout:
         A gzip-compressed layer holding C{files}; its descriptor and its
         uncompressed digest (the config's diff_id).
         """
-        raw = io.BytesIO()
-        with tarfile.open(fileobj=raw, mode="w") as tar:
-            for name, content in files.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                info.mode = 0o644
-                info.mtime = 1700000000
-                tar.addfile(info, io.BytesIO(content))
-        uncompressed = raw.getvalue()
+        uncompressed = tarBytes(files)
         compressed = gzip.compress(uncompressed, mtime=0)
         return self.blob(compressed, OCI_LAYER_GZIP), _digest(uncompressed)
 

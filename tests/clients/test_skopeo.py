@@ -241,6 +241,21 @@ class SkopeoTests(TestCase):
             "list-tags", "--tls-verify=false", self.remote("test/bydigest")).stdout)
         self.assertEqual(tags["Tags"], [])
 
+    def onlyTagCopiesBack(self, remote: str, descriptor: dict) -> str:
+        """
+        C{remote} lists only tag C{v1}, and C{v1} copies back to an OCI
+        layout with the manifest digest of C{descriptor}.
+
+        @return: that layout's path.
+        """
+        tags = json.loads(self.skopeo("list-tags", "--tls-verify=false", remote).stdout)
+        self.assertEqual(tags["Tags"], ["v1"])
+        back = os.path.join(self.work, "back")
+        self.skopeo("copy", "--src-tls-verify=false", "--preserve-digests",
+                    f"{remote}:v1", f"oci:{back}:v1")
+        self.assertEqual(ocilayout.refDescriptor(back, "v1")["digest"], descriptor["digest"])
+        return back
+
     def test_survivesRestart(self) -> None:
         """
         What skopeo pushed is still there for a new registry process on
@@ -254,12 +269,7 @@ class SkopeoTests(TestCase):
         first.stop()
         second = daemons.startRegistry(self, storage=storage)
         remote = f"docker://127.0.0.1:{second.port}/test/durable"
-        tags = json.loads(self.skopeo("list-tags", "--tls-verify=false", remote).stdout)
-        self.assertEqual(tags["Tags"], ["v1"])
-        back = os.path.join(self.work, "back")
-        self.skopeo("copy", "--src-tls-verify=false", "--preserve-digests",
-                    f"{remote}:v1", f"oci:{back}:v1")
-        self.assertEqual(ocilayout.refDescriptor(back, "v1")["digest"], descriptor["digest"])
+        back = self.onlyTagCopiesBack(remote, descriptor)
         for blob in [descriptor, *json.loads(manifest)["layers"]]:
             self.assertEqual(ocilayout.readBlob(back, blob["digest"]),
                              ocilayout.readBlob(layout.path, blob["digest"]))
@@ -293,9 +303,4 @@ class SkopeoTests(TestCase):
                              f"{remote}:v2", check=False)
         self.assertNotEqual(pushed.returncode, 0)
         self.assertIn("unsupported", pushed.stderr.decode().lower(), pushed.stderr)
-        tags = json.loads(self.skopeo("list-tags", "--tls-verify=false", remote).stdout)
-        self.assertEqual(tags["Tags"], ["v1"])
-        back = os.path.join(self.work, "back")
-        self.skopeo("copy", "--src-tls-verify=false", "--preserve-digests",
-                    f"{remote}:v1", f"oci:{back}:v1")
-        self.assertEqual(ocilayout.refDescriptor(back, "v1")["digest"], descriptor["digest"])
+        self.onlyTagCopiesBack(remote, descriptor)

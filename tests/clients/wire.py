@@ -86,14 +86,25 @@ def randomFile(path: str, size: int) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def tarball(path: str, files: dict[str, bytes]) -> None:
+def tarBytes(files: dict[str, bytes]) -> bytes:
     """
-    Write an uncompressed tar of C{files} (name: content) to C{path}.
+    An uncompressed tar of C{files} (name: content), byte-for-byte the same
+    for the same files (fixed mode and time).
     """
-    with tarfile.open(path, "w") as tar:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
         for name, content in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)
             info.mode = 0o644
             info.mtime = 1700000000
             tar.addfile(info, io.BytesIO(content))
+    return raw.getvalue()
+
+
+def tarball(path: str, files: dict[str, bytes]) -> None:
+    """
+    Write L{tarBytes} of C{files} to C{path}.
+    """
+    with open(path, "wb") as f:
+        f.write(tarBytes(files))
