@@ -5,6 +5,32 @@ Callers branch on the type (a missing path is an ordinary answer, not an
 error to log), so every driver must raise exactly these.
 """
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, fail
+
+F = TypeVar("F", bound=Callable[..., Deferred[Any]])
+
+
+def asynchronousErrors(method: F) -> F:
+    """
+    Make a driver method report a synchronous exception (an invalid path,
+    checked before any I/O; a missing value in a driver that needs no I/O)
+    as a failed L{Deferred}, as L{IStorageDriver} promises, instead of
+    raising it at the caller.
+    """
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Deferred[Any]:
+        try:
+            return method(*args, **kwargs)
+        except Exception:
+            return fail()
+
+    return call  # type: ignore[return-value]
+
 
 class StorageError(Exception):
     """

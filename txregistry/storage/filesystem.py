@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import errno
-import functools
 import os
 import shutil
 import stat as statmod
@@ -22,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -34,6 +33,7 @@ from txregistry.storage.errors import (
     InvalidOffsetError,
     PathNotFoundError,
     WriterClosedError,
+    asynchronousErrors,
 )
 from txregistry.storage.interfaces import (
     FileInfo,
@@ -117,26 +117,6 @@ def _translateMissing(f: Callable[..., T], path: str) -> Callable[..., T]:
     return call
 
 
-F = TypeVar("F", bound=Callable[..., Deferred[Any]])
-
-
-def _asynchronousErrors(method: F) -> F:
-    """
-    Make a driver method report a synchronous exception (an invalid path,
-    checked before any I/O) as a failed L{Deferred}, as L{IStorageDriver}
-    promises, instead of raising it at the caller.
-    """
-
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Deferred[Any]:
-        try:
-            return method(*args, **kwargs)
-        except Exception:
-            return fail()
-
-    return call  # type: ignore[return-value]
-
-
 @implementer(IStorageDriver)
 class FilesystemDriver:
     """
@@ -158,7 +138,7 @@ class FilesystemDriver:
 
     # Whole values
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def getContent(self, path: str) -> Deferred[bytes]:
         local = self._local(path)
 
@@ -168,7 +148,7 @@ class FilesystemDriver:
 
         return self._run(path, read)
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def putContent(self, path: str, content: bytes) -> Deferred[None]:
         local = self._local(path)
         # Copied now: the caller may reuse its buffer while a thread writes.
@@ -176,7 +156,7 @@ class FilesystemDriver:
 
     # Streams
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> Deferred[IStorageReader]:
@@ -200,7 +180,7 @@ class FilesystemDriver:
 
         return self._run(path, open_).addCallback(opened)
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
         local = self._local(path)
         directory, name = os.path.split(local)
@@ -225,7 +205,7 @@ class FilesystemDriver:
 
     # Metadata
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def stat(self, path: str) -> Deferred[FileInfo]:
         local = self._local(path, allowRoot=True)
 
@@ -236,7 +216,7 @@ class FilesystemDriver:
 
         return self._run(path, stat_)
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def list(self, path: str) -> Deferred[list[str]]:
         local = self._local(path, allowRoot=True)
         prefix = "" if path == "/" else path
@@ -247,7 +227,7 @@ class FilesystemDriver:
 
         return self._run(path, list_)
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
         local = self._local(path, allowRoot=True)
         prefix = "" if path == "/" else path
@@ -281,7 +261,7 @@ class FilesystemDriver:
 
         return self._run(path, walk_)
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def move(self, source: str, destination: str) -> Deferred[None]:
         localSource = self._local(source)
         localDestination = self._local(destination)
@@ -301,7 +281,7 @@ class FilesystemDriver:
 
         return self._run(source, move_)
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def delete(self, path: str) -> Deferred[None]:
         local = self._local(path)
 
@@ -321,7 +301,7 @@ class FilesystemDriver:
 
         return self._run(path, delete_)
 
-    @_asynchronousErrors
+    @asynchronousErrors
     def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[None]:
         checkPath(path)
         return succeed(None)

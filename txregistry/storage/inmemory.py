@@ -21,6 +21,7 @@ from txregistry.storage.errors import (
     InvalidOffsetError,
     PathNotFoundError,
     WriterClosedError,
+    asynchronousErrors,
 )
 from txregistry.storage.interfaces import (
     FileInfo,
@@ -96,69 +97,55 @@ class InMemoryDriver:
         self._checkPlace(path)
         self._files[path] = (content, time.time())
 
+    @asynchronousErrors
     def getContent(self, path: str) -> Deferred[bytes]:
-        try:
-            return succeed(self._get(path))
-        except Exception:
-            return fail()
+        return succeed(self._get(path))
 
+    @asynchronousErrors
     def putContent(self, path: str, content: bytes) -> Deferred[None]:
-        try:
-            checkPath(path)
-            self._store(path, bytes(content))
-        except Exception:
-            return fail()
+        checkPath(path)
+        self._store(path, bytes(content))
         return succeed(None)
 
+    @asynchronousErrors
     def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> Deferred[IStorageReader]:
-        try:
-            content = self._get(path)
-            count = len(content) - offset if length is None else length
-            if offset < 0 or count < 0 or offset + count > len(content):
-                raise InvalidOffsetError(path, offset)
-        except Exception:
-            return fail()
+        content = self._get(path)
+        count = len(content) - offset if length is None else length
+        if offset < 0 or count < 0 or offset + count > len(content):
+            raise InvalidOffsetError(path, offset)
         return succeed(_MemoryReader(io.BytesIO(content[offset : offset + count])))
 
+    @asynchronousErrors
     def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
-        try:
-            checkPath(path)
-            initial = self._get(path) if append else b""
-        except Exception:
-            return fail()
+        checkPath(path)
+        initial = self._get(path) if append else b""
         return succeed(_MemoryWriter(self, path, initial))
 
+    @asynchronousErrors
     def stat(self, path: str) -> Deferred[FileInfo]:
-        try:
-            checkPath(path, allowRoot=True)
-            if path in self._files:
-                content, modified = self._files[path]
-                return succeed(FileInfo(path, len(content), modified, False))
-            if self._isDirectory(path):
-                return succeed(FileInfo(path, 0, time.time(), True))
-            raise PathNotFoundError(path)
-        except Exception:
-            return fail()
+        checkPath(path, allowRoot=True)
+        if path in self._files:
+            content, modified = self._files[path]
+            return succeed(FileInfo(path, len(content), modified, False))
+        if self._isDirectory(path):
+            return succeed(FileInfo(path, 0, time.time(), True))
+        raise PathNotFoundError(path)
 
     def _checkDirectory(self, path: str) -> None:
         checkPath(path, allowRoot=True)
         if not self._isDirectory(path):
             raise PathNotFoundError(path)
 
+    @asynchronousErrors
     def list(self, path: str) -> Deferred[list[str]]:
-        try:
-            self._checkDirectory(path)
-        except Exception:
-            return fail()
+        self._checkDirectory(path)
         return succeed(sorted(self._children(path)))
 
+    @asynchronousErrors
     def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
-        try:
-            self._checkDirectory(path)
-        except Exception:
-            return fail()
+        self._checkDirectory(path)
         found: list[FileInfo] = []
 
         # Visited depth-first, then sorted: the interface promises lexical
@@ -176,26 +163,22 @@ class InMemoryDriver:
         found.sort(key=lambda info: info.path)
         return succeed(found)
 
+    @asynchronousErrors
     def move(self, source: str, destination: str) -> Deferred[None]:
-        try:
-            checkPath(destination)
-            content = self._get(source)
-            if source == destination:
-                return succeed(None)
-            self._checkPlace(destination)
-        except Exception:
-            return fail()
+        checkPath(destination)
+        content = self._get(source)
+        if source == destination:
+            return succeed(None)
+        self._checkPlace(destination)
         del self._files[source]
         self._store(destination, content)
         return succeed(None)
 
+    @asynchronousErrors
     def delete(self, path: str) -> Deferred[None]:
-        try:
-            checkPath(path)
-        except Exception:
-            return fail()
+        checkPath(path)
         if not self._remove(path):
-            return fail(PathNotFoundError(path))
+            raise PathNotFoundError(path)
         return succeed(None)
 
     def _remove(self, path: str) -> bool:
@@ -205,11 +188,9 @@ class InMemoryDriver:
             del self._files[p]
         return bool(doomed)
 
+    @asynchronousErrors
     def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[None]:
-        try:
-            checkPath(path)
-        except Exception:
-            return fail()
+        checkPath(path)
         return succeed(None)
 
     def close(self) -> Deferred[None]:
