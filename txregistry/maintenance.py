@@ -1,12 +1,14 @@
+# -*- test-case-name: tests.test_maintenance -*-
 """
 Upload purging: uploads nobody finished are removed once they have been
 idle longer than C{storage.maintenance.uploadpurging.age}, every
-C{interval}, as the reference implementation does.
+C{interval}, as the reference implementation does.  Which uploads those
+are is the model's to say (L{INamespace.purgeUploads}); this is the
+timer.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from twisted.application.internet import TimerService
@@ -14,64 +16,33 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from txregistry.config import UploadPurging
-from txregistry.registry import layout
-from txregistry.storage.errors import PathNotFoundError
-from txregistry.storage.interfaces import IStorageDriver
+from txregistry.interfaces import INamespace
 
 _log = Logger()
 
 
-async def purgeUploads(
-    driver: IStorageDriver, olderThan: float, dryRun: bool = False
-) -> list[str]:
-    """
-    Remove every upload whose data was last written before C{olderThan}
-    (a time stamp).
-
-    @return: the storage paths of the uploads removed (or, with
-        C{dryRun}, that would be).
-    """
-    try:
-        entries = await driver.walk(layout.REPOSITORIES)
-    except PathNotFoundError:
-        return []
-    stale = []
-    for entry in entries:
-        parts = entry.path.rsplit("/", 3)
-        if (
-            len(parts) == 4
-            and parts[1] == "_uploads"
-            and parts[3] == "data"
-            and not entry.isDirectory
-            and entry.modified < olderThan
-        ):
-            stale.append(entry.path.rsplit("/", 1)[0])
-    for upload in stale:
-        if dryRun:
-            _log.info("Would purge stale upload {upload}", upload=upload)
-            continue
-        try:
-            await driver.delete(upload)
-        except PathNotFoundError:
-            continue
-        _log.info("Purged stale upload {upload}", upload=upload)
-    return stale
-
-
 class UploadPurger(TimerService):
     """
-    Runs L{purgeUploads} every C{interval} seconds (the first run at start).
+    Purges stale uploads every C{interval} seconds (the first run at
+    start), by C{clock}'s time.
     """
 
-    def __init__(self, driver: IStorageDriver, settings: UploadPurging, clock: Any = None) -> None:
-        self._driver = driver
+    def __init__(self, namespace: INamespace, settings: UploadPurging, clock: Any) -> None:
+        self._namespace = namespace
         self._settings = settings
         super().__init__(settings.interval, self._purge)
-        if clock is not None:
-            self.clock = clock
+        self.clock = clock
 
     def _purge(self) -> Deferred[list[str]]:
-        cutoff = time.time() - self._settings.age
-        d = Deferred.fromCoroutine(purgeUploads(self._driver, cutoff, self._settings.dryRun))
+        clock: Any = self.clock
+        cutoff = clock.seconds() - self._settings.age
+        d = self._namespace.purgeUploads(cutoff, self._settings.dryRun)
+        d.addCallback(self._purged)
         d.addErrback(lambda f: _log.failure("Upload purging failed", f))
         return d
+
+    def _purged(self, uploads: list[str]) -> list[str]:
+        verb = "Would purge" if self._settings.dryRun else "Purged"
+        for upload in uploads:
+            _log.info("{verb} stale upload {upload}", verb=verb, upload=upload)
+        return uploads

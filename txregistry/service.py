@@ -1,10 +1,19 @@
+# -*- test-case-name: tests.test_service -*-
 """
-Assembles a running registry from a L{Configuration}: storage driver,
-registry stores, API, site, listening endpoint and logging.
+The composition root: assembles a running registry from a
+L{Configuration}.
+
+    driver -> StorageNamespace -> layers (outermost last) -> RegistryAPI
+           -> RegistryRoot -> RegistrySite -> listening endpoint
+
+Each layer provides L{INamespace} around the one before it; the API sees
+only the outermost.  This is the one place that decides which layers a
+registry has and in which order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import IO, Any
 
 from twisted.application.internet import StreamServerEndpointService
@@ -13,11 +22,14 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import ILogObserver, Logger
 
 from txregistry.api.app import RegistryAPI, RegistryRoot
+from txregistry.api.errors import errorBody
 from txregistry.api.responses import URLBuilder
 from txregistry.config import Configuration
+from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
 from txregistry.maintenance import UploadPurger
-from txregistry.registry.store import Registry
+from txregistry.registry.namespace import StorageNamespace
+from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
 from txregistry.web.site import RegistrySite
@@ -25,21 +37,53 @@ from txregistry.web.site import RegistrySite
 _log = Logger()
 
 
-def makeSite(config: Configuration, driver: IStorageDriver) -> RegistrySite:
+Layer = Callable[[INamespace], INamespace]
+
+
+def layers(config: Configuration) -> list[Layer]:
+    """
+    The layers C{config} asks for, innermost first.
+    """
+    chain: list[Layer] = []
+    if not config.storage.deleteEnabled:
+        chain.append(deletesDisabled)
+    if config.storage.readOnly:
+        chain.append(readOnly)
+    return chain
+
+
+def makeNamespace(config: Configuration, driver: IStorageDriver, clock: Any) -> INamespace:
+    """
+    The registry's namespace over C{driver}, wrapped in every layer.
+    """
+    namespace: INamespace = StorageNamespace(
+        driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect
+    )
+    for layer in layers(config):
+        namespace = layer(namespace)
+    return namespace
+
+
+def siteFor(config: Configuration, namespace: INamespace) -> RegistrySite:
+    """
+    The HTTP site serving the V2 API over C{namespace}.
+    """
+    urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
+    api = RegistryAPI(namespace, urls)
+    root = RegistryRoot(api, config.http.prefix, config.http.headers)
+    return RegistrySite(root, errorBody, accessLog=config.log.accessLog)
+
+
+def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -> RegistrySite:
     """
     The HTTP site serving the V2 API over C{driver}.
+
+    @param clock: the time source (an L{IReactorTime}); the reactor's when
+        L{None}.
     """
-    registry = Registry(
-        driver,
-        deleteEnabled=config.storage.deleteEnabled,
-        readOnly=config.storage.readOnly,
-        tagTTL=config.storage.tagTTL,
-        redirect=config.storage.redirect,
-    )
-    urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
-    api = RegistryAPI(registry, urls)
-    root = RegistryRoot(api, config.http.prefix, config.http.headers)
-    return RegistrySite(root, accessLog=config.log.accessLog)
+    if clock is None:
+        from twisted.internet import reactor as clock
+    return siteFor(config, makeNamespace(config, driver, clock))
 
 
 class RegistryService(MultiService):
@@ -56,14 +100,15 @@ class RegistryService(MultiService):
         self.config = config
         self.logOutput = logOutput
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
-        self.site = makeSite(config, self.driver)
+        self.namespace = makeNamespace(config, self.driver, reactor)
+        self.site = siteFor(config, self.namespace)
         endpoint = serverFromString(reactor, config.http.endpointDescription())
         listener = StreamServerEndpointService(endpoint, self.site)
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
         purging = config.storage.uploadPurging
         if purging.enabled and not config.storage.readOnly and purging.interval > 0:
-            UploadPurger(self.driver, purging).setServiceParent(self)
+            UploadPurger(self.namespace, purging, reactor).setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd asks the application for an ILogObserver before it starts

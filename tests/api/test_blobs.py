@@ -19,7 +19,7 @@ from tests.api.helpers import (
     requestBytes,
 )
 from tests.support import startRegistry
-from txregistry.registry.blobs import BlobStore
+from txregistry.registry.blobs import BlobContent
 from txregistry.storage.errors import PathNotFoundError
 
 NAME = "blobs/repo"
@@ -111,7 +111,7 @@ class BlobReadTests(TestCase):
         async def gone(*args: object, **kwargs: object) -> None:
             raise PathNotFoundError("/gone")
 
-        self.patch(BlobStore, "reader", gone)
+        self.patch(BlobContent, "reader", gone)
         response = await self.get()
         await assertError(self, response, 404, "BLOB_UNKNOWN")
         self.assertIsNone(header(response, "docker-content-digest"))

@@ -109,6 +109,16 @@ class TagsTests(TestCase):
             response = await self.registry.request("GET", f"/v2/{name}/tags/list")
             await assertError(self, response, 404, "NAME_UNKNOWN")
 
+    async def test_uploadsOnlyRepository(self) -> None:
+        """
+        An upload that was started makes no repository: its tags list is
+        404 C{NAME_UNKNOWN}, as the reference answers.
+        """
+        response = await self.registry.request("POST", "/v2/listing/uploading/blobs/uploads/")
+        self.assertEqual(response.code, 202)
+        response = await self.registry.request("GET", "/v2/listing/uploading/tags/list")
+        await assertError(self, response, 404, "NAME_UNKNOWN")
+
 
 class CatalogTests(TestCase):
     async def test_catalog(self) -> None:

@@ -1,18 +1,43 @@
 """
 The registry model without HTTP: digests, blobs, uploads, manifests,
-tags, referrers and repositories over the in-memory driver.
+tags, referrers and repositories over the in-memory driver, through the
+service interfaces of L{txregistry.interfaces}.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
-from txregistry.api.errors import RegistryError
+from txregistry.errors import (
+    BlobUnknown,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestInvalid,
+    NameInvalid,
+    NameUnknown,
+    RangeMismatch,
+)
+from txregistry.interfaces import (
+    IBlobStore,
+    IBlobUpload,
+    IBlobWriter,
+    IManifestService,
+    INamespace,
+    IRepository,
+    ITagService,
+    Page,
+)
 from txregistry.registry import layout
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.manifests import (
@@ -21,21 +46,37 @@ from txregistry.registry.manifests import (
     OCI_MANIFEST,
     ParsedManifest,
 )
-from txregistry.registry.store import Registry
+from txregistry.registry.namespace import StorageNamespace
+from txregistry.registry.uploads import UploadArea, newUploadID, startedAt
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.factories import createDriver
-from txregistry.web.body import RequestBody
 
 
-def body(data: bytes, length: bool = True) -> RequestBody:
+@implementer(IPushProducer)
+class _Source:
     """
-    A request body that has fully arrived.
+    A producer of bytes already in hand.
     """
-    result = RequestBody(len(data) if length else None, lambda: None, lambda: None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+async def write(writer: IBlobWriter, data: bytes) -> int:
+    """
+    Write C{data} into C{writer} as a body would, and close it.
+    """
+    writer.registerProducer(_Source(), True)
     if data:
-        result.dataReceived(data)
-    result.bodyComplete()
-    return result
+        writer.write(data)
+    writer.unregisterProducer()
+    return await writer.close()  # type: ignore[no-any-return]
 
 
 def digestOf(data: bytes, algorithm: str = "sha256") -> Digest:
@@ -91,8 +132,7 @@ class ParsedManifestTests(SynchronousTestCase):
             (self.manifest(annotations=["a"]), None),
             (b"[" * 100000, None),
         ):
-            error = self.assertRaises(RegistryError, ParsedManifest, content, contentType)
-            self.assertEqual(error.code.value, "MANIFEST_INVALID")
+            self.assertRaises(ManifestInvalid, ParsedManifest, content, contentType)
 
     def test_foreignLayersNotRequired(self) -> None:
         parsed = ParsedManifest(self.manifest(layers=[
@@ -108,63 +148,128 @@ class ParsedManifestTests(SynchronousTestCase):
 class RegistryTests(TestCase):
     def setUp(self) -> None:
         self.driver = createDriver("inmemory", {}, reactor)
-        self.registry = Registry(self.driver, deleteEnabled=True)
+        self.clock = Clock()
+        self.namespace = StorageNamespace(self.driver, self.clock)
+
+    def blobs(self, name: str) -> Any:
+        return self.namespace.repository(name).blobs()
 
     async def upload(self, name: str, data: bytes, algorithm: str = "sha256") -> Digest:
-        uploads = self.registry.uploads
-        uploadID = await uploads.start(name)
-        await uploads.append(name, uploadID, body(data[: len(data) // 2]))
-        await uploads.append(name, uploadID, body(data[len(data) // 2:], length=False), len(data) // 2)
+        upload = await self.blobs(name).create()
+        await write(await upload.append(), data[: len(data) // 2])
+        await write(await upload.append(len(data) // 2), data[len(data) // 2:])
         digest = digestOf(data, algorithm)
-        self.assertEqual(await uploads.complete(name, uploadID, digest), len(data))
+        descriptor = await upload.commit(digest)
+        self.assertEqual((descriptor.digest, descriptor.size), (digest, len(data)))
         return digest
+
+    async def content(self, name: str, digest: Digest) -> bytes:
+        reader = await self.blobs(name).reader(digest)
+        received: list[bytes] = []
+
+        @implementer(IPushProducer)
+        class Collect:
+            def registerProducer(self, producer: object, streaming: bool) -> None:
+                pass
+
+            def unregisterProducer(self) -> None:
+                pass
+
+            def write(self, data: bytes) -> None:
+                received.append(data)
+
+        await reader.startProducing(Collect())
+        return b"".join(received)
+
+    def test_providesInterfaces(self) -> None:
+        """
+        The storage-backed model provides every service interface.
+        """
+        repository = self.namespace.repository("a/b")
+        verifyObject(INamespace, self.namespace)
+        verifyObject(IRepository, repository)
+        verifyObject(IManifestService, repository.manifests())
+        verifyObject(ITagService, repository.tags())
+        verifyObject(IBlobStore, repository.blobs())
+        self.assertEqual(repository.name, "a/b")
+
+    def test_invalidName(self) -> None:
+        for name in ("A", "a//b", "../a", "", "a/"):
+            self.assertRaises(NameInvalid, self.namespace.repository, name)
 
     async def test_uploadAndLink(self) -> None:
         digest = await self.upload("a", b"hello world")
-        self.assertEqual(await self.registry.blobs.sizeIn("a", digest), 11)
-        self.assertIsNone(await self.registry.blobs.sizeIn("b", digest))
-        self.assertEqual(await self.registry.blobs.getContent(digest), b"hello world")
-        self.assertTrue(await self.registry.blobs.unlink("a", digest))
-        self.assertFalse(await self.registry.blobs.unlink("a", digest))
-        self.assertEqual(await self.registry.blobs.size(digest), 11)
+        self.assertEqual((await self.blobs("a").stat(digest)).size, 11)
+        await self.assertFailure(self.blobs("b").stat(digest), BlobUnknown)
+        self.assertEqual(await self.content("a", digest), b"hello world")
+        await self.blobs("a").delete(digest)
+        await self.assertFailure(self.blobs("a").delete(digest), BlobUnknown)
+        await self.assertFailure(self.blobs("a").stat(digest), BlobUnknown)
+        # The content stays for other repositories until garbage collection.
+        self.assertEqual((await self.driver.stat(layout.blobData(digest))).size, 11)
 
     async def test_sha512AndEvictedHashes(self) -> None:
         """
         With no running hash kept, each chunk's hash is recomputed from
         storage and the result is still right.
         """
-        self.registry.uploads.maxHashStates = 0
+        self.patch(UploadArea, "maxHashStates", 0)
+        self.namespace = StorageNamespace(self.driver, self.clock)
         digest = await self.upload("a", b"x" * 100000)
-        self.assertEqual(await self.registry.blobs.size(digest), 100000)
+        self.assertEqual((await self.blobs("a").stat(digest)).size, 100000)
         digest = await self.upload("a", b"y" * 1000, "sha512")
-        self.assertEqual(await self.registry.blobs.getContent(digest), b"y" * 1000)
+        self.assertEqual(await self.content("a", digest), b"y" * 1000)
 
     async def test_outOfOrderChunk(self) -> None:
-        uploads = self.registry.uploads
-        uploadID = await uploads.start("a")
-        error = await self.assertFailure(Deferred.fromCoroutine(uploads.append("a", uploadID, body(b"x"), 3)),
-                                         RegistryError)
-        self.assertEqual(error.code.value, "RANGE_INVALID")
-        self.assertEqual(await uploads.size("a", uploadID), 0)
+        upload = await self.blobs("a").create()
+        error = await self.assertFailure(upload.append(3), RangeMismatch)
+        self.assertEqual(error.size, 0)
+        self.assertEqual((await self.blobs("a").resume(upload.id)).size, 0)
+        # The refused chunk held no lock: the next one goes in.
+        self.assertEqual(await write(await upload.append(0), b"abc"), 3)
+
+    async def test_abortedChunk(self) -> None:
+        """
+        A chunk that is aborted leaves the upload as it was.
+        """
+        upload = await self.blobs("a").create()
+        await write(await upload.append(), b"abc")
+        writer = await upload.append()
+        writer.registerProducer(_Source(), True)
+        writer.write(b"def")
+        writer.unregisterProducer()
+        await writer.abort()
+        self.assertEqual((await self.blobs("a").resume(upload.id)).size, 3)
+        await upload.commit(digestOf(b"abc"))
 
     async def test_wrongDigestDiscards(self) -> None:
-        uploads = self.registry.uploads
-        uploadID = await uploads.start("a")
-        await uploads.append("a", uploadID, body(b"abc"))
-        error = await self.assertFailure(
-            Deferred.fromCoroutine(uploads.complete("a", uploadID, digestOf(b"abd"))), RegistryError
-        )
-        self.assertEqual(error.code.value, "DIGEST_INVALID")
+        upload = await self.blobs("a").create()
+        await write(await upload.append(), b"abc")
+        error = await self.assertFailure(upload.commit(digestOf(b"abd")), DigestInvalid)
+        self.assertEqual(error.detail["actual"], str(digestOf(b"abc")))
         for digest in (digestOf(b"abc"), digestOf(b"abd")):
-            self.assertIsNone(await self.registry.blobs.size(digest))
-        error = await self.assertFailure(Deferred.fromCoroutine(uploads.size("a", uploadID)), RegistryError)
-        self.assertEqual(error.code.value, "BLOB_UPLOAD_UNKNOWN")
+            await self.assertFailure(self.blobs("a").stat(digest), BlobUnknown)
+        await self.assertFailure(self.blobs("a").resume(upload.id), BlobUploadUnknown)
 
     async def test_unknownAndBadIDs(self) -> None:
         for uploadID in ("nope", "..", "../x", "a/b", "x" * 65, ""):
-            for call in (self.registry.uploads.size("a", uploadID), self.registry.uploads.cancel("a", uploadID)):
-                error = await self.assertFailure(Deferred.fromCoroutine(call), RegistryError)
-                self.assertEqual(error.code.value, "BLOB_UPLOAD_UNKNOWN")
+            await self.assertFailure(self.blobs("a").resume(uploadID), BlobUploadUnknown)
+        upload = await self.blobs("a").create()
+        await upload.cancel()
+        await self.assertFailure(upload.cancel(), BlobUploadUnknown)
+        await self.assertFailure(upload.append(), BlobUploadUnknown)
+
+    async def test_startTime(self) -> None:
+        """
+        An upload knows when it began, from its id alone.
+        """
+        self.clock.advance(1700000000.25)
+        upload = await self.blobs("a").create()
+        verifyObject(IBlobUpload, upload)
+        self.assertEqual(upload.startedAt, 1700000000.25)
+        self.assertEqual((await self.blobs("a").resume(upload.id)).startedAt, 1700000000.25)
+        self.assertEqual(startedAt(newUploadID(12.5)), 12.5)
+        self.assertIsNone(startedAt("not-a-uuid"))
 
     async def test_monolithicAndAdopt(self) -> None:
         """
@@ -172,44 +277,89 @@ class RegistryTests(TestCase):
         new upload.
         """
         digest = digestOf(b"same")
-        await self.registry.uploads.monolithic("a", digest, body(b"same"))
-        await self.registry.uploads.monolithic("b", digest, body(b"same"))
-        self.assertEqual(await self.registry.blobs.sizeIn("b", digest), 4)
+        self.assertEqual(await write(await self.blobs("a").put(digest), b"same"), 4)
+        self.assertEqual(await write(await self.blobs("b").put(digest), b"same"), 4)
+        self.assertEqual((await self.blobs("b").stat(digest)).size, 4)
         for name in ("a", "b"):
             try:
                 left = await self.driver.list(layout.uploadsDirectory(name))
             except PathNotFoundError:
                 left = []
             self.assertEqual(left, [])
+        writer = await self.blobs("c").put(digestOf(b"other"))
+        await self.assertFailure(Deferred.fromCoroutine(write(writer, b"same")), DigestInvalid)
+        await self.assertFailure(self.blobs("c").stat(digest), BlobUnknown)
+
+    async def test_mount(self) -> None:
+        digest = await self.upload("a", b"mounted")
+        self.assertIsNone(await self.blobs("b").mount(digest, "nothere"))
+        self.assertIsNone(await self.blobs("b").mount(digest, "Not/A/Name"))
+        descriptor = await self.blobs("b").mount(digest, "a")
+        self.assertEqual(descriptor.size, 7)
+        self.assertEqual(await self.content("b", digest), b"mounted")
 
     async def test_manifestsTagsReferrers(self) -> None:
-        manifests = self.registry.manifests
+        repository = self.namespace.repository("r/x")
+        manifests, tags = repository.manifests(), repository.tags()
         config = await self.upload("r/x", b"{}")
         image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                             "config": {"mediaType": "application/vnd.oci.empty.v1+json",
                                        "digest": str(config), "size": 2}, "layers": []}).encode()
-        digest, subject = await manifests.put("r/x", "v1", None, image)
-        self.assertIsNone(subject)
+        stored = await manifests.put(image, None)
+        self.assertIsNone(stored.subject)
+        digest = stored.digest
+        await tags.tag("v1", digest)
         referrer = json.loads(image)
         referrer["subject"] = {"mediaType": OCI_MANIFEST, "digest": str(digest), "size": len(image)}
         referrer["artifactType"] = "application/x"
         content = json.dumps(referrer).encode()
-        rDigest, subject = await manifests.put("r/x", str(Digest.of(content)), OCI_MANIFEST, content)
-        self.assertEqual(subject, digest)
-        self.assertEqual(await manifests.tags("r/x"), ["v1"])
-        self.assertEqual((await manifests.get("r/x", "v1")).content, image)
-        self.assertEqual([d["digest"] for d in await manifests.referrers("r/x", digest)], [str(rDigest)])
-        self.assertEqual(await self.registry.repositories(), ["r/x"])
-        error = await self.assertFailure(Deferred.fromCoroutine(manifests.tags("r")), RegistryError)
-        self.assertEqual(error.code.value, "NAME_UNKNOWN")
-        await manifests.delete("r/x", rDigest)
-        self.assertEqual(await manifests.referrers("r/x", digest), [])
-        await manifests.delete("r/x", digest)
-        self.assertEqual(await manifests.tags("r/x"), [])
+        stored = await manifests.put(content, OCI_MANIFEST, Digest.of(content))
+        self.assertEqual(stored.subject, digest)
+        rDigest = stored.digest
+        self.assertEqual(await tags.list(None, None), Page(["v1"], False))
+        self.assertEqual(await tags.get("v1"), digest)
+        self.assertEqual(await tags.lookup(digest), ["v1"])
+        self.assertEqual((await manifests.get(digest)).content, image)
+        self.assertTrue(await manifests.exists(rDigest))
+        self.assertEqual([d["digest"] for d in await repository.referrers(digest)], [str(rDigest)])
+        self.assertEqual(await self.namespace.catalog(None, None), Page(["r/x"], False))
+        await self.assertFailure(self.namespace.repository("r").tags().list(None, None), NameUnknown)
+        await manifests.delete(rDigest)
+        self.assertEqual(await repository.referrers(digest), [])
+        await manifests.delete(digest)
+        self.assertEqual(await tags.list(None, None), Page([], False))
+        self.assertFalse(await manifests.exists(digest))
 
-    def test_checks(self) -> None:
-        self.registry.checkDeletable()
-        error = self.assertRaises(RegistryError, Registry(self.driver).checkDeletable)
-        self.assertEqual((error.code.value, error.status), ("UNSUPPORTED", 405))
-        error = self.assertRaises(RegistryError, Registry(self.driver, readOnly=True).checkWritable)
-        self.assertEqual((error.code.value, error.status), ("UNSUPPORTED", 405))
+    async def test_wrongManifestDigest(self) -> None:
+        config = await self.upload("r", b"{}")
+        image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                       "digest": str(config), "size": 2}, "layers": []}).encode()
+        manifests = self.namespace.repository("r").manifests()
+        await self.assertFailure(manifests.put(image, None, digestOf(b"else")), DigestInvalid)
+        self.assertFalse(await manifests.exists(Digest.of(image)))
+
+    async def test_tagTTL(self) -> None:
+        """
+        A resolved tag is reused for the TTL, by the clock passed in; a tag
+        moved by another process over the same storage is seen after it.
+        """
+        namespace = StorageNamespace(self.driver, self.clock, tagTTL=1.0)
+        other = StorageNamespace(self.driver, self.clock)
+        first, second = digestOf(b"1"), digestOf(b"2")
+        await other.repository("t").tags().tag("v", first)
+        self.assertEqual(await namespace.repository("t").tags().get("v"), first)
+        await other.repository("t").tags().tag("v", second)
+        self.assertEqual(await namespace.repository("t").tags().get("v"), first)
+        self.clock.advance(1.5)
+        self.assertEqual(await namespace.repository("t").tags().get("v"), second)
+
+    async def test_purgeUploads(self) -> None:
+        upload = await self.blobs("p/q").create()
+        self.assertEqual(await self.namespace.purgeUploads(0), [])
+        self.assertEqual(
+            await self.namespace.purgeUploads(time.time() + 60, dryRun=True), [f"p/q/{upload.id}"]
+        )
+        await self.blobs("p/q").resume(upload.id)
+        self.assertEqual(await self.namespace.purgeUploads(time.time() + 60), [f"p/q/{upload.id}"])
+        await self.assertFailure(self.blobs("p/q").resume(upload.id), BlobUploadUnknown)

@@ -32,6 +32,7 @@ from zope.interface import implementer
 
 from tests.support import startRegistry
 from tests.web.rawclient import Connection, patterned, requestBytes, sha256Of
+from txregistry.api.errors import errorBody
 from txregistry.config import checkConfiguration
 from txregistry.service import makeSite
 from txregistry.storage.inmemory import InMemoryDriver, _MemoryWriter
@@ -192,7 +193,7 @@ async def listen(testCase: TestCase, site: Any) -> int:
 class BackpressureTests(TestCase):
     async def sink(self, rate: int) -> tuple[SinkResource, int]:
         resource = SinkResource(rate)
-        return resource, await listen(self, RegistrySite(resource, accessLog=False))
+        return resource, await listen(self, RegistrySite(resource, errorBody, accessLog=False))
 
     async def test_slowConsumerPausesTransport(self) -> None:
         """
@@ -789,7 +790,7 @@ class BodyEdgeTests(_FilesystemRegistryTestCase):
             def render_GET(self, request: Any) -> bytes:
                 return b"next"
 
-        port = await listen(self, RegistrySite(Cancelling(), accessLog=False))
+        port = await listen(self, RegistrySite(Cancelling(), errorBody, accessLog=False))
         total = 8 * MiB
 
         def client() -> list[Any]:
@@ -845,7 +846,7 @@ class PausedTimeoutTests(TestCase):
         consumer takes, and the idle timeout applies again afterwards.
         """
         resource = SinkResource(64 * MiB)
-        site = RegistrySite(resource, accessLog=False, timeout=0.5)
+        site = RegistrySite(resource, errorBody, accessLog=False, timeout=0.5)
         port = await listen(self, site)
         stalls: list[float] = []
 

@@ -1,10 +1,12 @@
+# -*- test-case-name: tests.api.test_base -*-
 """
 The V2 API as a Klein application.
 
-Routes here only parse and check what the request says (name, reference,
-query, headers) and shape the answer; the work is in
-L{txregistry.registry}.  Every error is a L{RegistryError} rendered as
-the spec's JSON envelope by L{RegistryAPI.registryError}.
+The routes are those of L{txregistry.api.routes}.  Their handlers only
+parse and check what the request says (reference, query, headers) and
+shape the answer; the work is done by the L{INamespace} they are given,
+and every error (an L{APIError} or an error of the model) is rendered as
+the spec's JSON envelope by L{writeError}.
 """
 
 from __future__ import annotations
@@ -24,15 +26,11 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from txregistry import __version__
-from txregistry.api import blobs, listing, manifests, uploads
-from txregistry.api.errors import RegistryError
-from txregistry.api.responses import (
-    API_VERSION,
-    API_VERSION_HEADER,
-    URLBuilder,
-    jsonResponse,
-)
-from txregistry.registry.store import Registry
+from txregistry.api.errors import UNKNOWN, UNSUPPORTED, APIError, asAPIError, writeError
+from txregistry.api.responses import API_VERSION, API_VERSION_HEADER, URLBuilder
+from txregistry.api.routes import ROUTES, Route
+from txregistry.errors import RegistryModelError
+from txregistry.interfaces import INamespace
 from txregistry.shielding import shielded
 from txregistry.web.request import RegistryRequest
 
@@ -60,9 +58,22 @@ def runsToTheEnd(route: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[...
     return run
 
 
+def _view(route: Route) -> Callable[..., Any]:
+    """
+    The Klein view of C{route}: its handler, bound to the L{RegistryAPI}.
+    """
+    handler = runsToTheEnd(route.handler) if route.changesStorage else route.handler
+
+    def view(api: "RegistryAPI", request: RegistryRequest, **arguments: str) -> Any:
+        return handler(api, request, **arguments)
+
+    view.__name__ = route.name.replace(".", "_")
+    return view
+
+
 class RegistryAPI:
     """
-    The routes of one registry.
+    The routes of one registry, over the namespace they serve.
     """
 
     app = Klein()
@@ -71,104 +82,36 @@ class RegistryAPI:
     app.url_map.merge_slashes = False
     app.url_map.strict_slashes = False
 
-    def __init__(self, registry: Registry, urls: URLBuilder) -> None:
-        self.registry = registry
+    for _route in ROUTES:
+        app.route(_route.rule, methods=list(_route.methods), endpoint=_route.name)(_view(_route))
+    del _route
+
+    def __init__(self, namespace: INamespace, urls: URLBuilder) -> None:
+        self.namespace = namespace
         self.urls = urls
-
-    # Base
-
-    @app.route("/v2/", methods=["GET", "HEAD"])
-    def base(self, request: RegistryRequest) -> bytes:
-        return jsonResponse(request, {})
-
-    @app.route("/v2/_catalog", methods=["GET", "HEAD"])
-    def catalog(self, request: RegistryRequest) -> Any:
-        return listing.catalog(self, request)
-
-    # Tags and referrers
-
-    @app.route("/v2/<path:name>/tags/list", methods=["GET", "HEAD"])
-    def tags(self, request: RegistryRequest, name: str) -> Any:
-        return listing.tags(self, request, name)
-
-    @app.route("/v2/<path:name>/referrers/<digest>", methods=["GET", "HEAD"])
-    def referrers(self, request: RegistryRequest, name: str, digest: str) -> Any:
-        return listing.referrers(self, request, name, digest)
-
-    # Manifests
-
-    @app.route("/v2/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
-    def getManifest(self, request: RegistryRequest, name: str, reference: str) -> Any:
-        return manifests.get(self, request, name, reference)
-
-    @app.route("/v2/<path:name>/manifests/<reference>", methods=["PUT"])
-    def putManifest(self, request: RegistryRequest, name: str, reference: str) -> Any:
-        return runsToTheEnd(manifests.put)(self, request, name, reference)
-
-    @app.route("/v2/<path:name>/manifests/<reference>", methods=["DELETE"])
-    def deleteManifest(self, request: RegistryRequest, name: str, reference: str) -> Any:
-        return runsToTheEnd(manifests.delete)(self, request, name, reference)
-
-    # Blobs
-
-    @app.route("/v2/<path:name>/blobs/<digest>", methods=["GET", "HEAD"])
-    def getBlob(self, request: RegistryRequest, name: str, digest: str) -> Any:
-        return blobs.get(self, request, name, digest)
-
-    @app.route("/v2/<path:name>/blobs/<digest>", methods=["DELETE"])
-    def deleteBlob(self, request: RegistryRequest, name: str, digest: str) -> Any:
-        return runsToTheEnd(blobs.delete)(self, request, name, digest)
-
-    # Uploads
-
-    @app.route("/v2/<path:name>/blobs/uploads/", methods=["POST"], strict_slashes=False)
-    def startUpload(self, request: RegistryRequest, name: str) -> Any:
-        return runsToTheEnd(uploads.start)(self, request, name)
-
-    @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["GET", "HEAD"])
-    def uploadStatus(self, request: RegistryRequest, name: str, uploadID: str) -> Any:
-        return uploads.status(self, request, name, uploadID)
-
-    @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["PATCH"])
-    def uploadChunk(self, request: RegistryRequest, name: str, uploadID: str) -> Any:
-        return runsToTheEnd(uploads.chunk)(self, request, name, uploadID)
-
-    @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["PUT"])
-    def completeUpload(self, request: RegistryRequest, name: str, uploadID: str) -> Any:
-        return runsToTheEnd(uploads.complete)(self, request, name, uploadID)
-
-    @app.route("/v2/<path:name>/blobs/uploads/<uploadID>", methods=["DELETE"])
-    def cancelUpload(self, request: RegistryRequest, name: str, uploadID: str) -> Any:
-        return runsToTheEnd(uploads.cancel)(self, request, name, uploadID)
 
     # Errors
 
-    @app.handle_errors(RegistryError)
+    @app.handle_errors(APIError, RegistryModelError)
     def registryError(self, request: IRequest, failure: Failure) -> bytes:
-        error: RegistryError = failure.value  # type: ignore[assignment]
-        for header, value in error.headers.items():
-            request.setHeader(header.encode("latin-1"), value.encode("latin-1"))
-        return jsonResponse(request, error.envelope(), error.status)
+        return writeError(request, asAPIError(failure.value))  # type: ignore[arg-type]
 
     @app.handle_errors(NotFound)
     def notFound(self, request: IRequest, failure: Failure) -> bytes:
-        error = RegistryError("UNSUPPORTED", "no such route", status=404)
-        return jsonResponse(request, error.envelope(), error.status)
+        return writeError(request, APIError(UNSUPPORTED, "no such route", status=404))
 
     @app.handle_errors(MethodNotAllowed)
     def methodNotAllowed(self, request: IRequest, failure: Failure) -> bytes:
         allowed = getattr(failure.value, "valid_methods", None) or []
         if allowed:
             request.setHeader(b"allow", ", ".join(allowed).encode("latin-1"))
-        error = RegistryError("UNSUPPORTED", "method not allowed on this route")
-        return jsonResponse(request, error.envelope(), error.status)
+        return writeError(request, APIError(UNSUPPORTED, "method not allowed on this route"))
 
     @app.handle_errors(RequestRedirect)
     def redirect(self, request: IRequest, failure: Failure) -> bytes:
         # Werkzeug would canonicalise the path; a registry names exactly
         # what the client sent, so there is no other URL to go to.
-        error = RegistryError("UNSUPPORTED", "no such route", status=404)
-        return jsonResponse(request, error.envelope(), error.status)
+        return writeError(request, APIError(UNSUPPORTED, "no such route", status=404))
 
     @app.handle_errors(Exception)
     def unexpected(self, request: IRequest, failure: Failure) -> bytes:
@@ -179,8 +122,7 @@ class RegistryAPI:
             return b""
         _log.failure("Unhandled error in {method} {uri}", failure,
                      method=request.method, uri=request.uri)
-        error = RegistryError("UNKNOWN")
-        return jsonResponse(request, error.envelope(), error.status)
+        return writeError(request, APIError(UNKNOWN))
 
 
 class RegistryRoot(Resource):
@@ -207,14 +149,12 @@ class RegistryRoot(Resource):
             request.responseHeaders.setRawHeaders(name, values)
         problem = _undecodable(request)
         if problem is not None:
-            error = RegistryError("UNSUPPORTED", f"{problem} is not UTF-8", status=400)
-            return jsonResponse(request, error.envelope(), error.status)
+            return writeError(request, APIError(UNSUPPORTED, f"{problem} is not UTF-8", status=400))
         if self._prefix:
             count = len(self._prefix)
             postpath = request.postpath or []
             if postpath[:count] != self._prefix:
-                error = RegistryError("UNSUPPORTED", "no such route", status=404)
-                return jsonResponse(request, error.envelope(), error.status)
+                return writeError(request, APIError(UNSUPPORTED, "no such route", status=404))
             request.prepath = (request.prepath or []) + postpath[:count]
             request.postpath = postpath[count:]
         return self._routes.render(request)

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.api.test_blobs -*-
 """
 C{GET}/C{HEAD}/C{DELETE /v2/<name>/blobs/<digest>}.
 """
@@ -8,11 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
-from txregistry.api.checks import checkDigest, checkName, headerValue
-from txregistry.api.errors import RegistryError
+from txregistry.api.checks import checkDigest, headerValue
 from txregistry.api.ranges import parseByteRange
 from txregistry.api.responses import emptyResponse, setHeaders, streamReader
-from txregistry.storage.errors import PathNotFoundError
 from txregistry.web.request import RegistryRequest
 
 if TYPE_CHECKING:
@@ -21,16 +20,14 @@ if TYPE_CHECKING:
 _log = Logger()
 
 
-async def get(api: "RegistryAPI", request: RegistryRequest, name: str, digestText: str) -> Any:
-    checkName(name)
-    digest = checkDigest(digestText)
-    registry = api.registry
-    size = await registry.blobs.sizeIn(name, digest)
-    if size is None:
-        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digestText})
+async def get(api: "RegistryAPI", request: RegistryRequest, name: str, digest: str) -> Any:
+    blobs = api.namespace.repository(name).blobs()
+    checked = checkDigest(digest)
+    descriptor = await blobs.stat(checked)
+    size = descriptor.size
     headers = {
-        "Docker-Content-Digest": str(digest),
-        "ETag": f'"{digest}"',
+        "Docker-Content-Digest": str(checked),
+        "ETag": f'"{checked}"',
         "Accept-Ranges": "bytes",
         "Cache-Control": "max-age=31536000",
         "Content-Type": "application/octet-stream",
@@ -43,22 +40,18 @@ async def get(api: "RegistryAPI", request: RegistryRequest, name: str, digestTex
             offset, length = wanted
             status = 206
             headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
-    if registry.redirect:
-        # A driver that can hand out direct URLs (an object store) serves
-        # the bytes itself, as storage.redirect asks.
-        url = await registry.blobs.urlFor(digest, request.method.decode("ascii"))
-        if url is not None:
-            return emptyResponse(
-                request, 307, {"Location": url, "Docker-Content-Digest": str(digest)}
-            )
+    # A store that hands out direct URLs (an object store, under
+    # storage.redirect) serves the bytes itself.
+    url = await blobs.redirectURL(checked, request.method.decode("ascii"))
+    if url is not None:
+        return emptyResponse(
+            request, 307, {"Location": url, "Docker-Content-Digest": str(checked)}
+        )
     reader = None
     if request.method != b"HEAD" and length > 0:
         # Open before any header is set: content that went away since the
         # size was read (a delete, garbage collection) is still a 404.
-        try:
-            reader = await registry.blobs.reader(digest, offset, length)
-        except PathNotFoundError:
-            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digestText}) from None
+        reader = await blobs.reader(checked, offset, length)
     setHeaders(request, headers)
     request.setResponseCode(status)
     request.setHeader(b"content-length", b"%d" % length)
@@ -68,17 +61,15 @@ async def get(api: "RegistryAPI", request: RegistryRequest, name: str, digestTex
         await streamReader(request, reader)
     except Exception:
         # Headers are out; all that is left is to cut the response short.
-        _log.failure("Reading blob {digest} failed mid-response", digest=str(digest))
+        _log.failure("Reading blob {digest} failed mid-response", digest=str(checked))
         transport = getattr(request.channel, "transport", None)
         if transport is not None:
             transport.abortConnection()
     return None
 
 
-async def delete(api: "RegistryAPI", request: RegistryRequest, name: str, digestText: str) -> Any:
-    checkName(name)
-    digest = checkDigest(digestText)
-    api.registry.checkDeletable()
-    if not await api.registry.blobs.unlink(name, digest):
-        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digestText})
-    return emptyResponse(request, 202, {"Docker-Content-Digest": str(digest)})
+async def delete(api: "RegistryAPI", request: RegistryRequest, name: str, digest: str) -> Any:
+    blobs = api.namespace.repository(name).blobs()
+    checked = checkDigest(digest)
+    await blobs.delete(checked)
+    return emptyResponse(request, 202, {"Docker-Content-Digest": str(checked)})

@@ -1,34 +1,25 @@
+# -*- test-case-name: tests.api.test_names -*-
 """
-Checks of what a request names: repository, digest, query numbers.
-Each raises the spec's error, so routes can call them first thing.
+Checks of what a request says: digests, query arguments, headers.  Each
+raises the spec's error, so routes can call them first thing.
 """
 
 from __future__ import annotations
 
 from twisted.web.iweb import IRequest
 
-from txregistry.api.errors import RegistryError
+from txregistry.api.errors import DIGEST_INVALID, UNSUPPORTED, APIError
 from txregistry.registry.digest import Digest, InvalidDigest
-from txregistry.registry.names import isValidName
-
-
-def checkName(name: str) -> str:
-    """
-    @raise RegistryError: C{NAME_INVALID}.
-    """
-    if not isValidName(name):
-        raise RegistryError("NAME_INVALID", detail={"name": name[:300]})
-    return name
 
 
 def checkDigest(value: str) -> Digest:
     """
-    @raise RegistryError: C{DIGEST_INVALID}.
+    @raise APIError: C{DIGEST_INVALID}.
     """
     try:
         return Digest.parse(value)
     except InvalidDigest as e:
-        raise RegistryError("DIGEST_INVALID", str(e)[:300], detail={"digest": value[:300]}) from None
+        raise APIError(DIGEST_INVALID, str(e)[:300], detail={"digest": value[:300]}) from None
 
 
 def queryArgument(request: IRequest, name: bytes) -> str | None:
@@ -41,7 +32,7 @@ def queryArgument(request: IRequest, name: bytes) -> str | None:
     try:
         return values[0].decode("utf-8")
     except UnicodeDecodeError:
-        raise RegistryError("UNSUPPORTED", f"query argument {name.decode()} is not UTF-8", status=400) from None
+        raise APIError(UNSUPPORTED, f"query argument {name.decode()} is not UTF-8", status=400) from None
 
 
 def headerValue(request: IRequest, name: bytes) -> str | None:

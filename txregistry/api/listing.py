@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.api.test_listing -*-
 """
 Paginated listings: C{/v2/_catalog}, C{/v2/<name>/tags/list}, and the
 referrers index C{/v2/<name>/referrers/<digest>}.
@@ -5,16 +6,16 @@ referrers index C{/v2/<name>/referrers/<digest>}.
 
 from __future__ import annotations
 
-import bisect
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from twisted.web.iweb import IRequest
 
-from txregistry.api.checks import checkDigest, checkName, queryArgument
-from txregistry.api.errors import RegistryError
+from txregistry.api.checks import checkDigest, queryArgument
+from txregistry.api.errors import PAGINATION_NUMBER_INVALID, APIError
 from txregistry.api.responses import jsonResponse
+from txregistry.interfaces import Page
 from txregistry.registry.manifests import OCI_INDEX
 
 if TYPE_CHECKING:
@@ -29,12 +30,10 @@ DEFAULT_CATALOG_PAGE = 1000
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def _page(
-    api: "RegistryAPI", request: IRequest, path: str, items: list[str], default: int | None
-) -> list[str]:
+def _pageArguments(request: IRequest, default: int | None) -> tuple[int | None, str | None]:
     """
-    Cut the sorted C{items} to the page C{n}/C{last} ask for, setting the
-    RFC 5988 C{Link} header when more follow.
+    The page size (C{n}, capped at L{MAX_PAGE}) and C{last} a listing is
+    asked for.
     """
     nText = queryArgument(request, b"n")
     last = queryArgument(request, b"last")
@@ -42,40 +41,43 @@ def _page(
         n = default
     else:
         if _DIGITS.fullmatch(nText) is None:
-            raise RegistryError(
-                "PAGINATION_NUMBER_INVALID", detail={"n": nText[:50]}
-            )
+            raise APIError(PAGINATION_NUMBER_INVALID, detail={"n": nText[:50]})
         # However large, a count is capped below, so never parse a huge one.
         n = MAX_PAGE if len(nText) > 12 else int(nText)
     if n is not None:
         n = min(n, MAX_PAGE)
-    start = bisect.bisect_right(items, last) if last else 0
-    end = len(items) if n is None else min(len(items), start + n)
-    page = items[start:end]
-    if n and end < len(items) and page:
-        query = urlencode({"n": n, "last": page[-1]})
+    return n, last or None
+
+
+def _link(api: "RegistryAPI", request: IRequest, path: str, n: int | None, page: Page) -> None:
+    """
+    Set the RFC 5988 C{Link} header to the next page when more follow.
+    """
+    if n and page.more and page.items:
+        query = urlencode({"n": n, "last": page.items[-1]})
         link = api.urls.path(f"{path}?{query}")
         request.setHeader(b"link", f'<{link}>; rel="next"'.encode())
-    return page
 
 
 async def catalog(api: "RegistryAPI", request: IRequest) -> Any:
-    repositories = await api.registry.repositories()
-    page = _page(api, request, "/v2/_catalog", repositories, DEFAULT_CATALOG_PAGE)
-    return jsonResponse(request, {"repositories": page})
+    n, last = _pageArguments(request, DEFAULT_CATALOG_PAGE)
+    page = await api.namespace.catalog(n, last)
+    _link(api, request, "/v2/_catalog", n, page)
+    return jsonResponse(request, {"repositories": page.items})
 
 
 async def tags(api: "RegistryAPI", request: IRequest, name: str) -> Any:
-    checkName(name)
-    allTags = await api.registry.manifests.tags(name)
-    page = _page(api, request, f"/v2/{name}/tags/list", allTags, None)
-    return jsonResponse(request, {"name": name, "tags": page})
+    repository = api.namespace.repository(name)
+    n, last = _pageArguments(request, None)
+    page = await repository.tags().list(n, last)
+    _link(api, request, f"/v2/{name}/tags/list", n, page)
+    return jsonResponse(request, {"name": name, "tags": page.items})
 
 
-async def referrers(api: "RegistryAPI", request: IRequest, name: str, digestText: str) -> Any:
-    checkName(name)
-    subject = checkDigest(digestText)
-    descriptors = await api.registry.manifests.referrers(name, subject)
+async def referrers(api: "RegistryAPI", request: IRequest, name: str, digest: str) -> Any:
+    repository = api.namespace.repository(name)
+    subject = checkDigest(digest)
+    descriptors = await repository.referrers(subject)
     artifactType = queryArgument(request, b"artifactType")
     if artifactType:
         descriptors = [d for d in descriptors if d.get("artifactType") == artifactType]

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.api.test_manifests -*-
 """
 C{GET}/C{HEAD}/C{PUT}/C{DELETE /v2/<name>/manifests/<reference>}.
 """
@@ -7,12 +8,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from txregistry.api.checks import checkDigest, checkName, headerValue
-from txregistry.api.errors import RegistryError
+from txregistry.api.checks import checkDigest, headerValue
+from txregistry.api.errors import MANIFEST_INVALID, MANIFEST_UNKNOWN, TAG_INVALID, APIError
 from txregistry.api.negotiation import acceptedTypes, isAcceptable
 from txregistry.api.responses import emptyResponse, setHeaders
-from txregistry.registry.digest import InvalidDigest
-from txregistry.registry.manifests import MANIFEST_TYPES, MAX_MANIFEST_SIZE, Manifest
+from txregistry.errors import RegistryModelError
+from txregistry.interfaces import IRepository, Manifest
+from txregistry.registry.digest import Digest, InvalidDigest
+from txregistry.registry.manifests import MANIFEST_TYPES, MAX_MANIFEST_SIZE
 from txregistry.registry.names import isValidTag
 from txregistry.web.body import BodyTooLarge
 from txregistry.web.request import RegistryRequest
@@ -21,18 +24,21 @@ if TYPE_CHECKING:
     from txregistry.api.app import RegistryAPI
 
 
-def _checkReference(reference: str) -> None:
+def _checkReference(reference: str) -> Digest | None:
     """
     A reference is a digest (checked: C{DIGEST_INVALID}) or a tag; a
     malformed tag cannot name anything (C{MANIFEST_UNKNOWN}).
+
+    @return: the digest, or L{None} for a tag.
     """
     if ":" in reference:
-        checkDigest(reference)
-    elif not isValidTag(reference):
-        raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": reference[:300]})
+        return checkDigest(reference)
+    if not isValidTag(reference):
+        raise APIError(MANIFEST_UNKNOWN, detail={"tag": reference[:300]})
+    return None
 
 
-async def _negotiate(api: "RegistryAPI", request: RegistryRequest, name: str, manifest: Manifest) -> Manifest:
+async def _negotiate(request: RegistryRequest, repository: IRepository, manifest: Manifest) -> Manifest:
     """
     A client that cannot take an index but takes single manifests gets the
     linux/amd64 one, as the reference implementation does; otherwise what
@@ -54,18 +60,21 @@ async def _negotiate(api: "RegistryAPI", request: RegistryRequest, name: str, ma
         if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
             if isAcceptable(str(child.get("mediaType", "")), accepted):
                 try:
-                    return await api.registry.manifests.get(name, str(child.get("digest")))
-                except (RegistryError, InvalidDigest):
+                    digest = Digest.parse(str(child.get("digest")))
+                    return await repository.manifests().get(digest)  # type: ignore[no-any-return]
+                except (RegistryModelError, InvalidDigest):
                     # The child went away: what was pushed is still there.
                     return manifest
     return manifest
 
 
 async def get(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
-    checkName(name)
-    _checkReference(reference)
-    manifest = await api.registry.manifests.get(name, reference)
-    manifest = await _negotiate(api, request, name, manifest)
+    repository = api.namespace.repository(name)
+    digest = _checkReference(reference)
+    if digest is None:
+        digest = await repository.tags().get(reference)
+    manifest = await repository.manifests().get(digest)
+    manifest = await _negotiate(request, repository, manifest)
     setHeaders(
         request,
         {
@@ -79,41 +88,40 @@ async def get(api: "RegistryAPI", request: RegistryRequest, name: str, reference
 
 
 async def put(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
-    checkName(name)
-    registry = api.registry
-    registry.checkWritable()
+    repository = api.namespace.repository(name)
+    expected = None
     if ":" in reference:
-        checkDigest(reference)
+        expected = checkDigest(reference)
     elif not isValidTag(reference):
-        raise RegistryError("TAG_INVALID", detail={"tag": reference[:300]})
+        raise APIError(TAG_INVALID, detail={"tag": reference[:300]})
     try:
         content = await request.body.read(MAX_MANIFEST_SIZE)
     except BodyTooLarge:
-        raise RegistryError(
-            "MANIFEST_INVALID",
+        raise APIError(
+            MANIFEST_INVALID,
             f"manifest is larger than {MAX_MANIFEST_SIZE} bytes",
             detail={"limit": MAX_MANIFEST_SIZE},
             status=413,
         ) from None
-    digest, subject = await registry.manifests.put(
-        name, reference, headerValue(request, b"content-type"), content
+    stored = await repository.manifests().put(
+        content, headerValue(request, b"content-type"), expected
     )
+    if expected is None:
+        await repository.tags().tag(reference, stored.digest)
     headers = {
-        "Location": api.urls.url(request, f"/v2/{name}/manifests/{digest}"),
-        "Docker-Content-Digest": str(digest),
+        "Location": api.urls.url(request, f"/v2/{name}/manifests/{stored.digest}"),
+        "Docker-Content-Digest": str(stored.digest),
     }
-    if subject is not None:
-        headers["OCI-Subject"] = str(subject)
+    if stored.subject is not None:
+        headers["OCI-Subject"] = str(stored.subject)
     return emptyResponse(request, 201, headers)
 
 
 async def delete(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
-    checkName(name)
-    _checkReference(reference)
-    registry = api.registry
-    registry.checkDeletable()
-    if ":" in reference:
-        await registry.manifests.delete(name, checkDigest(reference))
+    repository = api.namespace.repository(name)
+    digest = _checkReference(reference)
+    if digest is not None:
+        await repository.manifests().delete(digest)
     else:
-        await registry.manifests.deleteTag(name, reference)
+        await repository.tags().untag(reference)
     return emptyResponse(request, 202)

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.api.test_blobs -*-
 """
 The byte ranges of the V2 API: C{Range: bytes=...} on blob reads and
 C{Content-Range: <start>-<end>} on upload chunks.
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from txregistry.api.errors import RegistryError
+from txregistry.api.errors import RANGE_INVALID, APIError
 
 _BYTES_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
@@ -22,7 +23,7 @@ def parseByteRange(header: str, size: int) -> tuple[int, int] | None:
     L{None} to send the whole blob (several ranges are answered whole, as
     RFC 9110 allows).
 
-    @raise RegistryError: C{RANGE_INVALID} (416) for a malformed or
+    @raise APIError: C{RANGE_INVALID} (416) for a malformed or
         unsatisfiable range, with the C{Content-Range: bytes */size}
         header.
     """
@@ -30,8 +31,8 @@ def parseByteRange(header: str, size: int) -> tuple[int, int] | None:
     if "," in header:
         return None
     match = _BYTES_RANGE.match(header)
-    unsatisfiable = RegistryError(
-        "RANGE_INVALID",
+    unsatisfiable = APIError(
+        RANGE_INVALID,
         f"cannot satisfy Range {header!r} for {size} bytes",
         headers={"Content-Range": f"bytes */{size}"},
     )
@@ -58,12 +59,12 @@ def parseChunkRange(header: str) -> tuple[int, int]:
     """
     The inclusive (start, end) of an upload chunk's C{Content-Range}.
 
-    @raise RegistryError: C{RANGE_INVALID} (416) when malformed.
+    @raise APIError: C{RANGE_INVALID} (416) when malformed.
     """
     match = _CHUNK_RANGE.match(header.strip())
     if match is None or len(match.group(1)) > _MAX_DIGITS or len(match.group(2)) > _MAX_DIGITS:
-        raise RegistryError("RANGE_INVALID", f"malformed Content-Range {header!r}")
+        raise APIError(RANGE_INVALID, f"malformed Content-Range {header!r}")
     start, end = int(match.group(1)), int(match.group(2))
     if end < start:
-        raise RegistryError("RANGE_INVALID", f"Content-Range {header!r} ends before it starts")
+        raise APIError(RANGE_INVALID, f"Content-Range {header!r} ends before it starts")
     return start, end

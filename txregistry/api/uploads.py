@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.api.test_uploads -*-
 """
 Blob uploads: C{POST /v2/<name>/blobs/uploads/} and
 C{GET}/C{PATCH}/C{PUT}/C{DELETE /v2/<name>/blobs/uploads/<id>}.
@@ -10,30 +11,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from txregistry.api.checks import checkDigest, checkName, headerValue, queryArgument
-from txregistry.api.errors import RegistryError
+from txregistry.api.checks import checkDigest, headerValue, queryArgument
+from txregistry.api.errors import DIGEST_INVALID, RANGE_INVALID, APIError
 from txregistry.api.ranges import parseChunkRange
 from txregistry.api.responses import emptyResponse
-from txregistry.registry.names import isValidName
+from txregistry.errors import RangeMismatch
+from txregistry.interfaces import IBlobUpload, IBlobWriter
+from txregistry.registry.digest import Digest
+from txregistry.web.body import RequestBody
 from txregistry.web.request import RegistryRequest
 
 if TYPE_CHECKING:
     from txregistry.api.app import RegistryAPI
 
 
-def _rangeHeader(size: int) -> str:
-    return f"0-{max(size - 1, 0)}"
-
-
-def _uploadHeaders(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str, size: int) -> dict[str, str]:
+def _uploadHeaders(
+    api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str, size: int
+) -> dict[str, str]:
     return {
         "Location": api.urls.url(request, f"/v2/{name}/blobs/uploads/{uploadID}"),
-        "Range": _rangeHeader(size),
+        "Range": f"0-{max(size - 1, 0)}",
         "Docker-Upload-UUID": uploadID,
     }
 
 
-def _blobCreated(api: "RegistryAPI", request: RegistryRequest, name: str, digest: Any) -> bytes:
+def _blobCreated(api: "RegistryAPI", request: RegistryRequest, name: str, digest: Digest) -> bytes:
     return emptyResponse(
         request,
         201,
@@ -44,32 +46,43 @@ def _blobCreated(api: "RegistryAPI", request: RegistryRequest, name: str, digest
     )
 
 
+async def receive(body: RequestBody, writer: IBlobWriter) -> int:
+    """
+    Stream C{body} into C{writer} and close it; if the body does not
+    arrive whole, the writer is aborted.
+
+    @return: the size C{writer} reports.
+    """
+    try:
+        await body.deliverTo(writer)
+    except BaseException:
+        await writer.abort()
+        raise
+    return await writer.close()  # type: ignore[no-any-return]
+
+
 async def start(api: "RegistryAPI", request: RegistryRequest, name: str) -> Any:
-    checkName(name)
-    registry = api.registry
-    registry.checkWritable()
+    blobs = api.namespace.repository(name).blobs()
     mount = queryArgument(request, b"mount")
     source = queryArgument(request, b"from")
     if mount is not None and source is not None:
         digest = checkDigest(mount)
-        if isValidName(source) and await registry.blobs.sizeIn(source, digest) is not None:
-            await registry.blobs.link(name, digest)
+        if await blobs.mount(digest, source) is not None:
             return _blobCreated(api, request, name, digest)
         # Not mountable: fall through to a fresh upload, as clients expect.
     else:
         digestText = queryArgument(request, b"digest")
         if digestText is not None:
             digest = checkDigest(digestText)
-            await registry.uploads.monolithic(name, digest, request.body)
+            await receive(request.body, await blobs.put(digest))
             return _blobCreated(api, request, name, digest)
-    uploadID = await registry.uploads.start(name)
-    return emptyResponse(request, 202, _uploadHeaders(api, request, name, uploadID, 0))
+    upload = await blobs.create()
+    return emptyResponse(request, 202, _uploadHeaders(api, request, name, upload.id, 0))
 
 
 async def status(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
-    checkName(name)
-    size = await api.registry.uploads.size(name, uploadID)
-    return emptyResponse(request, 204, _uploadHeaders(api, request, name, uploadID, size))
+    upload = await api.namespace.repository(name).blobs().resume(uploadID)
+    return emptyResponse(request, 204, _uploadHeaders(api, request, name, upload.id, upload.size))
 
 
 def _declaredStart(request: RegistryRequest) -> int | None:
@@ -84,51 +97,65 @@ def _declaredStart(request: RegistryRequest) -> int | None:
     start, end = parseChunkRange(header)
     length = request.body.length
     if length is not None and length != end - start + 1:
-        raise RegistryError(
-            "RANGE_INVALID",
+        raise APIError(
+            RANGE_INVALID,
             f"Content-Range {header!r} does not match Content-Length {length}",
         )
     return start
 
 
+async def _append(
+    api: "RegistryAPI", request: RegistryRequest, name: str, upload: IBlobUpload, start: int | None
+) -> int:
+    """
+    Stream the request's body onto the end of C{upload}; a chunk that
+    does not start where the upload ends is a 416 saying where it does.
+    """
+    try:
+        writer = await upload.append(start)
+    except RangeMismatch as mismatch:
+        raise APIError(
+            RANGE_INVALID,
+            mismatch.message,
+            mismatch.detail,
+            headers=_uploadHeaders(api, request, name, upload.id, mismatch.size),
+        ) from None
+    return await receive(request.body, writer)
+
+
 async def chunk(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
-    checkName(name)
-    registry = api.registry
-    registry.checkWritable()
+    upload = await api.namespace.repository(name).blobs().resume(uploadID)
     try:
         start = _declaredStart(request)
-        size = await registry.uploads.append(name, uploadID, request.body, start)
-    except RegistryError as error:
-        if error.code.value == "RANGE_INVALID":
-            current = await registry.uploads.size(name, uploadID)
-            error.headers.update(_uploadHeaders(api, request, name, uploadID, current))
+    except APIError as error:
+        error.headers.update(_uploadHeaders(api, request, name, upload.id, upload.size))
         raise
-    return emptyResponse(request, 202, _uploadHeaders(api, request, name, uploadID, size))
+    size = await _append(api, request, name, upload, start)
+    return emptyResponse(request, 202, _uploadHeaders(api, request, name, upload.id, size))
 
 
 async def complete(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
-    checkName(name)
-    registry = api.registry
-    registry.checkWritable()
+    blobs = api.namespace.repository(name).blobs()
     digestText = queryArgument(request, b"digest")
     if digestText is None:
-        raise RegistryError("DIGEST_INVALID", "the digest query argument is required")
+        raise APIError(DIGEST_INVALID, "the digest query argument is required")
     digest = checkDigest(digestText)
     start = _declaredStart(request)
-    if start is not None:
-        current = await registry.uploads.size(name, uploadID)
-        if start != current:
-            raise RegistryError(
-                "RANGE_INVALID",
-                f"chunk starts at {start}, upload has {current} bytes",
-                headers=_uploadHeaders(api, request, name, uploadID, current),
-            )
-    await registry.uploads.complete(name, uploadID, digest, request.body)
+    upload = await blobs.resume(uploadID)
+    body = request.body
+    if body.length is None or body.length > 0:
+        await _append(api, request, name, upload, start)
+    elif start is not None and start != upload.size:
+        raise APIError(
+            RANGE_INVALID,
+            f"chunk starts at {start}, upload has {upload.size} bytes",
+            headers=_uploadHeaders(api, request, name, upload.id, upload.size),
+        )
+    await upload.commit(digest)
     return _blobCreated(api, request, name, digest)
 
 
 async def cancel(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
-    checkName(name)
-    api.registry.checkWritable()
-    await api.registry.uploads.cancel(name, uploadID)
+    upload = await api.namespace.repository(name).blobs().resume(uploadID)
+    await upload.cancel()
     return emptyResponse(request, 204)

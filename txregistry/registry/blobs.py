@@ -1,26 +1,44 @@
+# -*- test-case-name: tests.registry.test_store -*-
 """
 Blobs: content stored once, by digest, and linked into the repositories
 that own it.  A blob is visible through a repository only while that
 repository links it.
+
+L{BlobContent} is the content-addressed store every repository shares;
+L{RepositoryBlobs} is one repository's L{IBlobStore} over it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IConsumer
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
+from txregistry.errors import BlobUnknown
+from txregistry.interfaces import (
+    BlobDescriptor,
+    IBlobReader,
+    IBlobStore,
+    IBlobUpload,
+    IBlobWriter,
+)
 from txregistry.registry import layout
 from txregistry.registry.digest import Digest, DigestingConsumer
+from txregistry.registry.names import isValidName
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver, IStorageReader
 
+if TYPE_CHECKING:
+    from txregistry.registry.uploads import UploadArea
 
-class BlobStore:
+
+class BlobContent:
     """
-    Content-addressed blob storage over a driver.
+    Content-addressed blob storage over a driver, and the links that put
+    blobs in repositories.
     """
 
     def __init__(self, driver: IStorageDriver) -> None:
@@ -110,6 +128,77 @@ class BlobStore:
         digesting.unregisterProducer()
         await digesting.idle()
         return reader.length, hasher
+
+
+@implementer(IBlobStore)
+class RepositoryBlobs:
+    """
+    The blobs of repository C{name}.
+
+    @param redirect: whether reads go to the driver's direct URL when it
+        has one (C{storage.redirect}).
+    """
+
+    def __init__(
+        self, name: str, content: BlobContent, uploads: "UploadArea", redirect: bool
+    ) -> None:
+        self._name = name
+        self._content = content
+        self._uploads = uploads
+        self._redirect = redirect
+
+    def stat(self, digest: Digest) -> Deferred[BlobDescriptor]:
+        return Deferred.fromCoroutine(self._stat(digest))
+
+    async def _stat(self, digest: Digest) -> BlobDescriptor:
+        size = await self._content.sizeIn(self._name, digest)
+        if size is None:
+            raise BlobUnknown(str(digest))
+        return BlobDescriptor(digest, size)
+
+    def reader(self, digest: Digest, offset: int = 0, length: int | None = None) -> Deferred[IBlobReader]:
+        return Deferred.fromCoroutine(self._reader(digest, offset, length))
+
+    async def _reader(self, digest: Digest, offset: int, length: int | None) -> IBlobReader:
+        try:
+            reader = await self._content.reader(digest, offset, length)
+        except PathNotFoundError:
+            raise BlobUnknown(str(digest)) from None
+        alsoProvides(reader, IBlobReader)
+        return reader  # type: ignore[return-value]
+
+    def redirectURL(self, digest: Digest, method: str = "GET") -> Deferred[str | None]:
+        if not self._redirect:
+            return succeed(None)
+        return Deferred.fromCoroutine(self._content.urlFor(digest, method))
+
+    def create(self) -> Deferred[IBlobUpload]:
+        return self._uploads.create(self._name)
+
+    def resume(self, uploadID: str) -> Deferred[IBlobUpload]:
+        return self._uploads.resume(self._name, uploadID)
+
+    def put(self, digest: Digest) -> Deferred[IBlobWriter]:
+        return self._uploads.whole(self._name, digest)
+
+    def mount(self, digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:
+        return Deferred.fromCoroutine(self._mount(digest, source))
+
+    async def _mount(self, digest: Digest, source: str) -> BlobDescriptor | None:
+        if not isValidName(source):
+            return None
+        size = await self._content.sizeIn(source, digest)
+        if size is None:
+            return None
+        await self._content.link(self._name, digest)
+        return BlobDescriptor(digest, size)
+
+    def delete(self, digest: Digest) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._delete(digest))
+
+    async def _delete(self, digest: Digest) -> None:
+        if not await self._content.unlink(self._name, digest):
+            raise BlobUnknown(str(digest))
 
 
 @implementer(IConsumer)

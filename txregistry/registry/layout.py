@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.registry.test_store -*-
 """
 Where each piece of registry state lives in storage.
 
@@ -13,6 +14,18 @@ from txregistry.registry.digest import Digest
 
 ROOT = "/docker/registry/v2"
 REPOSITORIES = f"{ROOT}/repositories"
+
+#: The directory a repository has once a manifest was pushed to it: what
+#: makes it a repository (the catalog's, the tags list's) rather than a
+#: path on the way to one.
+MANIFESTS = "_manifests"
+#: The directories of a repository that content was pushed to: it exists
+#: (its tags can be listed) once it has one of them.  Uploads alone do not
+#: make a repository.
+CONTENT = frozenset({MANIFESTS, "_layers"})
+#: Directory names in a repository that are its state, not child names
+#: (repository name components never start with C{_}).
+_INTERNAL_PREFIX = "_"
 
 
 def blobDirectory(digest: Digest) -> str:
@@ -35,12 +48,45 @@ def uploadsDirectory(name: str) -> str:
     return f"{repository(name)}/_uploads"
 
 
+def uploadDirectory(name: str, uploadID: str) -> str:
+    return f"{uploadsDirectory(name)}/{uploadID}"
+
+
 def uploadData(name: str, uploadID: str) -> str:
-    return f"{uploadsDirectory(name)}/{uploadID}/data"
+    return f"{uploadDirectory(name, uploadID)}/data"
+
+
+def parseUploadData(path: str) -> tuple[str, str] | None:
+    """
+    The repository name and upload id of an upload's data path, or L{None}
+    if C{path} is not one.
+    """
+    prefix = f"{REPOSITORIES}/"
+    if not path.startswith(prefix):
+        return None
+    parts = path[len(prefix):].rsplit("/", 3)
+    if len(parts) != 4 or parts[1] != "_uploads" or parts[3] != "data":
+        return None
+    return parts[0], parts[2]
+
+
+def leaf(path: str) -> str:
+    """
+    The last component of a storage path.
+    """
+    return path.rsplit("/", 1)[-1]
+
+
+def isInternal(component: str) -> bool:
+    """
+    Whether a directory of a repository holds its state (C{_manifests},
+    C{_layers}, C{_uploads}, C{_referrers}) rather than a child repository.
+    """
+    return component.startswith(_INTERNAL_PREFIX)
 
 
 def manifestsDirectory(name: str) -> str:
-    return f"{repository(name)}/_manifests"
+    return f"{repository(name)}/{MANIFESTS}"
 
 
 def revisionDirectory(name: str, digest: Digest) -> str:
@@ -79,8 +125,12 @@ def referrersDirectory(name: str, subject: Digest) -> str:
     return f"{repository(name)}/_referrers/{subject.algorithm}/{subject.encoded}"
 
 
+def referrerDirectory(name: str, subject: Digest, referrer: Digest) -> str:
+    return f"{referrersDirectory(name, subject)}/{referrer.algorithm}/{referrer.encoded}"
+
+
 def referrerLink(name: str, subject: Digest, referrer: Digest) -> str:
     """
     The descriptor (JSON) of a manifest whose C{subject} is C{subject}.
     """
-    return f"{referrersDirectory(name, subject)}/{referrer.algorithm}/{referrer.encoded}/link"
+    return f"{referrerDirectory(name, subject, referrer)}/link"

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.registry.test_store -*-
 """
 Blob uploads: resumable, chunked, verified.
 
@@ -8,34 +9,67 @@ restart, or for a sha512 digest) it is recomputed from storage.  Each
 chunk is appended by a storage writer that is committed only when the
 whole chunk arrived, so a dropped connection leaves the upload as it was
 before that chunk.
+
+L{UploadArea} holds what every repository's uploads share (the running
+hashes, a lock per upload); L{StoredUpload} is one upload as an
+L{IBlobUpload}, and the writers here are the L{IBlobWriter}s that take a
+chunk, or a whole blob, through the digest into storage.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
-from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
-from twisted.internet.defer import DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
 
-from txregistry.api.errors import RegistryError
+from txregistry.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeMismatch
+from txregistry.interfaces import BlobDescriptor, IBlobUpload, IBlobWriter
 from txregistry.registry import layout
-from txregistry.registry.blobs import BlobStore
+from txregistry.registry.blobs import BlobContent
+from txregistry.registry.cache import BoundedCache
 from txregistry.registry.digest import Digest, DigestingConsumer
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver, IStorageWriter
-from txregistry.web.body import RequestBody
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
+T = TypeVar("T")
+_Key = tuple[str, str]
 
-def _unknown() -> RegistryError:
-    return RegistryError("BLOB_UPLOAD_UNKNOWN")
+
+def newUploadID(now: float) -> str:
+    """
+    A fresh upload id: a version 7 UUID, whose first 48 bits are the time
+    it was made (milliseconds), so an upload's start time needs no I/O.
+    """
+    value = (int(now * 1000) & ((1 << 48) - 1)) << 80
+    value |= int.from_bytes(os.urandom(10), "big") & ((1 << 80) - 1)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
-class Uploads:
+def startedAt(uploadID: str) -> float | None:
+    """
+    When the upload C{uploadID} began, if its id says (see L{newUploadID}).
+    """
+    try:
+        parsed = uuid.UUID(uploadID)
+    except ValueError:
+        return None
+    if parsed.version != 7:
+        return None
+    return (parsed.int >> 80) / 1000.0
+
+
+class UploadArea:
     """
     The uploads of every repository.
 
@@ -45,190 +79,269 @@ class Uploads:
 
     maxHashStates = 4096
 
-    def __init__(self, driver: IStorageDriver, blobs: BlobStore) -> None:
+    def __init__(self, driver: IStorageDriver, content: BlobContent, clock: IReactorTime) -> None:
         self._driver = driver
-        self._blobs = blobs
-        self._hashes: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
-        self._locks: dict[tuple[str, str], DeferredLock] = {}
+        self._content = content
+        self._clock = clock
+        self._hashes: BoundedCache[_Key, tuple[int, Any]] = BoundedCache(self.maxHashStates)
+        self._locks: dict[_Key, DeferredLock] = {}
 
     # Bookkeeping
 
-    def _path(self, name: str, uploadID: str) -> str:
+    def path(self, key: _Key) -> str:
+        name, uploadID = key
         if not _UPLOAD_ID.match(uploadID):
-            raise _unknown()
+            raise BlobUploadUnknown()
         return layout.uploadData(name, uploadID)
 
-    def _rememberHash(self, key: tuple[str, str], size: int, hasher: Any) -> None:
-        self._hashes[key] = (size, hasher)
-        self._hashes.move_to_end(key)
-        while len(self._hashes) > self.maxHashStates:
-            self._hashes.popitem(last=False)
+    async def lock(self, key: _Key) -> Callable[[], None]:
+        """
+        Take the upload's lock.
 
-    async def _locked(self, key: tuple[str, str], f: Any, *args: Any) -> Any:
+        @return: the function that releases it.
+        """
         lock = self._locks.setdefault(key, DeferredLock())
         await lock.acquire()
-        try:
-            return await f(*args)
-        finally:
+
+        def release() -> None:
             lock.release()
             if not lock.locked and not lock.waiting:
                 self._locks.pop(key, None)
 
-    async def _sha256(self, key: tuple[str, str], path: str, size: int) -> Any:
+        return release
+
+    async def locked(self, key: _Key, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        release = await self.lock(key)
+        try:
+            return await work()
+        finally:
+            release()
+
+    async def size(self, key: _Key) -> int:
+        try:
+            info = await self._driver.stat(self.path(key))
+        except PathNotFoundError:
+            raise BlobUploadUnknown() from None
+        return info.size
+
+    def rememberHash(self, key: _Key, size: int, hasher: Any) -> None:
+        self._hashes.put(key, (size, hasher))
+
+    def forgetHash(self, key: _Key) -> None:
+        self._hashes.pop(key)
+
+    async def sha256(self, key: _Key, size: int) -> Any:
         """
         The running sha256 of the first C{size} bytes of the upload.
         """
         known = self._hashes.get(key)
         if known is not None and known[0] == size:
             return known[1].copy()
-        storedSize, hasher = await self._blobs.hashStored(path, "sha256")
+        storedSize, hasher = await self._content.hashStored(self.path(key), "sha256")
         if storedSize != size:
-            raise RegistryError("BLOB_UPLOAD_INVALID", "upload changed while it was read")
+            raise BlobUploadInvalid("upload changed while it was read")
         return hasher
 
-    # Operations
+    async def writer(self, key: _Key, append: bool) -> IStorageWriter:
+        return await self._driver.writer(self.path(key), append=append)
 
-    async def start(self, name: str) -> str:
+    async def store(self, key: _Key, digest: Digest, hasher: Any) -> None:
         """
-        Begin an upload into repository C{name}.
-
-        @return: its id.
+        Make the upload the blob C{digest} in its repository if C{hasher}
+        (its content's hash) matches; either way, the upload is gone after.
         """
-        uploadID = str(uuid.uuid4())
-        await self._driver.putContent(layout.uploadData(name, uploadID), b"")
-        return uploadID
-
-    async def size(self, name: str, uploadID: str) -> int:
-        """
-        @raise RegistryError: C{BLOB_UPLOAD_UNKNOWN}.
-        """
-        try:
-            info = await self._driver.stat(self._path(name, uploadID))
-        except PathNotFoundError:
-            raise _unknown() from None
-        return info.size
-
-    def append(
-        self, name: str, uploadID: str, body: RequestBody, start: int | None = None
-    ) -> Any:
-        """
-        Stream C{body} onto the end of the upload.
-
-        @param start: the first byte's offset as the client declared it
-            (C{Content-Range}); it must be the upload's current size.
-        @return: (a coroutine of) the upload's new size.
-        @raise RegistryError: C{BLOB_UPLOAD_UNKNOWN}, or C{RANGE_INVALID}
-            (416) for a chunk out of order.
-        """
-        key = (name, uploadID)
-        return self._locked(key, self._append, key, body, start)
-
-    async def _append(self, key: tuple[str, str], body: RequestBody, start: int | None) -> int:
         name, uploadID = key
-        path = self._path(name, uploadID)
-        size = await self.size(name, uploadID)
-        if start is not None and start != size:
-            raise RegistryError(
-                "RANGE_INVALID",
-                f"chunk starts at {start}, upload has {size} bytes",
-                detail={"size": size},
-            )
-        hasher = await self._sha256(key, path, size)
-        writer = await self._driver.writer(path, append=True)
-        newSize = await _receive(body, writer, hasher, size)
-        self._rememberHash(key, newSize, hasher)
-        return newSize
-
-    async def complete(
-        self, name: str, uploadID: str, digest: Digest, body: RequestBody | None = None
-    ) -> int:
-        """
-        Append C{body} (a final chunk), check the upload against C{digest},
-        and make it the blob C{digest} in repository C{name}.
-
-        @return: the blob's size.
-        @raise RegistryError: C{DIGEST_INVALID} (and the upload is gone) if
-            the content does not match.
-        """
-        key = (name, uploadID)
-        return await self._locked(key, self._complete, key, digest, body)
-
-    async def _complete(
-        self, key: tuple[str, str], digest: Digest, body: RequestBody | None
-    ) -> int:
-        name, uploadID = key
-        path = self._path(name, uploadID)
-        if body is not None and (body.length is None or body.length > 0):
-            size = await self._append(key, body, None)
-        else:
-            size = await self.size(name, uploadID)
-        if digest.algorithm == "sha256":
-            hasher = await self._sha256(key, path, size)
-        else:
-            _, hasher = await self._blobs.hashStored(path, digest.algorithm)
-        self._hashes.pop(key, None)
-        await self._store(name, uploadID, digest, hasher)
-        return size
-
-    async def _store(self, name: str, uploadID: str, digest: Digest, hasher: Any) -> None:
-        """
-        Make the upload the blob C{digest} in C{name} if C{hasher} (its
-        content's hash) matches; either way, the upload is gone after.
-        """
         actual = hasher.hexdigest()
         if actual != digest.encoded:
-            await self._discard(name, uploadID)
-            raise RegistryError(
-                "DIGEST_INVALID",
-                detail={"digest": str(digest), "actual": f"{digest.algorithm}:{actual}"},
+            await self.discard(key)
+            raise DigestInvalid(
+                digest=str(digest), actual=f"{digest.algorithm}:{actual}"
             )
-        await self._blobs.adopt(layout.uploadData(name, uploadID), digest)
-        await self._discard(name, uploadID)
-        await self._blobs.link(name, digest)
+        await self._content.adopt(self.path(key), digest)
+        await self.discard(key)
+        await self._content.link(name, digest)
 
-    async def monolithic(self, name: str, digest: Digest, body: RequestBody) -> int:
-        """
-        Store C{body} as blob C{digest} in one request (C{POST ?digest=}).
-        """
-        uploadID = str(uuid.uuid4())
-        path = layout.uploadData(name, uploadID)
-        hasher = hashlib.new(digest.algorithm)
-        writer = await self._driver.writer(path)
-        size = await _receive(body, writer, hasher)
-        await self._store(name, uploadID, digest, hasher)
-        return size
-
-    async def cancel(self, name: str, uploadID: str) -> None:
-        """
-        @raise RegistryError: C{BLOB_UPLOAD_UNKNOWN}.
-        """
-        key = (name, uploadID)
-        await self._locked(key, self._cancel, name, uploadID)
-
-    async def _cancel(self, name: str, uploadID: str) -> None:
-        await self.size(name, uploadID)
-        self._hashes.pop((name, uploadID), None)
-        await self._discard(name, uploadID)
-
-    async def _discard(self, name: str, uploadID: str) -> None:
+    async def discard(self, key: _Key) -> None:
         try:
-            await self._driver.delete(f"{layout.uploadsDirectory(name)}/{uploadID}")
+            await self._driver.delete(layout.uploadDirectory(*key))
         except PathNotFoundError:
             pass
 
+    # What a repository's blob store asks for
 
-async def _receive(body: RequestBody, writer: IStorageWriter, hasher: Any, size: int = 0) -> int:
-    """
-    Stream C{body} through C{hasher} into C{writer} and commit it; if the
-    body does not arrive whole, the writer is cancelled.
+    def create(self, name: str) -> Deferred[IBlobUpload]:
+        return Deferred.fromCoroutine(self._create(name))
 
-    @return: the committed size.
+    async def _create(self, name: str) -> IBlobUpload:
+        uploadID = newUploadID(self._clock.seconds())
+        await self._driver.putContent(layout.uploadData(name, uploadID), b"")
+        return StoredUpload(self, name, uploadID, 0)
+
+    def resume(self, name: str, uploadID: str) -> Deferred[IBlobUpload]:
+        return Deferred.fromCoroutine(self._resume(name, uploadID))
+
+    async def _resume(self, name: str, uploadID: str) -> IBlobUpload:
+        size = await self.size((name, uploadID))
+        return StoredUpload(self, name, uploadID, size)
+
+    def whole(self, name: str, digest: Digest) -> Deferred[IBlobWriter]:
+        return Deferred.fromCoroutine(self._whole(name, digest))
+
+    async def _whole(self, name: str, digest: Digest) -> IBlobWriter:
+        key = (name, newUploadID(self._clock.seconds()))
+        hasher = hashlib.new(digest.algorithm)
+        storage = await self.writer(key, append=False)
+
+        async def finish(size: int) -> int:
+            await self.store(key, digest, hasher)
+            return size
+
+        return DigestingWriter(storage, hasher, 0, finish)
+
+    async def purge(self, olderThan: float, dryRun: bool) -> list[str]:
+        """
+        See L{txregistry.interfaces.INamespace.purgeUploads}.
+        """
+        try:
+            entries = await self._driver.walk(layout.REPOSITORIES)
+        except PathNotFoundError:
+            return []
+        stale = []
+        for entry in entries:
+            key = layout.parseUploadData(entry.path)
+            if key is not None and not entry.isDirectory and entry.modified < olderThan:
+                stale.append(key)
+        purged = []
+        for key in stale:
+            if not dryRun:
+                try:
+                    await self._driver.delete(layout.uploadDirectory(*key))
+                except PathNotFoundError:
+                    continue
+            purged.append("/".join(key))
+        return purged
+
+
+@implementer(IBlobUpload)
+class StoredUpload:
     """
-    digesting = DigestingConsumer(writer, hasher, size)
-    try:
-        await body.deliverTo(digesting)
-        await digesting.idle()
-    except BaseException:
-        await writer.cancel()
-        raise
-    return await writer.commit()
+    One upload, as it was when looked up.
+    """
+
+    def __init__(self, area: UploadArea, name: str, uploadID: str, size: int) -> None:
+        self._area = area
+        self._key = (name, uploadID)
+        self.id = uploadID
+        self.size = size
+        self.startedAt = startedAt(uploadID)
+
+    def append(self, start: int | None = None) -> Deferred[IBlobWriter]:
+        return Deferred.fromCoroutine(self._append(start))
+
+    async def _append(self, start: int | None) -> IBlobWriter:
+        key = self._key
+        release = await self._area.lock(key)
+        try:
+            size = await self._area.size(key)
+            if start is not None and start != size:
+                raise RangeMismatch(f"chunk starts at {start}, upload has {size} bytes", size)
+            hasher = await self._area.sha256(key, size)
+            storage = await self._area.writer(key, append=True)
+        except BaseException:
+            release()
+            raise
+
+        async def finish(newSize: int) -> int:
+            self._area.rememberHash(key, newSize, hasher)
+            self.size = newSize
+            return newSize
+
+        return DigestingWriter(storage, hasher, size, finish, release)
+
+    def commit(self, digest: Digest) -> Deferred[BlobDescriptor]:
+        return Deferred.fromCoroutine(self._area.locked(self._key, lambda: self._commit(digest)))
+
+    async def _commit(self, digest: Digest) -> BlobDescriptor:
+        key = self._key
+        size = await self._area.size(key)
+        if digest.algorithm == "sha256":
+            hasher = await self._area.sha256(key, size)
+        else:
+            _, hasher = await self._area._content.hashStored(self._area.path(key), digest.algorithm)
+        self._area.forgetHash(key)
+        await self._area.store(key, digest, hasher)
+        return BlobDescriptor(digest, size)
+
+    def cancel(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._area.locked(self._key, self._cancel))
+
+    async def _cancel(self) -> None:
+        await self._area.size(self._key)
+        self._area.forgetHash(self._key)
+        await self._area.discard(self._key)
+
+
+@implementer(IBlobWriter)
+class DigestingWriter:
+    """
+    Bytes through a hash into a storage writer (an L{IBlobWriter}).
+
+    @param finish: called with the committed size once the storage writer
+        committed; its result is L{close}'s.
+    @param release: called once, when the writer is closed or aborted (an
+        upload's lock).
+    """
+
+    def __init__(
+        self,
+        storage: IStorageWriter,
+        hasher: Any,
+        size: int,
+        finish: Callable[[int], Coroutine[Any, Any, int]],
+        release: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._storage = storage
+        self._digesting = DigestingConsumer(storage, hasher, size)
+        self._finish = finish
+        self._release: Callable[[], None] | None = release
+
+    # IConsumer
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._digesting.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self._digesting.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        self._digesting.write(data)
+
+    # IBlobWriter
+
+    def close(self) -> Deferred[int]:
+        return Deferred.fromCoroutine(self._close())
+
+    async def _close(self) -> int:
+        try:
+            try:
+                await self._digesting.idle()
+            except BaseException:
+                await self._storage.cancel()
+                raise
+            return await self._finish(await self._storage.commit())
+        finally:
+            self._done()
+
+    def abort(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._abort())
+
+    async def _abort(self) -> None:
+        try:
+            await self._storage.cancel()
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.web.test_channel -*-
 """
 An L{HTTPChannel} that dispatches a request when its headers are complete.
 
@@ -19,8 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.web.http import RESPONSES, HTTPChannel
-
-from txregistry.api.errors import RegistryError
 
 #: The first byte of a TLS record carrying a handshake (a ClientHello).
 _TLS_HANDSHAKE = 0x16
@@ -115,6 +114,8 @@ class RegistryChannel(HTTPChannel):
     #: iterations per GiB pulled.
     sendLimit = 1024 * 1024
 
+    #: The L{RegistrySite} that built this channel (set by C{Site.buildProtocol}).
+    site: Any = None
     _sniffed = False
     _tcp = False
     _host: Any = None
@@ -247,7 +248,7 @@ class RegistryChannel(HTTPChannel):
         """
         request = self.requests[-1] if self.requests else None
         if request is None or not request.startedWriting:
-            body = RegistryError("UNSUPPORTED", message, status=status).body()
+            body = self.site.errorBody(status, message)
             head = (
                 b"HTTP/1.1 %d %s\r\n"
                 b"Content-Type: application/json\r\n"

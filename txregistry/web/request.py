@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.web.test_channel -*-
 """
 A L{twisted.web.server.Request} that is processed when its headers arrive
 and whose body is a L{RequestBody} rather than a file.
@@ -68,13 +69,12 @@ class RegistryRequest(Request):
 
     def processingFailed(self, reason: Failure) -> Any:
         # Never show a traceback to a client: log it, answer 500.
-        from txregistry.api.errors import internalErrorBody
-
         self._log.failure("Unhandled error processing {request}", reason, request=self)
         if self.finished or self._disconnected:
             return None
         if not self.startedWriting:
-            body = internalErrorBody()
+            channel: Any = self.channel
+            body = channel.site.errorBody(500, None)
             self.setResponseCode(500)
             self.responseHeaders.setRawHeaders(b"content-type", [b"application/json"])
             self.responseHeaders.setRawHeaders(b"content-length", [b"%d" % len(body)])

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.web.test_channel -*-
 """
 The registry's L{Site}: builds L{RegistryChannel}s and
 L{RegistryRequest}s, and writes one access-log event per request.
@@ -5,6 +6,7 @@ L{RegistryRequest}s, and writes one access-log event per request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
@@ -21,6 +23,11 @@ _accessLog = Logger(namespace="txregistry.access")
 class RegistrySite(Site):
     """
     @ivar accessLog: whether to log each request.
+    @ivar errorBody: makes the JSON body of an answer the HTTP layer gives
+        by itself (a 400 for broken framing, a 500 for an unhandled
+        failure), given its status and message; the API's one error
+        writer, handed in by the composition root, since this layer
+        knows no API.
     """
 
     protocol = RegistryChannel  # type: ignore[assignment]
@@ -28,8 +35,15 @@ class RegistrySite(Site):
     displayTracebacks = False
     noisy = False
 
-    def __init__(self, resource: IResource, accessLog: bool = True, timeout: float = 300) -> None:
+    def __init__(
+        self,
+        resource: IResource,
+        errorBody: Callable[[int, str | None], bytes],
+        accessLog: bool = True,
+        timeout: float = 300,
+    ) -> None:
         super().__init__(resource, requestFactory=RegistryRequest, timeout=timeout)
+        self.errorBody = errorBody
         self.accessLog = accessLog
 
     def log(self, request: Any) -> None:

@@ -1,0 +1,377 @@
+# -*- test-case-name: tests.registry.test_store -*-
+"""
+The registry's service model: what a registry is, free of HTTP and of
+storage paths.
+
+This is the reference implementation's library model.  A namespace
+holds repositories; a repository has manifests, tags, blobs and
+referrers.  L{txregistry.registry} implements it over a storage driver;
+the HTTP API (L{txregistry.api}) uses nothing else; every cross-cutting
+concern (read-only mode, access control, notifications, quotas, a
+pull-through cache) is a wrapper providing the same interfaces around
+another provider (see L{txregistry.registry.forwarding}); and a client
+library can provide them over HTTP.
+
+Failures are the exceptions of L{txregistry.errors}.  Every method that
+does I/O returns a L{Deferred}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from zope.interface import Attribute, Interface
+
+from txregistry.registry.digest import Digest
+
+__all__ = [
+    "BlobDescriptor",
+    "Manifest",
+    "PutManifest",
+    "Page",
+    "INamespace",
+    "IRepository",
+    "IManifestService",
+    "ITagService",
+    "IBlobStore",
+    "IBlobReader",
+    "IBlobWriter",
+    "IBlobUpload",
+]
+
+
+@dataclass(frozen=True)
+class BlobDescriptor:
+    """
+    A stored blob: its digest and size.
+    """
+
+    digest: Digest
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """
+    A stored manifest: its exact bytes and the media type to serve them as.
+    """
+
+    digest: Digest
+    mediaType: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class PutManifest:
+    """
+    What storing a manifest made: its digest, and the digest of its
+    C{subject} when it has one (the API answers it as C{OCI-Subject}).
+    """
+
+    digest: Digest
+    subject: Digest | None
+
+
+@dataclass(frozen=True)
+class Page:
+    """
+    One page of a sorted listing.
+
+    @ivar items: the entries, sorted.
+    @ivar more: whether entries follow the last one.
+    """
+
+    items: list[str]
+    more: bool
+
+
+class INamespace(Interface):
+    """
+    Every repository of one registry.
+    """
+
+    def repository(name: str) -> "IRepository":
+        """
+        The repository called C{name}; it need not exist yet (pushing
+        makes it).  No I/O.
+
+        @raise txregistry.errors.NameInvalid: for a malformed name.
+        """
+
+    def catalog(n: int | None, last: str | None) -> Any:
+        """
+        One page of the names of the repositories that hold manifests.
+
+        @param n: at most this many; L{None} for all.
+        @param last: the page starts after this name.
+        @return: L{Deferred} of L{Page}.
+        """
+
+    def purgeUploads(olderThan: float, dryRun: bool = False) -> Any:
+        """
+        Remove every upload whose data was last written before
+        C{olderThan} (a POSIX time stamp).
+
+        @return: L{Deferred} of the list of upload ids removed (or, with
+            C{dryRun}, that would be), as C{"<repository>/<id>"}.
+        """
+
+
+class IRepository(Interface):
+    """
+    One repository.
+    """
+
+    name = Attribute("The repository's name (str).")
+
+    def manifests() -> "IManifestService":
+        """
+        The repository's manifests.
+        """
+
+    def tags() -> "ITagService":
+        """
+        The repository's tags.
+        """
+
+    def blobs() -> "IBlobStore":
+        """
+        The repository's blobs and uploads.
+        """
+
+    def referrers(subject: Digest) -> Any:
+        """
+        The descriptors (JSON objects) of the manifests whose C{subject} is
+        C{subject}, sorted by digest.
+
+        @return: L{Deferred} of a list of dicts; empty if there are none.
+        """
+
+
+class IManifestService(Interface):
+    """
+    The manifests of one repository, by digest.
+    """
+
+    def exists(digest: Digest) -> Any:
+        """
+        @return: L{Deferred} of whether the repository has the manifest.
+        """
+
+    def get(digest: Digest) -> Any:
+        """
+        @return: L{Deferred} of the L{Manifest}.
+        @raise txregistry.errors.ManifestUnknown: (as the Deferred's failure).
+        """
+
+    def put(content: bytes, mediaType: str | None, digest: Digest | None = None) -> Any:
+        """
+        Validate and store a manifest.
+
+        @param mediaType: the type the content was given as (the request's
+            C{Content-Type}), or L{None}.
+        @param digest: the digest the caller named it by, which the content
+            must match; L{None} when pushed by tag.
+        @return: L{Deferred} of L{PutManifest}.
+        @raise txregistry.errors.ManifestInvalid: malformed or unsupported.
+        @raise txregistry.errors.DigestInvalid: C{digest} does not match.
+        @raise txregistry.errors.ManifestBlobUnknown: it names blobs or
+            manifests the repository lacks.
+        """
+
+    def delete(digest: Digest) -> Any:
+        """
+        Remove the manifest, every tag naming it and its entry among its
+        subject's referrers.
+
+        @return: L{Deferred} of L{None}.
+        @raise txregistry.errors.ManifestUnknown:
+        """
+
+
+class ITagService(Interface):
+    """
+    The tags of one repository.
+    """
+
+    def get(tag: str) -> Any:
+        """
+        @return: L{Deferred} of the L{Digest} the tag names.
+        @raise txregistry.errors.ManifestUnknown:
+        """
+
+    def tag(tag: str, digest: Digest) -> Any:
+        """
+        Make C{tag} name the manifest C{digest}.
+
+        @return: L{Deferred} of L{None}.
+        @raise txregistry.errors.TagInvalid:
+        """
+
+    def untag(tag: str) -> Any:
+        """
+        Remove C{tag} (the manifest stays).
+
+        @return: L{Deferred} of L{None}.
+        @raise txregistry.errors.ManifestUnknown: no such tag.
+        """
+
+    def list(n: int | None, last: str | None) -> Any:
+        """
+        One page of the repository's tags, sorted.
+
+        @return: L{Deferred} of L{Page}.
+        @raise txregistry.errors.NameUnknown: the repository holds no
+            manifests.
+        """
+
+    def lookup(digest: Digest) -> Any:
+        """
+        @return: L{Deferred} of the sorted tags that name C{digest}.
+        """
+
+
+class IBlobReader(IPushProducer):
+    """
+    A blob's content (or a range of it) as a producer: it writes to its
+    consumer and honours the consumer's C{pauseProducing}.
+    """
+
+    length = Attribute("How many bytes it produces (int).")
+
+    def startProducing(consumer: IConsumer) -> Any:
+        """
+        @return: L{Deferred} that fires when everything was written.
+        """
+
+
+class IBlobWriter(IConsumer):
+    """
+    Bytes going into a blob or an upload: register a producer, write,
+    then L{close} or L{abort}.  Pauses its producer while it falls behind.
+    """
+
+    def close() -> Any:
+        """
+        Everything is written: make it part of the blob or upload.
+
+        @return: L{Deferred} of the size of the upload (or blob) now.
+        @raise txregistry.errors.DigestInvalid: (a blob written whole) the
+            content does not match its digest; nothing is stored.
+        """
+
+    def abort() -> Any:
+        """
+        Drop what was written; the upload is as it was before.
+
+        @return: L{Deferred} of L{None}.
+        """
+
+
+class IBlobUpload(Interface):
+    """
+    A resumable upload of one blob into one repository.
+    """
+
+    id = Attribute("The upload's id (str).")
+    startedAt = Attribute("When it began (POSIX time), or L{None} if unknown.")
+    size = Attribute("How many bytes it holds (int), as of when it was looked up.")
+
+    def append(start: int | None = None) -> Any:
+        """
+        A writer for the next chunk; until it is closed or aborted, the
+        upload takes no other chunk.
+
+        @param start: the offset the caller says the chunk starts at,
+            which must be the upload's size; L{None} to append wherever
+            it ends.
+        @return: L{Deferred} of an L{IBlobWriter}.
+        @raise txregistry.errors.RangeMismatch:
+        @raise txregistry.errors.BlobUploadUnknown:
+        """
+
+    def commit(digest: Digest) -> Any:
+        """
+        Check the upload's content against C{digest} and make it the blob
+        C{digest} of the repository.  Either way the upload is gone after.
+
+        @return: L{Deferred} of the L{BlobDescriptor}.
+        @raise txregistry.errors.DigestInvalid:
+        @raise txregistry.errors.BlobUploadUnknown:
+        """
+
+    def cancel() -> Any:
+        """
+        Throw the upload away.
+
+        @return: L{Deferred} of L{None}.
+        @raise txregistry.errors.BlobUploadUnknown:
+        """
+
+
+class IBlobStore(Interface):
+    """
+    The blobs of one repository, and their uploads.
+    """
+
+    def stat(digest: Digest) -> Any:
+        """
+        @return: L{Deferred} of the L{BlobDescriptor}.
+        @raise txregistry.errors.BlobUnknown:
+        """
+
+    def reader(digest: Digest, offset: int = 0, length: int | None = None) -> Any:
+        """
+        @return: L{Deferred} of an L{IBlobReader} of C{length} bytes (all
+            that follows when L{None}) from C{offset}.
+        @raise txregistry.errors.BlobUnknown: the content went away.
+        """
+
+    def redirectURL(digest: Digest, method: str = "GET") -> Any:
+        """
+        @return: L{Deferred} of a URL that serves the blob's content
+            directly (an object store's signed URL), or L{None} to serve it
+            through L{reader}.
+        """
+
+    def create() -> Any:
+        """
+        Begin an upload.
+
+        @return: L{Deferred} of the L{IBlobUpload}.
+        """
+
+    def resume(uploadID: str) -> Any:
+        """
+        @return: L{Deferred} of the L{IBlobUpload} called C{uploadID}.
+        @raise txregistry.errors.BlobUploadUnknown:
+        """
+
+    def put(digest: Digest) -> Any:
+        """
+        A writer for a whole blob given in one go; its C{close} checks the
+        content against C{digest} and stores it.
+
+        @return: L{Deferred} of an L{IBlobWriter}.
+        """
+
+    def mount(digest: Digest, source: str) -> Any:
+        """
+        Make the blob C{digest} of repository C{source} part of this one,
+        without copying it.
+
+        @return: L{Deferred} of the L{BlobDescriptor}, or of L{None} when
+            C{source} has no such blob (or no such valid name): the
+            caller then uploads it.
+        """
+
+    def delete(digest: Digest) -> Any:
+        """
+        Remove the blob from this repository (its content stays for others
+        until garbage collection).
+
+        @return: L{Deferred} of L{None}.
+        @raise txregistry.errors.BlobUnknown:
+        """

@@ -1,0 +1,347 @@
+# -*- test-case-name: tests.registry.test_store -*-
+"""
+Manifests in storage: stored as blobs, linked into a repository as
+revisions, named by tags, and indexed by their C{subject} for the
+referrers API.
+
+L{ManifestIndex} does the storage work for every repository and keeps
+the caches they share; L{RepositoryManifests} and L{RepositoryTags} are
+one repository's L{IManifestService} and L{ITagService} over it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import builtins
+import json
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
+
+from txregistry.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameUnknown,
+    TagInvalid,
+)
+from txregistry.interfaces import IManifestService, ITagService, Manifest, Page, PutManifest
+from txregistry.registry import layout
+from txregistry.registry.blobs import BlobContent
+from txregistry.registry.cache import BoundedCache
+from txregistry.registry.digest import Digest, InvalidDigest
+from txregistry.registry.manifests import OCI_MANIFEST, ParsedManifest, declaredMediaType
+from txregistry.registry.names import isValidTag
+from txregistry.storage.errors import PathNotFoundError
+from txregistry.storage.interfaces import IStorageDriver
+
+#: How many resolved references are kept.
+_MAX_REFERENCES = 65536
+
+
+def page(items: list[str], n: int | None, last: str | None) -> Page:
+    """
+    The page of the sorted C{items} that follows C{last}, at most C{n} long.
+    """
+    start = bisect.bisect_right(items, last) if last else 0
+    end = len(items) if n is None else min(len(items), start + n)
+    return Page(items[start:end], end < len(items))
+
+
+class ManifestIndex:
+    """
+    The manifests, tags and referrers of every repository.
+
+    Manifests are kept by digest within a byte budget (content is
+    immutable by digest, so entries never go stale).  Each holds the media
+    type the content declares, or L{None}: a type given only by the
+    pushing Content-Type belongs to one repository's revision, not to the
+    content, and is read from there.
+
+    What a reference resolved to in a repository is reused for
+    C{referenceTTL} seconds.  Resolving a tag reads a link file on the
+    storage pool, the largest cost of a manifest GET.  Writes through this
+    process update the entries at once; a write by another registry
+    process over the same storage is seen within the TTL.  Only references
+    that exist are kept, so a tag pushed elsewhere is never hidden.
+
+    @param referenceTTL: seconds a resolved tag (or a digest found in a
+        repository) is reused before storage is asked again; 0 asks every
+        time.
+    """
+
+    def __init__(
+        self,
+        driver: IStorageDriver,
+        content: BlobContent,
+        clock: IReactorTime,
+        cacheBytes: int = 64 << 20,
+        referenceTTL: float = 0.0,
+    ) -> None:
+        self._driver = driver
+        self._content = content
+        self._manifests: BoundedCache[Digest, tuple[bytes, str | None]] = BoundedCache(
+            maxBytes=cacheBytes, sizeOf=lambda entry: len(entry[0])
+        )
+        self._references: BoundedCache[tuple[str, str], Digest] = BoundedCache(
+            _MAX_REFERENCES, ttl=referenceTTL, clock=clock
+        )
+
+    # Reading
+
+    async def resolveTag(self, name: str, tag: str) -> Digest:
+        known = self._references.get((name, tag))
+        if known is not None:
+            return known
+        try:
+            link = await self._driver.getContent(layout.tagCurrentLink(name, tag))
+            digest = Digest.parse(link.decode("ascii").strip())
+        except (PathNotFoundError, InvalidDigest, UnicodeDecodeError):
+            raise ManifestUnknown.tag(tag) from None
+        self._references.put((name, tag), digest)
+        # A tag names a revision of its own repository: that revision is
+        # known to exist as well.
+        self._references.put((name, str(digest)), digest)
+        return digest
+
+    async def hasRevision(self, name: str, digest: Digest) -> bool:
+        if self._references.get((name, str(digest))) is not None:
+            return True
+        try:
+            await self._driver.stat(layout.revisionLink(name, digest))
+        except PathNotFoundError:
+            return False
+        self._references.put((name, str(digest)), digest)
+        return True
+
+    async def get(self, name: str, digest: Digest) -> Manifest:
+        if not await self.hasRevision(name, digest):
+            raise ManifestUnknown.digest(str(digest))
+        cached = self._manifests.get(digest)
+        if cached is not None:
+            content, declared = cached
+        else:
+            try:
+                content = await self._content.getContent(digest)
+            except PathNotFoundError:
+                raise ManifestUnknown.digest(str(digest)) from None
+            declared = declaredMediaType(content)
+            self._manifests.put(digest, (content, declared))
+        mediaType = declared or await self._storedMediaType(name, digest)
+        return Manifest(digest, mediaType, content)
+
+    async def _storedMediaType(self, name: str, digest: Digest) -> str:
+        try:
+            stored = await self._driver.getContent(layout.revisionMediaType(name, digest))
+            return stored.decode("utf-8").strip()
+        except (PathNotFoundError, UnicodeDecodeError):
+            return OCI_MANIFEST
+
+    # Writing
+
+    async def put(
+        self, name: str, content: bytes, contentType: str | None, expected: Digest | None
+    ) -> PutManifest:
+        if expected is not None:
+            digest = Digest.of(content, expected.algorithm)
+            if digest != expected:
+                raise DigestInvalid(
+                    "manifest digest did not match the reference",
+                    digest=str(expected), actual=str(digest),
+                )
+        else:
+            digest = Digest.of(content)
+        parsed = ParsedManifest(content, contentType)
+        await self._checkReferences(name, parsed)
+        await self._content.putContent(content, digest)
+        if not parsed.declaresMediaType:
+            await self._driver.putContent(
+                layout.revisionMediaType(name, digest), parsed.mediaType.encode()
+            )
+        await self._driver.putContent(layout.revisionLink(name, digest), str(digest).encode())
+        if parsed.subject is not None:
+            await self._driver.putContent(
+                layout.referrerLink(name, parsed.subject, digest),
+                json.dumps(parsed.referrerDescriptor(digest, len(content))).encode(),
+            )
+        self._manifests.put(
+            digest, (content, parsed.mediaType if parsed.declaresMediaType else None)
+        )
+        return PutManifest(digest, parsed.subject)
+
+    async def _checkReferences(self, name: str, parsed: ParsedManifest) -> None:
+        missing = []
+        for digest in parsed.blobs:
+            if await self._content.sizeIn(name, digest) is None:
+                missing.append(str(digest))
+        for digest in parsed.children:
+            try:
+                await self._driver.stat(layout.revisionLink(name, digest))
+            except PathNotFoundError:
+                missing.append(str(digest))
+        if missing:
+            raise ManifestBlobUnknown(missing)
+
+    async def tag(self, name: str, tag: str, digest: Digest) -> None:
+        if not isValidTag(tag):
+            raise TagInvalid(tag)
+        await self._driver.putContent(layout.tagIndexLink(name, tag, digest), str(digest).encode())
+        await self._driver.putContent(layout.tagCurrentLink(name, tag), str(digest).encode())
+        self._references.put((name, tag), digest)
+
+    # Deleting
+
+    async def untag(self, name: str, tag: str) -> None:
+        self._references.pop((name, tag))
+        try:
+            await self._driver.delete(layout.tagDirectory(name, tag))
+        except PathNotFoundError:
+            raise ManifestUnknown.tag(tag) from None
+        finally:
+            self._references.pop((name, tag))
+
+    async def delete(self, name: str, digest: Digest) -> None:
+        manifest = await self.get(name, digest)
+        self._forgetDigest(name, digest)
+        for tag in await self.lookup(name, digest):
+            try:
+                await self.untag(name, tag)
+            except ManifestUnknown:
+                continue
+        try:
+            subject = ParsedManifest(manifest.content, manifest.mediaType).subject
+        except ManifestInvalid:
+            subject = None
+        if subject is not None:
+            try:
+                await self._driver.delete(layout.referrerDirectory(name, subject, digest))
+            except PathNotFoundError:
+                pass
+        await self._driver.delete(layout.revisionDirectory(name, digest))
+        # Again: a GET while this ran may have cached what is gone now.
+        self._forgetDigest(name, digest)
+
+    def _forgetDigest(self, name: str, digest: Digest) -> None:
+        """
+        Drop every reference in C{name} that resolves to C{digest}.
+        """
+        self._references.discard(lambda key, value: key[0] == name and value == digest)
+
+    # Listing
+
+    async def tags(self, name: str) -> list[str]:
+        """
+        The repository's tags, sorted.
+
+        @raise NameUnknown: the repository holds no manifests.
+        """
+        try:
+            paths = await self._driver.list(layout.tagsDirectory(name))
+        except PathNotFoundError:
+            if not await self.exists(name):
+                raise NameUnknown(name) from None
+            return []
+        return sorted(layout.leaf(p) for p in paths)
+
+    async def lookup(self, name: str, digest: Digest) -> list[str]:
+        """
+        The tags of C{name} whose current link names C{digest}.
+        """
+        try:
+            tags = await self.tags(name)
+        except NameUnknown:
+            return []
+        found = []
+        for tag in tags:
+            try:
+                current = await self._driver.getContent(layout.tagCurrentLink(name, tag))
+            except PathNotFoundError:
+                continue
+            if current.decode("ascii", "replace").strip() == str(digest):
+                found.append(tag)
+        return found
+
+    async def exists(self, name: str) -> bool:
+        """
+        Whether repository C{name} exists: whether content (a manifest or
+        a blob) was pushed to it.  Its directory alone does not say (C{a}
+        has one as soon as C{a/b} is pushed), nor do uploads.
+        """
+        try:
+            children = await self._driver.list(layout.repository(name))
+        except PathNotFoundError:
+            return False
+        return any(layout.leaf(child) in layout.CONTENT for child in children)
+
+    async def referrers(self, name: str, subject: Digest) -> list[dict[str, Any]]:
+        try:
+            entries = await self._driver.walk(layout.referrersDirectory(name, subject))
+        except PathNotFoundError:
+            return []
+        descriptors = []
+        for entry in entries:
+            if entry.isDirectory or not entry.path.endswith("/link"):
+                continue
+            try:
+                raw = await self._driver.getContent(entry.path)
+                descriptors.append(json.loads(raw))
+            except (PathNotFoundError, ValueError):
+                continue
+        return sorted(descriptors, key=lambda d: d.get("digest", ""))
+
+
+@implementer(IManifestService)
+class RepositoryManifests:
+    """
+    The manifests of repository C{name}.
+    """
+
+    def __init__(self, name: str, index: ManifestIndex) -> None:
+        self._name = name
+        self._index = index
+
+    def exists(self, digest: Digest) -> Deferred[bool]:
+        return Deferred.fromCoroutine(self._index.hasRevision(self._name, digest))
+
+    def get(self, digest: Digest) -> Deferred[Manifest]:
+        return Deferred.fromCoroutine(self._index.get(self._name, digest))
+
+    def put(
+        self, content: bytes, mediaType: str | None, digest: Digest | None = None
+    ) -> Deferred[PutManifest]:
+        return Deferred.fromCoroutine(self._index.put(self._name, content, mediaType, digest))
+
+    def delete(self, digest: Digest) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._index.delete(self._name, digest))
+
+
+@implementer(ITagService)
+class RepositoryTags:
+    """
+    The tags of repository C{name}.
+    """
+
+    def __init__(self, name: str, index: ManifestIndex) -> None:
+        self._name = name
+        self._index = index
+
+    def get(self, tag: str) -> Deferred[Digest]:
+        return Deferred.fromCoroutine(self._index.resolveTag(self._name, tag))
+
+    def tag(self, tag: str, digest: Digest) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._index.tag(self._name, tag, digest))
+
+    def untag(self, tag: str) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._index.untag(self._name, tag))
+
+    def list(self, n: int | None, last: str | None) -> Deferred[Page]:
+        return Deferred.fromCoroutine(self._list(n, last))
+
+    async def _list(self, n: int | None, last: str | None) -> Page:
+        return page(await self._index.tags(self._name), n, last)
+
+    def lookup(self, digest: Digest) -> Deferred[builtins.list[str]]:
+        return Deferred.fromCoroutine(self._index.lookup(self._name, digest))
