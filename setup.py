@@ -30,6 +30,8 @@ setup(
             "types-PyYAML",
             "psutil>=5.9",
             "oras>=0.2.20,<0.3",
+            # Keeps the layers (api > registry > storage, web apart): .importlinter.
+            "import-linter>=2.1,<3",
         ],
     },
     classifiers=[
