@@ -19,11 +19,11 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 import twisted.plugins
-from tests.storage.suite import DriverSuiteMixin
 from txregistry.storage.errors import DriverConfigurationError
 from txregistry.storage.factories import createDriver, driverFactories
 from txregistry.storage.inmemory import InMemoryDriver
 from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.testing import DriverSuiteMixin
 
 PLUGIN_MODULE = "txregistry_testdriver"
 
