@@ -302,7 +302,9 @@ class FilesystemDriver:
         return self._run(path, delete_)
 
     @asynchronousErrors
-    def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[None]:
+    def urlFor(
+        self, path: str, method: str = "GET", expiry: float = 1200.0
+    ) -> Deferred[str | None]:
         checkPath(path)
         return succeed(None)
 

@@ -189,7 +189,9 @@ class InMemoryDriver:
         return bool(doomed)
 
     @asynchronousErrors
-    def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[None]:
+    def urlFor(
+        self, path: str, method: str = "GET", expiry: float = 1200.0
+    ) -> Deferred[str | None]:
         checkPath(path)
         return succeed(None)
 

@@ -687,14 +687,15 @@ class DriverSuiteMixin(_TestCaseBase):
             writer.write(b"new")
             return await writer.commit()
 
-        for attempt in [
+        attempts: list[Callable[[], Deferred[Any]]] = [
             lambda: self.driver.putContent("/f/c", b"c"),
             lambda: self.driver.putContent("/d", b"d"),
             lambda: Deferred.fromCoroutine(committed("/d")),
             lambda: Deferred.fromCoroutine(committed("/f/c")),
             lambda: self.driver.move("/f", "/d"),
             lambda: self.driver.move("/d/x", "/f/y"),
-        ]:
+        ]
+        for attempt in attempts:
             await self.assertFailure(attempt(), StorageError)
             self.assertEqual(await self.driver.list("/"), ["/d", "/f"])
             self.assertEqual(await self.driver.list("/d"), ["/d/x"])
