@@ -503,6 +503,51 @@ class DriverSuiteMixin(_TestCaseBase):
         self.assertEqual(await self.write("/ap", [b"abc"], append=True), 3)
         self.assertEqual(await self.driver.getContent("/ap"), b"abc")
 
+    async def test_appendersLandAtCommit(self) -> None:
+        """
+        Two appenders opened on one value both land, each at the end the
+        value has when it commits (not when it was opened), and each commit
+        fires with the size the value then has.
+        """
+        await self.driver.putContent("/ap", b"head-")
+        first = await self.driver.writer("/ap", append=True)
+        second = await self.driver.writer("/ap", append=True)
+        first.write(b"first-")
+        second.write(b"second-")
+        self.assertEqual(await second.commit(), 12)
+        self.assertEqual(await first.commit(), 18)
+        self.assertEqual(await self.driver.getContent("/ap"), b"head-second-first-")
+        self.assertEqual((await self.driver.stat("/ap")).size, 18)
+
+    async def test_simultaneousAppendCommits(self) -> None:
+        """
+        Two appenders committed at once (the second commit begun before
+        the first has fired) both land, whole, one after the other.
+        """
+        await self.driver.putContent("/ap", b"head-")
+        # Megabytes each, so that the two commits overlap for as long as
+        # copying them takes.
+        parts = {b"A": [b"A" * MiB] * 8, b"B": [b"B" * MiB] * 6}
+        writers = {}
+        for name, chunks_ in parts.items():
+            writers[name] = await self.driver.writer("/ap", append=True)
+            for chunk in chunks_:
+                writers[name].write(chunk)
+        results = await DeferredList(
+            [writers[b"A"].commit(), writers[b"B"].commit()], consumeErrors=True
+        )
+        self.assertTrue(all(ok for ok, _ in results), results)
+        self.assertEqual(max(size for _, size in results), 5 + 14 * MiB)
+        self.assertIn(min(size for _, size in results), (5 + 8 * MiB, 5 + 6 * MiB))
+        value = await self.driver.getContent("/ap")
+        self.assertIn(
+            value,
+            (
+                b"head-" + b"".join(parts[b"A"]) + b"".join(parts[b"B"]),
+                b"head-" + b"".join(parts[b"B"]) + b"".join(parts[b"A"]),
+            ),
+        )
+
     async def test_concurrentWriters(self) -> None:
         """
         Two writers to one path both commit; the value is exactly one of
@@ -667,6 +712,25 @@ class DriverSuiteMixin(_TestCaseBase):
         await self.driver.putContent("/same", b"kept")
         await self.driver.move("/same", "/same")
         self.assertEqual(await self.driver.getContent("/same"), b"kept")
+
+    async def test_concurrentMovesToOneDestination(self) -> None:
+        """
+        Two moves of the same content to one destination at once (two
+        pushes of one blob finishing together) both succeed: the
+        destination holds the content, whole, and both sources are gone.
+        """
+        content = b"blob" * 250_000
+        await self.driver.putContent("/up/1", content)
+        await self.driver.putContent("/up/2", content)
+        results = await DeferredList(
+            [self.driver.move("/up/1", "/blobs/b"), self.driver.move("/up/2", "/blobs/b")],
+            consumeErrors=True,
+        )
+        self.assertEqual([ok for ok, _ in results], [True, True], results)
+        self.assertEqual(await self.driver.getContent("/blobs/b"), content)
+        self.assertEqual(await self.driver.list("/blobs"), ["/blobs/b"])
+        for source in ("/up/1", "/up/2"):
+            await self.assertFails(self.driver.stat(source), PathNotFoundError)
 
     async def test_moveMissing(self) -> None:
         await self.driver.putContent("/dst", b"old")
