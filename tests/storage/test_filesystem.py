@@ -16,7 +16,6 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from tests.storage.suite import BAD_PATHS, ChunkProducer, DriverSuiteMixin, MiB, chunks
 from txregistry.storage import filesystem
 from txregistry.storage.errors import (
     DriverConfigurationError,
@@ -25,6 +24,7 @@ from txregistry.storage.errors import (
 )
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.testing import BAD_PATHS, ChunkProducer, DriverSuiteMixin, MiB, chunks
 
 
 def _files(root: str) -> list[str]:
@@ -199,7 +199,7 @@ class FilesystemOnlyTests(TestCase):
         cancelled.write(b"gone")
         await cancelled.cancel()
         reader = await driver.reader("/a/c", 5)
-        from tests.storage.suite import HashingConsumer
+        from txregistry.storage.testing import HashingConsumer
 
         await reader.startProducing(HashingConsumer())
         await driver.stat("/a/c")

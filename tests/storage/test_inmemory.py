@@ -7,9 +7,9 @@ from __future__ import annotations
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from tests.storage.suite import DriverSuiteMixin
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.testing import DriverSuiteMixin
 
 
 class InMemoryDriverTests(DriverSuiteMixin, TestCase):

@@ -17,12 +17,18 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+__all__ = ["BlockingPool"]
+
 T = TypeVar("T")
 
 
 class BlockingPool:
     """
     Runs blocking callables on a private, lazily started thread pool.
+
+    Meant for drivers whose storage is reached through a blocking API (the
+    local filesystem, a synchronous SDK): call through L{run} and close the
+    pool from L{IStorageDriver.close}.
     """
 
     def __init__(self, reactor: IReactorFromThreads, name: str, size: int = 16) -> None:

@@ -11,6 +11,16 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail
 
+__all__ = [
+    "DriverConfigurationError",
+    "InvalidOffsetError",
+    "InvalidPathError",
+    "PathNotFoundError",
+    "StorageError",
+    "WriterClosedError",
+    "asynchronousErrors",
+]
+
 F = TypeVar("F", bound=Callable[..., Deferred[Any]])
 
 
@@ -20,6 +30,10 @@ def asynchronousErrors(method: F) -> F:
     checked before any I/O; a missing value in a driver that needs no I/O)
     as a failed L{Deferred}, as L{IStorageDriver} promises, instead of
     raising it at the caller.
+
+    Meant for drivers: decorate each L{IStorageDriver} method that checks
+    its arguments (with L{txregistry.storage.paths.checkPath}) before it
+    has a L{Deferred} to fail.
     """
 
     @functools.wraps(method)

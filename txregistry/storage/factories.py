@@ -18,6 +18,8 @@ from zope.interface import implementer
 from txregistry.storage.errors import DriverConfigurationError
 from txregistry.storage.interfaces import IStorageDriver, IStorageDriverFactory
 
+__all__ = ["BuiltinDriverFactory", "createDriver", "driverFactories"]
+
 
 @implementer(IPlugin, IStorageDriverFactory)
 class BuiltinDriverFactory:

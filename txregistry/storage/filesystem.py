@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import fcntl
 import os
 import shutil
 import stat as statmod
@@ -302,7 +303,9 @@ class FilesystemDriver:
         return self._run(path, delete_)
 
     @asynchronousErrors
-    def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[None]:
+    def urlFor(
+        self, path: str, method: str = "GET", expiry: float = 1200.0
+    ) -> Deferred[str | None]:
         checkPath(path)
         return succeed(None)
 
@@ -587,7 +590,11 @@ class _FileWriter:
             raise PathNotFoundError(self.path) from None
         try:
             # The end now, not when the writer opened: another writer may
-            # have appended since, and its bytes must stay.
+            # have appended since, and its bytes must stay.  The lock (held
+            # until the target is closed) keeps an append committing at the
+            # same moment, on another thread or in another process, from
+            # reading the same end and writing over these bytes.
+            fcntl.flock(target, fcntl.LOCK_EX)
             end = os.fstat(target).st_size
             try:
                 _copyRange(self._fd, target, count, end)

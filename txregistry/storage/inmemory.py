@@ -120,8 +120,8 @@ class InMemoryDriver:
     @asynchronousErrors
     def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
         checkPath(path)
-        initial = self._get(path) if append else b""
-        return succeed(_MemoryWriter(self, path, initial))
+        existing = len(self._get(path)) if append else 0
+        return succeed(_MemoryWriter(self, path, append, existing))
 
     @asynchronousErrors
     def stat(self, path: str) -> Deferred[FileInfo]:
@@ -189,7 +189,9 @@ class InMemoryDriver:
         return bool(doomed)
 
     @asynchronousErrors
-    def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[None]:
+    def urlFor(
+        self, path: str, method: str = "GET", expiry: float = 1200.0
+    ) -> Deferred[str | None]:
         checkPath(path)
         return succeed(None)
 
@@ -200,14 +202,17 @@ class InMemoryDriver:
 @implementer(IStorageWriter)
 class _MemoryWriter:
     """
-    Collects chunks; the value appears in the driver only on commit.
+    Collects chunks; the value appears in the driver only on commit.  An
+    appending writer adds them to the value as it is at commit, so an
+    append committed since this writer was opened is kept.
     """
 
-    def __init__(self, driver: InMemoryDriver, path: str, initial: bytes) -> None:
+    def __init__(self, driver: InMemoryDriver, path: str, append: bool, existing: int) -> None:
         self._driver = driver
         self.path = path
-        self._chunks = [initial]
-        self.size = len(initial)
+        self._append = append
+        self._chunks: list[bytes] = []
+        self.size = existing
         self._closed = False
         self._cancelled = False
         self._producer: IPushProducer | None = None
@@ -230,12 +235,15 @@ class _MemoryWriter:
         if self._closed:
             return fail(WriterClosedError(self.path))
         self._closed = True
-        content, self._chunks = b"".join(self._chunks), []
+        chunks, self._chunks = self._chunks, []
         try:
+            if self._append:
+                chunks.insert(0, self._driver._get(self.path))
+            content = b"".join(chunks)
             self._driver._store(self.path, content)
         except Exception:
             return fail()
-        return succeed(self.size)
+        return succeed(len(content))
 
     def cancel(self) -> Deferred[None]:
         self._closed = self._cancelled = True

@@ -9,6 +9,8 @@ import re
 
 from txregistry.storage.errors import InvalidPathError
 
+__all__ = ["checkPath", "isHidden", "parent"]
+
 # Components are plain names: letters, digits, '.', '_', '-', never starting
 # with '.', which keeps '.' and '..' out and leaves dot-names free for a
 # driver's own temporary files.
@@ -18,6 +20,9 @@ _PATH = re.compile(r"(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+")
 def checkPath(path: str, allowRoot: bool = False) -> str:
     """
     Return C{path} unchanged if it is a valid storage path.
+
+    Every driver calls this on every path it is given, before any I/O: the
+    driver suite checks that each method refuses the same bad paths.
 
     @param allowRoot: accept C{"/"} (for listing and walking).
     @raise InvalidPathError: otherwise.
@@ -42,5 +47,8 @@ def parent(path: str) -> str:
 def isHidden(name: str) -> bool:
     """
     Whether a name is a driver's private entry (never listed or walked).
+
+    No valid path has a component starting with C{"."}, so a driver may
+    keep its staging files and uploads under such names.
     """
     return name.startswith(".")

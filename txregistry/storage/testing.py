@@ -1,9 +1,39 @@
+# -*- test-case-name: tests.storage -*-
 """
-The one test suite every storage driver runs.
+The test suite every storage driver must pass, for drivers in and out of
+txregistry.
 
-A driver's test module mixes L{DriverSuiteMixin} into a
-L{twisted.trial.unittest.TestCase} and implements L{makeDriver}.  The suite
-only uses L{IStorageDriver}, so whatever passes it can back a registry.
+A driver author mixes L{DriverSuiteMixin} into a
+L{twisted.trial.unittest.TestCase} and gives it a factory for the driver,
+L{DriverSuiteMixin.makeDriver}; trial then runs every test of the contract
+against a fresh driver each time::
+
+    from twisted.internet import reactor
+    from twisted.trial.unittest import TestCase
+
+    from txregistry.storage import createDriver
+    from txregistry.storage.testing import DriverSuiteMixin
+
+
+    class MyDriverTests(DriverSuiteMixin, TestCase):
+        def makeDriver(self):
+            return createDriver("mydriver", {"bucket": "test"}, reactor)
+
+Looking the driver up with L{createDriver} (rather than instantiating its
+class) also checks that its L{twisted.plugin} plugin is installed and
+found.  The suite only calls L{IStorageDriver} methods, so whatever passes
+it can back a registry; a driver with promises of its own (a filesystem
+driver's files, an object store's multipart uploads) tests those in its own
+test cases, and may use the helpers here (L{ChunkProducer}, L{chunks},
+L{HashingConsumer}, L{BAD_PATHS}) to do so.
+
+The suite writes a few hundred MiB through the driver (L{MiB}-sized chunks,
+never held whole by the test), so a driver for a remote store should be
+pointed at a scratch bucket or an emulator.
+
+This module imports L{twisted.trial} and L{txregistry.storage} only, so a
+driver package can depend on it without depending on the rest of
+txregistry.
 """
 
 from __future__ import annotations
@@ -11,13 +41,13 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SkipTest
+from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -34,6 +64,25 @@ from txregistry.storage.interfaces import (
     IStorageReader,
     IStorageWriter,
 )
+
+__all__ = [
+    "BAD_PATHS",
+    "ChunkProducer",
+    "CollectingConsumer",
+    "DriverSuiteMixin",
+    "HashingConsumer",
+    "MiB",
+    "chunks",
+    "digestOf",
+]
+
+if TYPE_CHECKING:
+    # The mixin is only ever used with a TestCase: let the type checker
+    # see its assertions without making the mixin a TestCase itself (trial
+    # would then run the suite with no driver).
+    _TestCaseBase = TestCase
+else:
+    _TestCaseBase = object
 
 MiB = 1024 * 1024
 
@@ -73,6 +122,9 @@ def chunks(count: int, size: int = MiB, seed: int = 1) -> Iterator[bytes]:
 
 
 def digestOf(stream: Iterator[bytes]) -> str:
+    """
+    The hex sha256 of everything C{stream} yields (of L{chunks}, say).
+    """
     hasher = hashlib.sha256()
     for chunk in stream:
         hasher.update(chunk)
@@ -103,6 +155,10 @@ class HashingConsumer:
 
 @implementer(IConsumer)
 class CollectingConsumer:
+    """
+    Keeps everything it is given, for small values.
+    """
+
     def __init__(self) -> None:
         self.data: list[bytes] = []
 
@@ -183,31 +239,31 @@ class ChunkProducer:
             self.done.callback(self.written)
 
 
-class DriverSuiteMixin:
+class DriverSuiteMixin(_TestCaseBase):
     """
     The behaviour every L{IStorageDriver} must have.
 
-    Mix into a C{TestCase}; implement L{makeDriver}.  Each test gets a
-    fresh driver in C{self.driver}, closed at cleanup.
+    Mix into a L{TestCase} (before it, so that this C{setUp} runs) and
+    implement L{makeDriver}.  Each test gets a fresh driver in
+    C{self.driver}, closed at cleanup.
 
     @cvar backpressure: whether the driver's writers pause their producer
-        (the in-memory one never needs to).
+        when they fall behind.  Set it to C{False} for a driver whose writers
+        take everything at once (the in-memory one); every other test still
+        runs.
     """
 
     backpressure = True
 
-    # Provided by TestCase.
-    addCleanup: Callable[..., None]
-    assertEqual: Callable[..., None]
-    assertIn: Callable[..., None]
-    assertTrue: Callable[..., None]
-    assertFalse: Callable[..., None]
-    assertIsInstance: Callable[..., None]
-    assertFailure: Callable[..., Deferred[Any]]
-    fail: Callable[..., Any]
-
     def makeDriver(self) -> IStorageDriver:
-        raise NotImplementedError()
+        """
+        Build a new, empty driver for one test.
+
+        Called from C{setUp}; it may call C{self.mktemp()} and
+        C{self.addCleanup()} for anything the driver needs (a directory, a
+        bucket to empty).  The suite closes the driver itself.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement makeDriver")
 
     def setUp(self) -> None:
         self.driver = self.makeDriver()
@@ -447,6 +503,51 @@ class DriverSuiteMixin:
         self.assertEqual(await self.write("/ap", [b"abc"], append=True), 3)
         self.assertEqual(await self.driver.getContent("/ap"), b"abc")
 
+    async def test_appendersLandAtCommit(self) -> None:
+        """
+        Two appenders opened on one value both land, each at the end the
+        value has when it commits (not when it was opened), and each commit
+        fires with the size the value then has.
+        """
+        await self.driver.putContent("/ap", b"head-")
+        first = await self.driver.writer("/ap", append=True)
+        second = await self.driver.writer("/ap", append=True)
+        first.write(b"first-")
+        second.write(b"second-")
+        self.assertEqual(await second.commit(), 12)
+        self.assertEqual(await first.commit(), 18)
+        self.assertEqual(await self.driver.getContent("/ap"), b"head-second-first-")
+        self.assertEqual((await self.driver.stat("/ap")).size, 18)
+
+    async def test_simultaneousAppendCommits(self) -> None:
+        """
+        Two appenders committed at once (the second commit begun before
+        the first has fired) both land, whole, one after the other.
+        """
+        await self.driver.putContent("/ap", b"head-")
+        # Megabytes each, so that the two commits overlap for as long as
+        # copying them takes.
+        parts = {b"A": [b"A" * MiB] * 8, b"B": [b"B" * MiB] * 6}
+        writers = {}
+        for name, chunks_ in parts.items():
+            writers[name] = await self.driver.writer("/ap", append=True)
+            for chunk in chunks_:
+                writers[name].write(chunk)
+        results = await DeferredList(
+            [writers[b"A"].commit(), writers[b"B"].commit()], consumeErrors=True
+        )
+        self.assertTrue(all(ok for ok, _ in results), results)
+        self.assertEqual(max(size for _, size in results), 5 + 14 * MiB)
+        self.assertIn(min(size for _, size in results), (5 + 8 * MiB, 5 + 6 * MiB))
+        value = await self.driver.getContent("/ap")
+        self.assertIn(
+            value,
+            (
+                b"head-" + b"".join(parts[b"A"]) + b"".join(parts[b"B"]),
+                b"head-" + b"".join(parts[b"B"]) + b"".join(parts[b"A"]),
+            ),
+        )
+
     async def test_concurrentWriters(self) -> None:
         """
         Two writers to one path both commit; the value is exactly one of
@@ -512,7 +613,7 @@ class DriverSuiteMixin:
         writer = await self.driver.writer("/w")
         writer.write(b"a")
         await writer.commit()
-        self.assertRaises(WriterClosedError, writer.write, b"b")  # type: ignore[attr-defined]
+        self.assertRaises(WriterClosedError, writer.write, b"b")
         await self.assertFails(writer.commit(), WriterClosedError)
         self.assertEqual(await self.driver.getContent("/w"), b"a")
 
@@ -612,6 +713,25 @@ class DriverSuiteMixin:
         await self.driver.move("/same", "/same")
         self.assertEqual(await self.driver.getContent("/same"), b"kept")
 
+    async def test_concurrentMovesToOneDestination(self) -> None:
+        """
+        Two moves of the same content to one destination at once (two
+        pushes of one blob finishing together) both succeed: the
+        destination holds the content, whole, and both sources are gone.
+        """
+        content = b"blob" * 250_000
+        await self.driver.putContent("/up/1", content)
+        await self.driver.putContent("/up/2", content)
+        results = await DeferredList(
+            [self.driver.move("/up/1", "/blobs/b"), self.driver.move("/up/2", "/blobs/b")],
+            consumeErrors=True,
+        )
+        self.assertEqual([ok for ok, _ in results], [True, True], results)
+        self.assertEqual(await self.driver.getContent("/blobs/b"), content)
+        self.assertEqual(await self.driver.list("/blobs"), ["/blobs/b"])
+        for source in ("/up/1", "/up/2"):
+            await self.assertFails(self.driver.stat(source), PathNotFoundError)
+
     async def test_moveMissing(self) -> None:
         await self.driver.putContent("/dst", b"old")
         await self.assertFails(self.driver.move("/nothing", "/dst"), PathNotFoundError)
@@ -631,14 +751,15 @@ class DriverSuiteMixin:
             writer.write(b"new")
             return await writer.commit()
 
-        for attempt in [
+        attempts: list[Callable[[], Deferred[Any]]] = [
             lambda: self.driver.putContent("/f/c", b"c"),
             lambda: self.driver.putContent("/d", b"d"),
             lambda: Deferred.fromCoroutine(committed("/d")),
             lambda: Deferred.fromCoroutine(committed("/f/c")),
             lambda: self.driver.move("/f", "/d"),
             lambda: self.driver.move("/d/x", "/f/y"),
-        ]:
+        ]
+        for attempt in attempts:
             await self.assertFailure(attempt(), StorageError)
             self.assertEqual(await self.driver.list("/"), ["/d", "/f"])
             self.assertEqual(await self.driver.list("/d"), ["/d/x"])
