@@ -296,7 +296,7 @@ class FailingDriver(InMemoryDriver):
         d = super().writer(path, append)
 
         def wrap(w: Any) -> Any:
-            return _FailingWriter(self, path, b"".join(w._chunks))
+            return _FailingWriter(self, path, append, w.size)
 
         return d.addCallback(wrap)
 
