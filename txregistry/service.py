@@ -64,14 +64,14 @@ def makeNamespace(config: Configuration, driver: IStorageDriver, clock: Any) -> 
     return namespace
 
 
-def siteFor(config: Configuration, namespace: INamespace) -> RegistrySite:
+def siteFor(config: Configuration, namespace: INamespace, reactor: Any = None) -> RegistrySite:
     """
     The HTTP site serving the V2 API over C{namespace}.
     """
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
     api = RegistryAPI(namespace, urls)
     root = RegistryRoot(api, config.http.prefix, config.http.headers)
-    return RegistrySite(root, errorBody, accessLog=config.log.accessLog)
+    return RegistrySite(root, errorBody, accessLog=config.log.accessLog, reactor=reactor)
 
 
 def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -> RegistrySite:
@@ -83,7 +83,7 @@ def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -
     """
     if clock is None:
         from twisted.internet import reactor as clock
-    return siteFor(config, makeNamespace(config, driver, clock))
+    return siteFor(config, makeNamespace(config, driver, clock), clock)
 
 
 class RegistryService(MultiService):
@@ -101,7 +101,7 @@ class RegistryService(MultiService):
         self.logOutput = logOutput
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
         self.namespace = makeNamespace(config, self.driver, reactor)
-        self.site = siteFor(config, self.namespace)
+        self.site = siteFor(config, self.namespace, reactor)
         endpoint = serverFromString(reactor, config.http.endpointDescription())
         listener = StreamServerEndpointService(endpoint, self.site)
         listener._raiseSynchronously = True

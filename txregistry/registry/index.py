@@ -16,7 +16,7 @@ import builtins
 import json
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
@@ -91,6 +91,24 @@ class ManifestIndex:
         )
 
     # Reading
+
+    def cachedTag(self, name: str, tag: str) -> Digest | None:
+        """
+        What C{tag} resolved to within the TTL, without I/O; or L{None}.
+        """
+        return self._references.get((name, tag))
+
+    def cachedManifest(self, name: str, digest: Digest) -> Manifest | None:
+        """
+        The manifest, if the repository is known to have it and its
+        content (declaring its own media type) is cached; else L{None}.
+        """
+        if self._references.get((name, str(digest))) is None:
+            return None
+        cached = self._manifests.get(digest)
+        if cached is None or cached[1] is None:
+            return None
+        return Manifest(digest, cached[1], cached[0])
 
     async def resolveTag(self, name: str, tag: str) -> Digest:
         known = self._references.get((name, tag))
@@ -307,6 +325,10 @@ class RepositoryManifests:
         return Deferred.fromCoroutine(self._index.hasRevision(self._name, digest))
 
     def get(self, digest: Digest) -> Deferred[Manifest]:
+        # Most GETs are answered from the caches: no coroutine for those.
+        cached = self._index.cachedManifest(self._name, digest)
+        if cached is not None:
+            return succeed(cached)
         return Deferred.fromCoroutine(self._index.get(self._name, digest))
 
     def put(
@@ -329,6 +351,9 @@ class RepositoryTags:
         self._index = index
 
     def get(self, tag: str) -> Deferred[Digest]:
+        cached = self._index.cachedTag(self._name, tag)
+        if cached is not None:
+            return succeed(cached)
         return Deferred.fromCoroutine(self._index.resolveTag(self._name, tag))
 
     def tag(self, tag: str, digest: Digest) -> Deferred[None]:

@@ -44,9 +44,8 @@ class RegistryRequest(Request):
         This is L{twisted.web.http.Request.requestReceived} without the form
         parsing, which needs the body.
         """
-        from twisted.internet import reactor
-
-        self.startedAt = reactor.seconds()  # type: ignore[attr-defined]
+        channel: Any = self.channel
+        self.startedAt = channel.site.reactor.seconds()
         self.args = {}
         self.method, self.uri = command, path
         self.clientproto = version

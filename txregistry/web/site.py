@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Site
@@ -41,17 +42,17 @@ class RegistrySite(Site):
         errorBody: Callable[[int, str | None], bytes],
         accessLog: bool = True,
         timeout: float = 300,
+        reactor: IReactorTime | None = None,
     ) -> None:
-        super().__init__(resource, requestFactory=RegistryRequest, timeout=timeout)
+        super().__init__(resource, requestFactory=RegistryRequest, timeout=timeout, reactor=reactor)
         self.errorBody = errorBody
         self.accessLog = accessLog
 
     def log(self, request: Any) -> None:
         if not self.accessLog:
             return
-        from twisted.internet import reactor
-
-        started = getattr(request, "startedAt", 0.0) or reactor.seconds()  # type: ignore[attr-defined]
+        now = self.reactor.seconds()
+        started = getattr(request, "startedAt", 0.0) or now
         address = request.getClientAddress()
         forwarded = request.getHeader(b"x-forwarded-for")
         _accessLog.info(
@@ -63,6 +64,6 @@ class RegistrySite(Site):
             protocol=(request.clientproto or b"-").decode("latin-1"),
             status=request.code,
             bytes=request.sentLength,
-            duration=reactor.seconds() - started,  # type: ignore[attr-defined]
+            duration=now - started,
             userAgent=(request.getHeader(b"user-agent") or b"").decode("latin-1"),
         )
