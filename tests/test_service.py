@@ -1,0 +1,52 @@
+"""
+The composition root (L{txregistry.service}): which layers a
+configuration gives a registry, in which order.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+
+from txregistry.config import checkConfiguration
+from txregistry.errors import Unsupported
+from txregistry.registry.digest import Digest
+from txregistry.registry.namespace import StorageNamespace
+from txregistry.registry.switches import Switch, deletesDisabled, readOnly
+from txregistry.service import layers, makeNamespace
+from txregistry.storage.inmemory import InMemoryDriver
+
+
+def _config(**storage: object) -> object:
+    return checkConfiguration({"storage": {"inmemory": {}, **storage}})
+
+
+class CompositionTests(TestCase):
+    def test_defaultRefusesDeletes(self) -> None:
+        """
+        Out of the box deletes are refused (the reference's default) and
+        nothing else is layered.
+        """
+        self.assertEqual(layers(_config()), [deletesDisabled])  # type: ignore[arg-type]
+
+    def test_deletesEnabled(self) -> None:
+        self.assertEqual(layers(_config(delete={"enabled": True})), [])  # type: ignore[arg-type]
+
+    def test_readOnlyOutermost(self) -> None:
+        """
+        Read-only mode wraps everything else: its refusal is the one a
+        client sees.
+        """
+        config = _config(maintenance={"readonly": {"enabled": True}})
+        self.assertEqual(layers(config), [deletesDisabled, readOnly])  # type: ignore[arg-type]
+        namespace = makeNamespace(config, InMemoryDriver(), Clock())  # type: ignore[arg-type]
+        self.assertIsInstance(namespace, Switch)
+        self.assertIsInstance(namespace.inner.inner, StorageNamespace)  # type: ignore[attr-defined]
+
+    async def test_composedNamespaceRefuses(self) -> None:
+        config = _config(maintenance={"readonly": {"enabled": True}}, delete={"enabled": True})
+        namespace = makeNamespace(config, InMemoryDriver(), Clock())  # type: ignore[arg-type]
+        error = await self.assertFailure(
+            namespace.repository("a").blobs().delete(Digest.of(b"x")), Unsupported
+        )
+        self.assertEqual(error.message, "the registry is in read-only mode")
