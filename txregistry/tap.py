@@ -21,10 +21,11 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.python import usage
 from twisted.python.failure import Failure
+from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
 from txregistry.config import Configuration, ConfigurationError, HTTPConfig, loadConfiguration
-from txregistry.logs import logDestination
+from txregistry.logs import logDestination, rotateOnSIGUSR1
 
 
 class Options(usage.Options):
@@ -89,6 +90,8 @@ def _makeService(options: Options) -> IService:
             f"storage.{config.storage.driver}: {e.filename or 'storage'}: {e.strerror}"
         ) from None
     endpoint.listenNow(service.site, config.http)
+    if isinstance(output, LogFile):
+        rotateOnSIGUSR1(output)
     return service
 
 
