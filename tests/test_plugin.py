@@ -45,6 +45,20 @@ class PluginTests(TestCase):
         self.assertIn("--config", result.stdout)
         self.assertIn("REGISTRY_HTTP_ADDR", result.stdout)
 
+    def test_pluginImportIsCheap(self) -> None:
+        """
+        twistd imports every plugin to list them; importing this one
+        imports neither the registry nor a reactor.
+        """
+        result = subprocess.run(
+            [sys.executable, "-c",
+             "import sys, twisted.plugins.txregistry_plugin as p; "
+             "print(p.serviceMaker.tapname, sorted(m for m in sys.modules"
+             " if m.startswith('txregistry') or m == 'twisted.internet.reactor'))"],
+            env=_env(), capture_output=True, text=True, timeout=60,
+        )
+        self.assertEqual(result.stdout.strip(), "txregistry []", result.stderr)
+
     def test_badConfigurationNamesTheKey(self) -> None:
         """
         A wrong value stops the start with one line naming the key, and no

@@ -17,6 +17,7 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.python import usage
@@ -24,11 +25,16 @@ from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
-from txregistry.config import Configuration, ConfigurationError, HTTPConfig, loadConfiguration
+from txregistry.config import ConfigurationError, HTTPConfig, loadConfiguration
 from txregistry.logs import logDestination, rotateOnSIGUSR1
 
 
 class Options(usage.Options):
+    """
+    C{twistd txregistry}'s own options; the configuration itself is the
+    file and the environment, as for the reference registry.
+    """
+
     synopsis = "[--config FILE]"
     longdesc = (
         "Serve a Docker Registry HTTP API V2 / OCI Distribution registry. "
@@ -69,8 +75,9 @@ def makeService(options: Options) -> IService:
 
 
 def _makeService(options: Options) -> IService:
-    # Imported here, not above: the registry imports the reactor, which
-    # twistd installs (honouring --reactor) only after parsing options.
+    # Imported here, not above: importing the registry installs the
+    # default reactor, and twistd imports this module merely to parse the
+    # plugin's options (twistd txregistry --help).
     from twisted.internet import reactor
 
     from txregistry.service import RegistryService
@@ -79,7 +86,7 @@ def _makeService(options: Options) -> IService:
     path = options["config"] or os.environ.get("REGISTRY_CONFIGURATION_PATH")
     config = loadConfiguration(path, os.environ)
     checkTLSFiles(config.http)
-    endpoint = PreboundEndpoint(_serverEndpoint(reactor, config))
+    endpoint = PreboundEndpoint(serverFromString(reactor, config.http.endpointDescription()))
     output = logDestination(options.parent)
     try:
         service = RegistryService(config, reactor, output, endpoint=endpoint)
@@ -93,12 +100,6 @@ def _makeService(options: Options) -> IService:
     if isinstance(output, LogFile):
         rotateOnSIGUSR1(output)
     return service
-
-
-def _serverEndpoint(reactor: Any, config: Configuration) -> IStreamServerEndpoint:
-    from twisted.internet.endpoints import serverFromString
-
-    return serverFromString(reactor, config.http.endpointDescription())
 
 
 def checkTLSFiles(http: HTTPConfig) -> None:
