@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -285,6 +287,32 @@ class DaemonTests(TestCase):
         self.assertNotIn("/v2/?before", _read(logfile))
         self.assertIn("/v2/?before", _read(logfile + ".1"))
         self.assertNotIn("/v2/?after", _read(logfile + ".1"))
+
+    def test_unixSocketHeldByDaemon(self) -> None:
+        """
+        A daemon serving on a unix socket holds it: a second registry on the
+        same path refuses to start, in one line, instead of taking it over.
+        """
+        # A unix socket's path must be short: not under _trial_temp.
+        directory = tempfile.mkdtemp(prefix="txregistry-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "registry.sock")
+        pidfile = os.path.join(directory, "twistd.pid")
+        env = {"REGISTRY_HTTP_NET": "unix", "REGISTRY_HTTP_ADDR": path, "REGISTRY_STORAGE": "inmemory"}
+        daemon = _twistd(
+            [f"--pidfile={pidfile}", f"--logfile={directory}/twistd.log", "txregistry"],
+            directory, **env,
+        )
+        self.assertEqual(daemon.returncode, 0, daemon.stdout + daemon.stderr)
+        with open(pidfile) as f:
+            self.addCleanup(_kill, int(f.read().strip()))
+        self.assertTrue(_waitFor(lambda: os.path.exists(path)))
+        second = _twistd(["--nodaemon", "--pidfile=", "txregistry"], directory, **env)
+        self.assertNotEqual(second.returncode, 0)
+        output = second.stdout + second.stderr
+        self.assertEqual(output.strip().splitlines(), [
+            f"txregistry: http.addr: cannot listen on {path}: Cannot acquire lock"
+        ])
 
     def test_scalarStorageFromEnvironment(self) -> None:
         """

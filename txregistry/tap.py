@@ -6,13 +6,16 @@ Every mistake that stops the start (a wrong key, an unreadable TLS file, a
 storage root that cannot be made, a port already taken) is found here,
 while twistd is still in the process the user started, and reported as one
 line on standard error naming the cause: nothing that fails after twistd
-daemonises can be reported whole (see L{PreboundEndpoint}).
+daemonises can be reported whole (see L{PreboundEndpoint}).  The one
+exception is a daemon's unix socket, listened on after the fork so that its
+lock file names the daemon.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import IService
@@ -96,7 +99,12 @@ def _makeService(options: Options) -> IService:
         raise StartError(
             f"storage.{config.storage.driver}: {e.filename or 'storage'}: {e.strerror}"
         ) from None
-    endpoint.listenNow(service.site, config.http)
+    twistd: Mapping[str, Any] = options.parent or {}
+    if config.http.net != "unix" or twistd.get("nodaemon"):
+        # Not a daemon's unix socket: its lock file records the pid that
+        # listened, which must be the daemon's, so that one listens after
+        # the fork, and a failure there is still twistd's to report.
+        endpoint.listenNow(service.site, config.http)
     if isinstance(output, LogFile):
         rotateOnSIGUSR1(output)
     return service
