@@ -230,6 +230,10 @@ class StartFailureTests(TestCase):
         self.assertFailsInOneLine(
             ("configuration error: http.bogus: unknown key",), REGISTRY_HTTP_BOGUS="1"
         )
+        self.assertFailsInOneLine(
+            ("configuration error: http.bogus: unknown key",),
+            REGISTRY_CONFIGURATION_PATH=config,
+        )
 
     def test_unsupportedSection(self) -> None:
         """
