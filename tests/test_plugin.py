@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.request
+from collections.abc import Callable
+from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from tests.support import RegistryProcess, _repositoryRoot
+from tests.support import RegistryProcess, _repositoryRoot, freePort
 
 _TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -39,6 +46,20 @@ class PluginTests(TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("--config", result.stdout)
         self.assertIn("REGISTRY_HTTP_ADDR", result.stdout)
+
+    def test_pluginImportIsCheap(self) -> None:
+        """
+        twistd imports every plugin to list them; importing this one
+        imports neither the registry nor a reactor.
+        """
+        result = subprocess.run(
+            [sys.executable, "-c",
+             "import sys, twisted.plugins.txregistry_plugin as p; "
+             "print(p.serviceMaker.tapname, sorted(m for m in sys.modules"
+             " if m.startswith('txregistry') or m == 'twisted.internet.reactor'))"],
+            env=_env(), capture_output=True, text=True, timeout=60,
+        )
+        self.assertEqual(result.stdout.strip(), "txregistry []", result.stderr)
 
     def test_badConfigurationNamesTheKey(self) -> None:
         """
@@ -106,17 +127,214 @@ class PluginTests(TestCase):
         self.assertEqual(access[0]["namespace"], "txregistry.access")
 
 
+def _twistd(arguments: list[str], cwd: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _TWISTD + arguments, env=_env(**env), cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+class StartFailureTests(TestCase):
+    """
+    Whatever stops the start, the user sees one line naming the cause and
+    no traceback, in the foreground and as a daemon alike.
+    """
+
+    def setUp(self) -> None:
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.pidfile = os.path.join(self.directory, "twistd.pid")
+
+    def assertOneLine(self, result: subprocess.CompletedProcess[str], *causes: str) -> None:
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0, output)
+        self.assertNotIn("Traceback", output)
+        lines = output.strip().splitlines()
+        self.assertEqual(len(lines), 1, output)
+        self.assertTrue(lines[0].startswith("txregistry: "), output)
+        for cause in causes:
+            self.assertIn(cause, lines[0])
+
+    def assertFailsInOneLine(self, causes: tuple[str, ...], **env: str) -> None:
+        """
+        twistd txregistry, in the foreground and then as a daemon, fails
+        with one line containing each of C{causes}; the daemon leaves no
+        pidfile behind.
+        """
+        env.setdefault("REGISTRY_HTTP_ADDR", f"127.0.0.1:{freePort()}")
+        env.setdefault(
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", os.path.join(self.directory, "storage")
+        )
+        foreground = _twistd(["--nodaemon", "--pidfile=", "txregistry"], self.directory, **env)
+        self.assertOneLine(foreground, *causes)
+        daemon = _twistd(
+            [f"--pidfile={self.pidfile}", f"--logfile={self.directory}/twistd.log", "txregistry"],
+            self.directory,
+            **env,
+        )
+        self.assertOneLine(daemon, *causes)
+        self.assertFalse(os.path.exists(self.pidfile))
+
+    def test_missingCertificate(self) -> None:
+        missing = os.path.join(self.directory, "missing.pem")
+        self.assertFailsInOneLine(
+            ("http.tls.certificate", missing, "No such file or directory"),
+            REGISTRY_HTTP_TLS_CERTIFICATE=missing,
+            REGISTRY_HTTP_TLS_KEY=missing,
+        )
+
+    def test_certificateNotPEM(self) -> None:
+        notPEM = os.path.join(self.directory, "cert.pem")
+        with open(notPEM, "w") as f:
+            f.write("this is not a certificate\n")
+        self.assertFailsInOneLine(
+            ("http.tls.certificate", notPEM, "not a PEM certificate"),
+            REGISTRY_HTTP_TLS_CERTIFICATE=notPEM,
+            REGISTRY_HTTP_TLS_KEY=notPEM,
+        )
+
+    def test_rootDirectoryCannotBeCreated(self) -> None:
+        regular = os.path.join(self.directory, "file")
+        open(regular, "w").close()
+        root = os.path.join(regular, "registry")
+        self.assertFailsInOneLine(
+            ("storage.filesystem", root, "Not a directory"),
+            REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=root,
+        )
+
+    def test_portInUse(self) -> None:
+        """
+        A port another process listens on is reported whole, also by a
+        daemon (twistd's status pipe would cut it to 100 bytes).
+        """
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            address = f"127.0.0.1:{taken.getsockname()[1]}"
+            self.assertFailsInOneLine(
+                ("http.addr", f"cannot listen on {address}", "Address already in use"),
+                REGISTRY_HTTP_ADDR=address,
+            )
+
+    def test_unknownKey(self) -> None:
+        """
+        A key txregistry does not read, in the file or from the environment,
+        is named.
+        """
+        config = os.path.join(self.directory, "config.yml")
+        with open(config, "w") as f:
+            f.write("version: 0.1\nhttp:\n  bogus: 1\n")
+        result = _twistd(
+            ["--nodaemon", "--pidfile=", "txregistry", "--config", config], self.directory
+        )
+        self.assertOneLine(result, "configuration error: http.bogus: unknown key")
+        self.assertFailsInOneLine(
+            ("configuration error: http.bogus: unknown key",), REGISTRY_HTTP_BOGUS="1"
+        )
+        self.assertFailsInOneLine(
+            ("configuration error: http.bogus: unknown key",),
+            REGISTRY_CONFIGURATION_PATH=config,
+        )
+
+    def test_unsupportedSection(self) -> None:
+        """
+        A registry asked to authenticate refuses to start rather than serve
+        everyone.
+        """
+        self.assertFailsInOneLine(
+            ("configuration error: auth: not supported yet",),
+            REGISTRY_AUTH_HTPASSWD_PATH="/etc/htpasswd",
+        )
+
+
 class DaemonTests(TestCase):
+    def startDaemon(self, **env: str) -> tuple[int, str, str]:
+        """
+        C{twistd --logfile=registry.log txregistry} as a daemon in a new
+        directory, killed at cleanup.
+
+        @return: its pid, URL and directory once it answers C{/v2/}.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        port = freePort()
+        pidfile = os.path.join(directory, "twistd.pid")
+        logfile = os.path.join(directory, "registry.log")
+        result = _twistd(
+            [f"--pidfile={pidfile}", f"--logfile={logfile}", "txregistry"],
+            directory,
+            REGISTRY_HTTP_ADDR=f"127.0.0.1:{port}",
+            **env,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        self.addCleanup(_kill, pid)
+        url = f"http://127.0.0.1:{port}"
+        self.assertEqual(_waitFor(lambda: _status(url + "/v2/")), 200)
+        return pid, url, directory
+
+    def test_usr1RotatesTheLog(self) -> None:
+        """
+        C{kill -USR1}, as logrotate sends it, rotates the log file as twistd
+        does: the daemon lives on, the old lines are in C{registry.log.1} and
+        new ones go to a fresh C{registry.log}.
+        """
+        pid, url, directory = self.startDaemon(REGISTRY_STORAGE="inmemory")
+        logfile = os.path.join(directory, "registry.log")
+        _status(url + "/v2/?before")
+        self.assertTrue(_waitFor(lambda: "/v2/?before" in _read(logfile)))
+        os.kill(pid, signal.SIGUSR1)
+        self.assertTrue(_waitFor(lambda: os.path.exists(logfile + ".1")))
+        self.assertEqual(_status(url + "/v2/?after"), 200)
+        self.assertTrue(_waitFor(lambda: "/v2/?after" in _read(logfile)))
+        os.kill(pid, 0)
+        self.assertNotIn("/v2/?before", _read(logfile))
+        self.assertIn("/v2/?before", _read(logfile + ".1"))
+        self.assertNotIn("/v2/?after", _read(logfile + ".1"))
+
+    def test_unixSocketHeldByDaemon(self) -> None:
+        """
+        A daemon serving on a unix socket holds it: a second registry on the
+        same path refuses to start, in one line, instead of taking it over.
+        """
+        # A unix socket's path must be short: not under _trial_temp.
+        directory = tempfile.mkdtemp(prefix="txregistry-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "registry.sock")
+        pidfile = os.path.join(directory, "twistd.pid")
+        env = {"REGISTRY_HTTP_NET": "unix", "REGISTRY_HTTP_ADDR": path, "REGISTRY_STORAGE": "inmemory"}
+        daemon = _twistd(
+            [f"--pidfile={pidfile}", f"--logfile={directory}/twistd.log", "txregistry"],
+            directory, **env,
+        )
+        self.assertEqual(daemon.returncode, 0, daemon.stdout + daemon.stderr)
+        with open(pidfile) as f:
+            self.addCleanup(_kill, int(f.read().strip()))
+        self.assertTrue(_waitFor(lambda: os.path.exists(path)))
+        second = _twistd(["--nodaemon", "--pidfile=", "txregistry"], directory, **env)
+        self.assertNotEqual(second.returncode, 0)
+        output = second.stdout + second.stderr
+        self.assertEqual(output.strip().splitlines(), [
+            f"txregistry: http.addr: cannot listen on {path}: Cannot acquire lock"
+        ])
+
+    def test_scalarStorageFromEnvironment(self) -> None:
+        """
+        C{REGISTRY_STORAGE=inmemory}, the reference's form, serves from
+        memory: nothing is written under the default ./var/registry.
+        """
+        pid, url, directory = self.startDaemon(REGISTRY_STORAGE="inmemory")
+        request = urllib.request.Request(url + "/v2/x/blobs/uploads/", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            self.assertEqual(response.status, 202)
+        self.assertFalse(os.path.exists(os.path.join(directory, "var")))
+
+
     def test_daemonLogsToLogfile(self) -> None:
         """
         Run as a daemon (no --nodaemon), the registry's log lines, access
         log included, go to twistd's --logfile in the configured format.
         """
-        import signal
-        import time
-
-        from tests.support import freePort
-
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         port = freePort()
@@ -156,9 +374,33 @@ class DaemonTests(TestCase):
         self.assertEqual([r["path"] for r in access], ["/v2/"])
 
 
-def _kill(pid: int) -> None:
-    import signal
+def _status(url: str) -> int | None:
+    try:
+        return _get(url)[0]
+    except OSError:
+        return None
 
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _waitFor(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """
+    Poll C{condition} until it is true or C{timeout} passes.
+
+    @return: its last value.
+    """
+    deadline = time.monotonic() + timeout
+    value = condition()
+    while not value and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = condition()
+    return value
+
+
+def _kill(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:

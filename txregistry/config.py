@@ -20,9 +20,72 @@ import yaml
 #: Keys under C{storage:} that configure the registry, not a driver.
 STORAGE_OPTIONS = frozenset({"delete", "redirect", "maintenance", "cache", "tag"})
 
-#: Top-level sections kept for features that read them later.
-PASSTHROUGH_SECTIONS = ("auth", "notifications", "redis", "health", "proxy", "validation",
-                        "compatibility", "middleware", "reporting")
+#: Reference keys (and C{key=value} choices) that txregistry does not honour
+#: yet.  They are refused at start, not ignored: a registry told to
+#: authenticate (C{auth}) that silently served everyone would be a security
+#: hole, and one told to notify, proxy or validate that silently did not
+#: would be as wrong.  A feature that lands removes its entry here.
+UNSUPPORTED = frozenset(
+    {
+        "auth",
+        "compatibility",
+        "health",
+        "loglevel",
+        "middleware",
+        "notifications",
+        "proxy",
+        "redis",
+        "reporting",
+        "validation",
+        "log.hooks",
+        "http.debug",
+        "http.draintimeout",
+        "http.h2c",
+        "http.http2",
+        "http.tls.ciphersuites",
+        "http.tls.clientauth",
+        "http.tls.clientcas",
+        "http.tls.letsencrypt",
+        "http.tls.minimumtls",
+        "storage.cache.blobdescriptor=redis",
+        "storage.cache.blobdescriptorsize",
+        "storage.tag",
+    }
+)
+
+#: Every key txregistry reads, as nested mappings; L{ANY} marks a mapping
+#: whose keys are the user's own (header names, log fields).  The driver
+#: sections of C{storage:} are not here: their parameters are the driver
+#: factory's to check.
+ANY = object()
+KNOWN_KEYS: dict[str, Any] = {
+    "version": None,
+    "log": {
+        "level": None,
+        "formatter": None,
+        "fields": ANY,
+        "accesslog": {"disabled": None},
+    },
+    "storage": {
+        "delete": {"enabled": None},
+        "redirect": {"disable": None},
+        "cache": {"tagttl": None, "blobdescriptor": None},
+        "maintenance": {
+            "uploadpurging": {"enabled": None, "age": None, "interval": None, "dryrun": None},
+            "readonly": {"enabled": None},
+        },
+    },
+    "http": {
+        "addr": None,
+        "net": None,
+        "host": None,
+        "prefix": None,
+        "relativeurls": None,
+        "secret": None,
+        "headers": ANY,
+        "tls": {"certificate": None, "key": None},
+    },
+}
 
 DEFAULTS: dict[str, Any] = {
     "version": "0.1",
@@ -133,8 +196,7 @@ class HTTPConfig:
 @dataclass(frozen=True)
 class Configuration:
     """
-    A checked configuration.  C{raw} holds the whole merged document,
-    including the sections that have no typed view yet.
+    A checked configuration.  C{raw} holds the whole merged document.
     """
 
     log: LogConfig
@@ -203,6 +265,8 @@ def applyEnvironment(document: dict[str, Any], environ: Mapping[str, str]) -> di
             if i == len(words) - 1:
                 node[key] = value
             else:
+                if node is document and str(key).lower() == "storage":
+                    node[key] = _expandStorage(node.get(key))
                 if not isinstance(node.get(key), dict):
                     node[key] = {}
                 node = node[key]
@@ -239,22 +303,61 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
     Merge C{document} over the defaults and check every key.
     """
     _expectMapping("(top level)", document)
+    document = dict(document)
     storage = document.get("storage")
     if storage is not None:
+        document["storage"] = storage = _expandStorage(storage)
         _expectMapping("storage", storage)
+    checkKeys(document)
     merged = _merge(DEFAULTS, document)
     version = merged.get("version")
     if str(version) != "0.1":
         raise ConfigurationError(f"version: must be 0.1, got {version!r}")
-    for section in PASSTHROUGH_SECTIONS:
-        if merged.get(section) is not None:
-            _expectMapping(section, merged[section])
     return Configuration(
         log=_checkLog(merged["log"]),
         storage=_checkStorage(merged["storage"]),
         http=_checkHTTP(merged["http"]),
         raw=merged,
     )
+
+
+def checkKeys(
+    document: Mapping[Any, Any], path: str = "", known: Mapping[str, Any] = KNOWN_KEYS
+) -> None:
+    """
+    Refuse any key txregistry does not read, so that a misspelt key (or a
+    C{REGISTRY_*} variable naming one) is not silently ignored, and any key
+    in L{UNSUPPORTED}, so that a feature asked for is not silently missing.
+
+    @param path: the dotted key of C{document}, C{""} for the top level.
+    @param known: L{KNOWN_KEYS} below C{path}.
+    @raise ConfigurationError: naming the first such key.
+    """
+    for key, value in document.items():
+        dotted = f"{path}.{key}" if path else str(key)
+        choice = f"{dotted}={value.lower()}" if isinstance(value, str) else None
+        if dotted in UNSUPPORTED:
+            raise ConfigurationError(f"{dotted}: not supported yet")
+        if choice in UNSUPPORTED:
+            raise ConfigurationError(f"{dotted}: {value} is not supported yet")
+        if key not in known:
+            if path == "storage":
+                # A driver section: the driver's factory checks it.
+                continue
+            raise ConfigurationError(f"{dotted}: unknown key")
+        below = known[key]
+        if isinstance(below, dict) and isinstance(value, Mapping):
+            checkKeys(value, dotted, below)
+
+
+def _expandStorage(storage: Any) -> Any:
+    """
+    The reference's scalar form, C{storage: inmemory} (or
+    C{REGISTRY_STORAGE=inmemory}), is that driver with no parameters.
+    """
+    if isinstance(storage, str) and storage:
+        return {storage: {}}
+    return storage
 
 
 def _expectMapping(key: str, value: Any) -> Mapping[str, Any]:
@@ -317,6 +420,13 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
         "storage.maintenance.readonly", maintenance.get("readonly") or {}
     )
     cache = _expectMapping("storage.cache", storage.get("cache") or {})
+    # The registry's own in-process caches are what the reference calls
+    # inmemory.
+    descriptor = cache.get("blobdescriptor", "inmemory")
+    if not isinstance(descriptor, str) or descriptor.lower() != "inmemory":
+        raise ConfigurationError(
+            f"storage.cache.blobdescriptor: expected inmemory, got {descriptor!r}"
+        )
     prefix = "storage.maintenance.uploadpurging"
     return StorageConfig(
         driver=name,

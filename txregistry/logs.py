@@ -124,8 +124,9 @@ def logDestination(twistdOptions: Mapping[str, Any] | None) -> IO[str] | None:
     """
     Where the registry's log lines go, following twistd's own options as
     twistd itself does: standard output in the foreground (or with
-    C{--logfile=-}), else C{--logfile} (default C{twistd.log}), rotated as
-    twistd rotates it.
+    C{--logfile=-}), else C{--logfile} (default C{twistd.log}), a
+    L{LogFile} that rotates by size as twistd's does (and on C{SIGUSR1}
+    once L{rotateOnSIGUSR1} is called).
 
     @return: the stream, or L{None} when C{--syslog} or C{--logger} chose
         another observer, which is then left alone.
@@ -138,6 +139,30 @@ def logDestination(twistdOptions: Mapping[str, Any] | None) -> IO[str] | None:
     if logfile == "-" or (twistdOptions.get("nodaemon") and not logfile):
         return sys.stdout
     return LogFile.fromFullPath(logfile or "twistd.log")  # type: ignore[return-value]
+
+
+def rotateOnSIGUSR1(logFile: LogFile) -> None:
+    """
+    Rotate C{logFile} on C{SIGUSR1}, as twistd does for the log file it
+    opens itself (C{UnixAppLogger._getLogObserver}).  twistd installs that
+    handler only when it makes the observer, and the registry makes its
+    own, so without this a C{kill -USR1} from logrotate would kill the
+    daemon.  A handler someone else installed is left alone, as twistd
+    leaves it.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGUSR1):
+        return
+
+    def rotate(signum: int, frame: Any) -> None:
+        from twisted.internet import reactor
+
+        # Not in the signal handler itself: the write it would interrupt
+        # may be to this very file.
+        reactor.callFromThread(logFile.rotate)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGUSR1, rotate)
 
 
 def makeObserver(config: LogConfig, out: IO[str] | None = None) -> ILogObserver:

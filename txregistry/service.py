@@ -19,6 +19,7 @@ from typing import IO, Any
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 
 from txregistry.api.app import RegistryAPI, RegistryRoot
@@ -94,15 +95,24 @@ class RegistryService(MultiService):
     """
 
     def __init__(
-        self, config: Configuration, reactor: Any, logOutput: IO[str] | None = None
+        self,
+        config: Configuration,
+        reactor: Any,
+        logOutput: IO[str] | None = None,
+        endpoint: IStreamServerEndpoint | None = None,
     ) -> None:
+        """
+        @param endpoint: where to listen, if not C{http.addr} (the twistd
+            plugin passes one that has listened already).
+        """
         super().__init__()
         self.config = config
         self.logOutput = logOutput
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
         self.namespace = makeNamespace(config, self.driver, reactor)
         self.site = siteFor(config, self.namespace, reactor)
-        endpoint = serverFromString(reactor, config.http.endpointDescription())
+        if endpoint is None:
+            endpoint = serverFromString(reactor, config.http.endpointDescription())
         listener = StreamServerEndpointService(endpoint, self.site)
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
