@@ -1,3 +1,4 @@
+# -*- test-case-name: tests -*-
 """
 txregistry: a Docker Registry HTTP API V2 / OCI Distribution registry built on Twisted.
 """

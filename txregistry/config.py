@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_config -*-
 """
 The registry's configuration: YAML in the reference implementation's shape
 (see C{etc/config.yml}), overridden by C{REGISTRY_*} environment variables,

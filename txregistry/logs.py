@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_plugin -*-
 """
 Structured logging through L{twisted.logger}: a level filter and a text or
 JSON-lines formatter, chosen by the C{log:} section.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.web.test_channel -*-
 """
 Work that must run to its end even when whoever waits for it gives up.
 """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_plugin -*-
 """
 The C{txregistry} twistd plugin: C{twistd -n txregistry --config FILE}.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage.test_filesystem,tests.storage.test_inmemory -*-
 """
 Registers txregistry's own storage drivers with L{twisted.plugin}.
 """

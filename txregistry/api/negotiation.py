@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.api.test_manifests -*-
 """
 Content negotiation for manifests.
 

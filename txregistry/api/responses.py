@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.api.test_base,tests.api.test_blobs -*-
 """
 How the API writes its answers: JSON bodies, the headers every response
 carries, absolute or relative URLs for C{Location}, and streaming a

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.registry -*-
 """
 The registry's model over a storage driver: content-addressed blobs,
 repositories that link to them, uploads, manifests, tags and referrers.

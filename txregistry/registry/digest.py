@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.registry.test_digest -*-
 """
 Content digests (C{algorithm:encoded}) and the hashers that compute them.
 """

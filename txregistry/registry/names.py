@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.api.test_names -*-
 """
 Repository names and tags, as the OCI Distribution Spec defines them.
 """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage -*-
 """
 Storage drivers: where registry content lives.
 

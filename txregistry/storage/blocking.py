@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage.test_filesystem -*-
 """
 A thread pool for a driver's blocking system calls.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage -*-
 """
 Typed storage failures, shared by every driver.
 

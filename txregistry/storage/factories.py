@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage.test_exampledriver -*-
 """
 Plugin factories for the drivers that ship with txregistry, and the lookup
 of a driver by name among every installed plugin.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage.test_filesystem -*-
 """
 The C{filesystem} driver: content in files under a root directory.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage.test_inmemory -*-
 """
 The C{inmemory} driver: content in a dictionary, gone when the process
 exits.  For tests and throw-away registries; it follows the same contract

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage -*-
 """
 What a storage driver is.
 

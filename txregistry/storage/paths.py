@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.storage.test_filesystem -*-
 """
 The one definition of a valid storage path.
 

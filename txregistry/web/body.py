@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.web.test_channel -*-
 """
 A request body that is still arriving, as a producer.
 
