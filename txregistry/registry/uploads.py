@@ -130,14 +130,15 @@ class UploadArea:
     def forgetHash(self, key: _Key) -> None:
         self._hashes.pop(key)
 
-    async def sha256(self, key: _Key, size: int) -> Any:
+    async def hasher(self, key: _Key, size: int, algorithm: str = "sha256") -> Any:
         """
-        The running sha256 of the first C{size} bytes of the upload.
+        The running hash of the first C{size} bytes of the upload: the one
+        kept in memory for sha256, else computed from storage.
         """
-        known = self._hashes.get(key)
+        known = self._hashes.get(key) if algorithm == "sha256" else None
         if known is not None and known[0] == size:
             return known[1].copy()
-        storedSize, hasher = await self._content.hashStored(self.path(key), "sha256")
+        storedSize, hasher = await self._content.hashStored(self.path(key), algorithm)
         if storedSize != size:
             raise BlobUploadInvalid("upload changed while it was read")
         return hasher
@@ -245,7 +246,7 @@ class StoredUpload:
             size = await self._area.size(key)
             if start is not None and start != size:
                 raise RangeMismatch(f"chunk starts at {start}, upload has {size} bytes", size)
-            hasher = await self._area.sha256(key, size)
+            hasher = await self._area.hasher(key, size)
             storage = await self._area.writer(key, append=True)
         except BaseException:
             release()
@@ -264,10 +265,7 @@ class StoredUpload:
     async def _commit(self, digest: Digest) -> BlobDescriptor:
         key = self._key
         size = await self._area.size(key)
-        if digest.algorithm == "sha256":
-            hasher = await self._area.sha256(key, size)
-        else:
-            _, hasher = await self._area._content.hashStored(self._area.path(key), digest.algorithm)
+        hasher = await self._area.hasher(key, size, digest.algorithm)
         self._area.forgetHash(key)
         await self._area.store(key, digest, hasher)
         return BlobDescriptor(digest, size)
