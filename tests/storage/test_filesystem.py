@@ -248,6 +248,21 @@ class FilesystemOnlyTests(TestCase):
             DriverConfigurationError, createDriver, "no-such-driver", {}, reactor
         )
 
+    def test_unknownParameter(self) -> None:
+        """
+        A misspelt parameter stops the start, naming it, rather than being
+        ignored.
+        """
+        error = self.assertRaises(
+            DriverConfigurationError, createDriver, "filesystem",
+            {"rootdirectory": self.root, "rootdir": "/elsewhere"}, reactor,
+        )
+        self.assertIn("storage.filesystem.rootdir: unknown parameter", str(error))
+        error = self.assertRaises(
+            DriverConfigurationError, createDriver, "inmemory", {"size": 1}, reactor
+        )
+        self.assertIn("storage.inmemory.size", str(error))
+
     def test_rootCreated(self) -> None:
         root = os.path.join(self.base, "new", "root")
         driver = createDriver("filesystem", {"rootdirectory": root}, reactor)

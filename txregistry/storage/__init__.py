@@ -22,6 +22,7 @@ from txregistry.storage.errors import (
     StorageError,
     WriterClosedError,
     asynchronousErrors,
+    checkParameters,
 )
 from txregistry.storage.factories import createDriver, driverFactories
 from txregistry.storage.interfaces import (
@@ -47,6 +48,7 @@ __all__ = [
     "StorageError",
     "WriterClosedError",
     "asynchronousErrors",
+    "checkParameters",
     "checkPath",
     "createDriver",
     "driverFactories",

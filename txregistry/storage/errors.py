@@ -7,7 +7,7 @@ error to log), so every driver must raise exactly these.
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail
@@ -20,6 +20,7 @@ __all__ = [
     "StorageError",
     "WriterClosedError",
     "asynchronousErrors",
+    "checkParameters",
 ]
 
 F = TypeVar("F", bound=Callable[..., Deferred[Any]])
@@ -104,3 +105,18 @@ class DriverConfigurationError(StorageError):
     """
     A driver's parameters are wrong; the message names the parameter.
     """
+
+
+def checkParameters(driver: str, parameters: Mapping[str, Any], known: Collection[str]) -> None:
+    """
+    Refuse a parameter the driver does not know: a misspelt one must stop
+    the start, never be silently ignored.
+
+    @raise DriverConfigurationError: naming C{storage.<driver>.<key>}.
+    """
+    for key in parameters:
+        if key not in known:
+            expected = ", ".join(sorted(known)) or "none"
+            raise DriverConfigurationError(
+                f"storage.{driver}.{key}: unknown parameter (known: {expected})"
+            )

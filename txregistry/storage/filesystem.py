@@ -36,6 +36,7 @@ from txregistry.storage.errors import (
     PathNotFoundError,
     WriterClosedError,
     asynchronousErrors,
+    checkParameters,
 )
 from txregistry.storage.interfaces import (
     FileInfo,
@@ -663,6 +664,7 @@ def createFilesystemDriver(parameters: Mapping[str, Any], reactor: Any) -> Files
     Build the driver from C{storage.filesystem}: C{rootdirectory} (required)
     and C{maxthreads} (default 16, at least 1).
     """
+    checkParameters("filesystem", parameters, ("rootdirectory", "maxthreads"))
     root = parameters.get("rootdirectory")
     if not isinstance(root, str) or not root:
         raise DriverConfigurationError(

@@ -23,6 +23,7 @@ from txregistry.storage.errors import (
     PathNotFoundError,
     WriterClosedError,
     asynchronousErrors,
+    checkParameters,
 )
 from txregistry.storage.interfaces import (
     FileInfo,
@@ -256,4 +257,5 @@ def createInMemoryDriver(parameters: Mapping[str, Any], reactor: Any) -> InMemor
     """
     Build the driver; it takes no parameters.
     """
+    checkParameters("inmemory", parameters, ())
     return InMemoryDriver()
