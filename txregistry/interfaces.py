@@ -18,9 +18,11 @@ does I/O returns a L{Deferred}.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import Attribute, Interface
 
@@ -100,7 +102,7 @@ class INamespace(Interface):
         @raise txregistry.errors.NameInvalid: for a malformed name.
         """
 
-    def catalog(n: int | None, last: str | None) -> Any:
+    def catalog(n: int | None, last: str | None) -> Deferred[Page]:
         """
         One page of the names of the repositories that hold manifests.
 
@@ -109,7 +111,7 @@ class INamespace(Interface):
         @return: L{Deferred} of L{Page}.
         """
 
-    def purgeUploads(olderThan: float, dryRun: bool = False) -> Any:
+    def purgeUploads(olderThan: float, dryRun: bool = False) -> Deferred[list[str]]:
         """
         Remove every upload whose data was last written before
         C{olderThan} (a POSIX time stamp).
@@ -141,7 +143,7 @@ class IRepository(Interface):
         The repository's blobs and uploads.
         """
 
-    def referrers(subject: Digest) -> Any:
+    def referrers(subject: Digest) -> Deferred[list[dict[str, Any]]]:
         """
         The descriptors (JSON objects) of the manifests whose C{subject} is
         C{subject}, sorted by digest.
@@ -155,18 +157,20 @@ class IManifestService(Interface):
     The manifests of one repository, by digest.
     """
 
-    def exists(digest: Digest) -> Any:
+    def exists(digest: Digest) -> Deferred[bool]:
         """
         @return: L{Deferred} of whether the repository has the manifest.
         """
 
-    def get(digest: Digest) -> Any:
+    def get(digest: Digest) -> Deferred[Manifest]:
         """
         @return: L{Deferred} of the L{Manifest}.
         @raise txregistry.errors.ManifestUnknown: (as the Deferred's failure).
         """
 
-    def put(content: bytes, mediaType: str | None, digest: Digest | None = None) -> Any:
+    def put(
+        content: bytes, mediaType: str | None, digest: Digest | None = None
+    ) -> Deferred[PutManifest]:
         """
         Validate and store a manifest.
 
@@ -181,7 +185,7 @@ class IManifestService(Interface):
             manifests the repository lacks.
         """
 
-    def delete(digest: Digest) -> Any:
+    def delete(digest: Digest) -> Deferred[None]:
         """
         Remove the manifest, every tag naming it and its entry among its
         subject's referrers.
@@ -196,13 +200,13 @@ class ITagService(Interface):
     The tags of one repository.
     """
 
-    def get(tag: str) -> Any:
+    def get(tag: str) -> Deferred[Digest]:
         """
         @return: L{Deferred} of the L{Digest} the tag names.
         @raise txregistry.errors.ManifestUnknown:
         """
 
-    def tag(tag: str, digest: Digest) -> Any:
+    def tag(tag: str, digest: Digest) -> Deferred[None]:
         """
         Make C{tag} name the manifest C{digest}.
 
@@ -210,7 +214,7 @@ class ITagService(Interface):
         @raise txregistry.errors.TagInvalid:
         """
 
-    def untag(tag: str) -> Any:
+    def untag(tag: str) -> Deferred[None]:
         """
         Remove C{tag} (the manifest stays).
 
@@ -218,7 +222,7 @@ class ITagService(Interface):
         @raise txregistry.errors.ManifestUnknown: no such tag.
         """
 
-    def list(n: int | None, last: str | None) -> Any:
+    def list(n: int | None, last: str | None) -> Deferred[Page]:
         """
         One page of the repository's tags, sorted.
 
@@ -227,7 +231,7 @@ class ITagService(Interface):
             manifests.
         """
 
-    def lookup(digest: Digest) -> Any:
+    def lookup(digest: Digest) -> Deferred[builtins.list[str]]:
         """
         @return: L{Deferred} of the sorted tags that name C{digest}.
         """
@@ -241,7 +245,7 @@ class IBlobReader(IPushProducer):
 
     length = Attribute("How many bytes it produces (int).")
 
-    def startProducing(consumer: IConsumer) -> Any:
+    def startProducing(consumer: IConsumer) -> Deferred[None]:
         """
         @return: L{Deferred} that fires when everything was written.
         """
@@ -253,7 +257,7 @@ class IBlobWriter(IConsumer):
     then L{close} or L{abort}.  Pauses its producer while it falls behind.
     """
 
-    def close() -> Any:
+    def close() -> Deferred[int]:
         """
         Everything is written: make it part of the blob or upload.
 
@@ -262,7 +266,7 @@ class IBlobWriter(IConsumer):
             content does not match its digest; nothing is stored.
         """
 
-    def abort() -> Any:
+    def abort() -> Deferred[None]:
         """
         Drop what was written; the upload is as it was before.
 
@@ -279,7 +283,7 @@ class IBlobUpload(Interface):
     startedAt = Attribute("When it began (POSIX time), or L{None} if unknown.")
     size = Attribute("How many bytes it holds (int), as of when it was looked up.")
 
-    def append(start: int | None = None) -> Any:
+    def append(start: int | None = None) -> Deferred[IBlobWriter]:
         """
         A writer for the next chunk; until it is closed or aborted, the
         upload takes no other chunk.
@@ -292,7 +296,7 @@ class IBlobUpload(Interface):
         @raise txregistry.errors.BlobUploadUnknown:
         """
 
-    def commit(digest: Digest) -> Any:
+    def commit(digest: Digest) -> Deferred[BlobDescriptor]:
         """
         Check the upload's content against C{digest} and make it the blob
         C{digest} of the repository.  Either way the upload is gone after.
@@ -302,7 +306,7 @@ class IBlobUpload(Interface):
         @raise txregistry.errors.BlobUploadUnknown:
         """
 
-    def cancel() -> Any:
+    def cancel() -> Deferred[None]:
         """
         Throw the upload away.
 
@@ -316,40 +320,42 @@ class IBlobStore(Interface):
     The blobs of one repository, and their uploads.
     """
 
-    def stat(digest: Digest) -> Any:
+    def stat(digest: Digest) -> Deferred[BlobDescriptor]:
         """
         @return: L{Deferred} of the L{BlobDescriptor}.
         @raise txregistry.errors.BlobUnknown:
         """
 
-    def reader(digest: Digest, offset: int = 0, length: int | None = None) -> Any:
+    def reader(
+        digest: Digest, offset: int = 0, length: int | None = None
+    ) -> Deferred[IBlobReader]:
         """
         @return: L{Deferred} of an L{IBlobReader} of C{length} bytes (all
             that follows when L{None}) from C{offset}.
         @raise txregistry.errors.BlobUnknown: the content went away.
         """
 
-    def redirectURL(digest: Digest, method: str = "GET") -> Any:
+    def redirectURL(digest: Digest, method: str = "GET") -> Deferred[str | None]:
         """
         @return: L{Deferred} of a URL that serves the blob's content
             directly (an object store's signed URL), or L{None} to serve it
             through L{reader}.
         """
 
-    def create() -> Any:
+    def create() -> Deferred[IBlobUpload]:
         """
         Begin an upload.
 
         @return: L{Deferred} of the L{IBlobUpload}.
         """
 
-    def resume(uploadID: str) -> Any:
+    def resume(uploadID: str) -> Deferred[IBlobUpload]:
         """
         @return: L{Deferred} of the L{IBlobUpload} called C{uploadID}.
         @raise txregistry.errors.BlobUploadUnknown:
         """
 
-    def put(digest: Digest) -> Any:
+    def put(digest: Digest) -> Deferred[IBlobWriter]:
         """
         A writer for a whole blob given in one go; its C{close} checks the
         content against C{digest} and stores it.
@@ -357,7 +363,7 @@ class IBlobStore(Interface):
         @return: L{Deferred} of an L{IBlobWriter}.
         """
 
-    def mount(digest: Digest, source: str) -> Any:
+    def mount(digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:
         """
         Make the blob C{digest} of repository C{source} part of this one,
         without copying it.
@@ -367,7 +373,7 @@ class IBlobStore(Interface):
             caller then uploads it.
         """
 
-    def delete(digest: Digest) -> Any:
+    def delete(digest: Digest) -> Deferred[None]:
         """
         Remove the blob from this repository (its content stays for others
         until garbage collection).

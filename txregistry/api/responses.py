@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
-from txregistry.storage.interfaces import IStorageReader
+from txregistry.interfaces import IBlobReader
 
 if TYPE_CHECKING:
     from txregistry.web.request import RegistryRequest
@@ -109,7 +109,7 @@ def origin(request: IRequest) -> str:
     return f"{scheme}://{host}"
 
 
-def streamReader(request: "RegistryRequest", reader: IStorageReader) -> Deferred[None]:
+def streamReader(request: "RegistryRequest", reader: IBlobReader) -> Deferred[None]:
     """
     Write everything C{reader} produces to C{request}, with the
     transport's backpressure pausing the reader.

@@ -32,6 +32,7 @@ from txregistry.api.errors import (
     UNSUPPORTED,
     ErrorCode,
 )
+from txregistry.api.responses import jsonResponse
 
 # The access a route needs, as token scopes name it.
 PULL = "pull"
@@ -90,8 +91,6 @@ class Route:
 
 
 def _base(api: Any, request: Any) -> bytes:
-    from txregistry.api.responses import jsonResponse
-
     return jsonResponse(request, {})
 
 
