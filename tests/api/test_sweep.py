@@ -69,6 +69,8 @@ BAD_HEADERS: list[tuple[bytes, bytes]] = [
     (b"Content-Range", b"bytes */5"), (b"Content-Range", b"-1-3"),
     (b"Content-Type", b"\xff"), (b"Content-Type", b"application/json; charset=\xff"), (b"Content-Type", b""),
     (b"Accept", b"\xff\xfe, */*;q=x"), (b"Accept", b","), (b"Host", b"\xff"), (b"Host", b"a b/c@d"),
+    # Names IDNA cannot encode (an empty label, a lone dot, a 64-character label).
+    (b"Host", b"a..b"), (b"Host", b"."), (b"Host", b"a" * 64 + b".com"),
     (b"X-Forwarded-Host", b"\xff\xfe"), (b"X-Forwarded-Proto", b"\xff"), (b"X-Forwarded-Host", b"evil/x y"),
     (b"Expect", b"100-continue"), (b"Expect", b"\xff"),
 ]
@@ -166,6 +168,15 @@ class SweepTests(TestCase):
         for headerLine in BAD_HEADERS:
             for method, target in self.routes() + [(b"GET", b"/v2/"), (b"GET", b"/v2/_catalog")]:
                 await self.check(method, target, [headerLine], body=b"xy")
+
+    async def test_unencodableHost(self) -> None:
+        """
+        A Host header that is no host name IDNA can encode is a 400 with
+        the envelope, not a 500.
+        """
+        for host in (b"a..b", b".", b"a" * 64 + b".com"):
+            response = await self.check(b"GET", b"/v2/", [(b"Host", host)])
+            self.assertEqual(response.code, 400, host)
 
     async def test_badManifestBodies(self) -> None:
         for body in BAD_JSON:

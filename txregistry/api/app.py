@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import BadHost, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from txregistry import __version__
@@ -157,7 +157,12 @@ class RegistryRoot(Resource):
                 return writeError(request, APIError(UNSUPPORTED, "no such route", status=404))
             request.prepath = (request.prepath or []) + postpath[:count]
             request.postpath = postpath[count:]
-        return self._routes.render(request)
+        try:
+            return self._routes.render(request)
+        except BadHost:
+            # Klein binds Werkzeug's map to the Host header, which must
+            # encode as IDNA ("a..b", "." and 64-character labels do not).
+            return writeError(request, APIError(UNSUPPORTED, "the Host header is not a host name", status=400))
 
 
 def _undecodable(request: IRequest) -> str | None:
