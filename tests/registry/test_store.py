@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from typing import Any
 
@@ -363,3 +364,38 @@ class RegistryTests(TestCase):
         await self.blobs("p/q").resume(upload.id)
         self.assertEqual(await self.namespace.purgeUploads(time.time() + 60), [f"p/q/{upload.id}"])
         await self.assertFailure(self.blobs("p/q").resume(upload.id), BlobUploadUnknown)
+
+
+class CatalogTests(TestCase):
+    """
+    The catalog pages through repositories in name order, whatever their
+    nesting, and each page picks up exactly after C{last}.
+    """
+
+    async def test_pagesInNameOrder(self) -> None:
+        driver = createDriver("inmemory", {}, reactor)
+        namespace = StorageNamespace(driver, Clock())
+        rng = random.Random(6)
+        parts = ["a", "a-b", "a.b", "a_b", "ab", "b", "b0", "z"]
+        names = set()
+        for _ in range(120):
+            names.add("/".join(rng.choice(parts) for _ in range(rng.randint(1, 3))))
+        for name in names:
+            await driver.putContent(layout.revisionLink(name, digestOf(name.encode())), b"x")
+        # Directories on the way that hold no manifests are not repositories.
+        await driver.putContent(layout.layerLink("zz/blobsonly", digestOf(b"x")), b"x")
+        expected = sorted(names)
+        self.assertEqual((await namespace.catalog(None, None)).items, expected)
+        for size in (1, 7, 50):
+            walked: list[str] = []
+            last = None
+            while True:
+                page = await namespace.catalog(size, last)
+                walked.extend(page.items)
+                if not page.more:
+                    break
+                last = page.items[-1]
+            self.assertEqual(walked, expected, size)
+        for last in ("a", "a-", "a/", "a/a", "ab/z", "b0/zz", "zzz", expected[17]):
+            page = await namespace.catalog(5, last)
+            self.assertEqual(page.items, [n for n in expected if n > last][:5], last)

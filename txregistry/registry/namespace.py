@@ -10,6 +10,8 @@ later issues) wraps it.
 
 from __future__ import annotations
 
+import heapq
+
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
@@ -26,7 +28,7 @@ from txregistry.interfaces import (
 from txregistry.registry import layout
 from txregistry.registry.blobs import BlobContent, RepositoryBlobs
 from txregistry.registry.digest import Digest
-from txregistry.registry.index import ManifestIndex, RepositoryManifests, RepositoryTags, page
+from txregistry.registry.index import ManifestIndex, RepositoryManifests, RepositoryTags
 from txregistry.registry.names import isValidName
 from txregistry.registry.uploads import UploadArea
 from txregistry.storage.errors import PathNotFoundError
@@ -66,28 +68,53 @@ class StorageNamespace:
         return Deferred.fromCoroutine(self._catalog(n, last))
 
     async def _catalog(self, n: int | None, last: str | None) -> Page:
-        return page(await self._repositories(), n, last)
-
-    async def _repositories(self) -> list[str]:
         """
-        Every repository with manifests, sorted.
+        Walk the repositories in name order, best first, and stop once the
+        page is full: a page costs the directories it covers (and the
+        path down to C{last}), not the whole tree.
+
+        A repository's children are named after it (C{a} before C{a/b}),
+        so taking the smallest name seen so far from a heap yields names
+        in sorted order, as the spec's C{last} paging needs, although a
+        walk by directory would give C{a/b} before C{a-b}.
         """
         found: list[str] = []
-
-        async def visit(path: str, name: str) -> None:
+        heap: list[tuple[str, str]] = []
+        await self._expand(heap, layout.REPOSITORIES, "", last)
+        while heap and (n is None or len(found) <= n):
+            name, path = heapq.heappop(heap)
             try:
                 children = await self._driver.list(path)
             except PathNotFoundError:
-                return
-            leaves = [layout.leaf(child) for child in children]
-            if layout.MANIFESTS in leaves and name:
+                continue
+            if (not last or name > last) and any(
+                layout.leaf(child) == layout.MANIFESTS for child in children
+            ):
                 found.append(name)
-            for child, leaf in zip(children, leaves, strict=True):
-                if not layout.isInternal(leaf):
-                    await visit(child, f"{name}/{leaf}" if name else leaf)
+            self._push(heap, children, name, last)
+        more = n is not None and len(found) > n
+        return Page(found[:n] if n is not None else found, more)
 
-        await visit(layout.REPOSITORIES, "")
-        return sorted(found)
+    async def _expand(self, heap: list[tuple[str, str]], path: str, name: str, last: str | None) -> None:
+        try:
+            children = await self._driver.list(path)
+        except PathNotFoundError:
+            return
+        self._push(heap, children, name, last)
+
+    @staticmethod
+    def _push(heap: list[tuple[str, str]], children: list[str], name: str, last: str | None) -> None:
+        """
+        Queue the child repositories of C{name} below which a name after
+        C{last} may be.
+        """
+        for child in children:
+            leaf = layout.leaf(child)
+            if layout.isInternal(leaf):
+                continue
+            childName = f"{name}/{leaf}" if name else leaf
+            if _mayFollow(childName, last):
+                heapq.heappush(heap, (childName, child))
 
     def purgeUploads(self, olderThan: float, dryRun: bool = False) -> Deferred[list[str]]:
         return Deferred.fromCoroutine(self._uploads.purge(olderThan, dryRun))
@@ -124,3 +151,19 @@ class StorageRepository:
 
     def referrers(self, subject: Digest) -> Deferred[list[dict]]:  # type: ignore[type-arg]
         return Deferred.fromCoroutine(self._index.referrers(self.name, subject))
+
+
+def _mayFollow(name: str, last: str | None) -> bool:
+    """
+    Whether C{name} or a name below it (C{name/...}) sorts after C{last}.
+
+    Below C{name} every name starts C{name + "/"}: if C{last} is C{name}
+    followed by a character after C{"/"} (C{a} and C{ab}), or differs from
+    C{name} earlier and is larger, nothing below C{name} comes after it.
+    """
+    if not last or name > last:
+        return True
+    if not last.startswith(name):
+        return False
+    rest = last[len(name):]
+    return rest == "" or rest[0] <= "/"
