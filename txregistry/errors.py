@@ -31,6 +31,7 @@ __all__ = [
     "ManifestBlobUnknown",
     "Unsupported",
     "Denied",
+    "InsufficientStorage",
 ]
 
 #: How much of a client-supplied value an error repeats back.
@@ -171,4 +172,10 @@ class Unsupported(RegistryModelError):
 class Denied(RegistryModelError):
     """
     The caller may not do this.
+    """
+
+
+class InsufficientStorage(RegistryModelError):
+    """
+    The storage has no room for what was pushed; nothing partial was kept.
     """

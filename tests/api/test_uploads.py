@@ -13,6 +13,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import deferLater
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from tests.api.helpers import (
@@ -21,6 +22,7 @@ from tests.api.helpers import (
     chunked,
     deletingRegistry,
     header,
+    pushBlob,
     rawRequest,
     relative,
     requestBytes,
@@ -29,6 +31,7 @@ from tests.api.helpers import (
     withQuery,
 )
 from tests.support import InProcessRegistry
+from tests.tmpfs import smallFilesystem
 
 NAME = "uploads/repo"
 OCTETS = {"Content-Type": ["application/octet-stream"]}
@@ -410,3 +413,33 @@ class UploadTests(TestCase):
         blobs = [p for p in stored if "/blobs/" in p]
         self.assertEqual(len(blobs), 1, stored)
         self.assertEqual([p for p in stored if "_uploads" in p], [])
+
+
+class FullDiskTests(TestCase):
+    """
+    A push onto a full disk is a 503 C{UNAVAILABLE} with the envelope and
+    one logged error, never a 500 with a critical traceback, and the
+    registry goes on serving.
+    """
+
+    async def test_fullDisk(self) -> None:
+        root = smallFilesystem(self, "1m")
+        registry = await deletingRegistry(self, storage={"filesystem": {"rootdirectory": root}})
+        events: list[dict] = []  # type: ignore[type-arg]
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        big = os.urandom(2 * 1024 * 1024)
+        response = await registry.request(
+            "POST", f"/v2/full/disk/blobs/uploads/?digest={sha256(big)}", data=big
+        )
+        await assertError(self, response, 503, "UNAVAILABLE")
+        response = await registry.request("POST", "/v2/full/disk/blobs/uploads/")
+        self.assertEqual(response.code, 202)
+        location = relative(response.headers.getRawHeaders("location")[0])
+        response = await registry.request("PATCH", location, data=big)
+        await assertError(self, response, 503, "UNAVAILABLE")
+        self.assertFalse([e for e in events if e.get("log_level") == LogLevel.critical])
+        self.assertTrue([e for e in events if "Storage is full" in e.get("log_format", "")])
+        # Nothing partial stays: the registry still takes what fits.
+        digest = await pushBlob(self, registry, "full/disk", b"small")
+        self.assertEqual((await registry.request("GET", f"/v2/full/disk/blobs/{digest}")).code, 200)

@@ -85,6 +85,8 @@ MODEL_CODES: dict[type[model.RegistryModelError], ErrorCode] = {
     model.ManifestBlobUnknown: MANIFEST_BLOB_UNKNOWN,
     model.Unsupported: UNSUPPORTED,
     model.Denied: DENIED,
+    # No spec code says "disk full"; 503 tells clients to come back later.
+    model.InsufficientStorage: UNAVAILABLE,
 }
 
 

@@ -28,6 +28,7 @@ from txregistry.interfaces import (
 from txregistry.registry import layout
 from txregistry.registry.blobs import BlobContent, RepositoryBlobs
 from txregistry.registry.digest import Digest
+from txregistry.registry.faults import FaultTranslatingDriver
 from txregistry.registry.index import ManifestIndex, RepositoryManifests, RepositoryTags
 from txregistry.registry.names import isValidName
 from txregistry.registry.uploads import UploadArea
@@ -53,6 +54,7 @@ class StorageNamespace:
         tagTTL: float = 0.0,
         redirect: bool = True,
     ) -> None:
+        driver = FaultTranslatingDriver(driver)
         self._driver = driver
         self._redirect = redirect
         self._content = BlobContent(driver)

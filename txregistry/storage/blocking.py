@@ -10,6 +10,7 @@ that uses the reactor's own pool (name resolution, for one).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,6 +18,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
+
+from txregistry.storage.errors import StorageFullError
 
 __all__ = ["BlockingPool"]
 
@@ -26,6 +29,9 @@ T = TypeVar("T")
 class BlockingPool:
     """
     Runs blocking callables on a private, lazily started thread pool.
+
+    A full disk or an exhausted quota (C{ENOSPC}, C{EDQUOT}) comes back as
+    L{StorageFullError}, so the layers above can answer it as what it is.
 
     Meant for drivers whose storage is reached through a blocking API (the
     local filesystem, a synchronous SDK): call through L{run} and close the
@@ -46,7 +52,7 @@ class BlockingPool:
         if not self._started:
             self._pool.start()
             self._started = True
-        return deferToThreadPool(self._reactor, self._pool, f, *args, **kwargs)
+        return deferToThreadPool(self._reactor, self._pool, _translateFull, f, *args, **kwargs)
 
     def close(self) -> Deferred[None]:
         """
@@ -56,3 +62,15 @@ class BlockingPool:
             self._started = False
             self._pool.stop()
         return succeed(None)
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _translateFull(f: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return f(*args, **kwargs)
+    except OSError as e:
+        if e.errno in _FULL:
+            raise StorageFullError(e.errno, e.strerror or "no space left on device") from None
+        raise

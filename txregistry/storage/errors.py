@@ -18,6 +18,7 @@ __all__ = [
     "InvalidPathError",
     "PathNotFoundError",
     "StorageError",
+    "StorageFullError",
     "WriterClosedError",
     "asynchronousErrors",
     "checkParameters",
@@ -51,6 +52,14 @@ def asynchronousErrors(method: F) -> F:
 class StorageError(Exception):
     """
     A storage operation failed.
+    """
+
+
+class StorageFullError(StorageError, OSError):
+    """
+    The storage has no room (or no quota) left for what was written.  It
+    is the L{OSError} the system gave (C{errno} kept), so code that looks
+    at the OS error still sees it.
     """
 
 
