@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -525,6 +526,37 @@ class RegistryStreamingTests(_FilesystemRegistryTestCase):
         self.assertEqual(response.status, 404)
         self.assertIn(b"BLOB_UPLOAD_UNKNOWN", response.body)
         self.assertTrue(closed)
+
+    async def test_halfClosedClientGetsItsAnswer(self) -> None:
+        """
+        A client that sends its request and then shuts down its sending
+        side (C{shutdown(SHUT_WR)}, as C{nc -N} and some proxies do) still
+        gets the answer, also for routes that wait on storage, and the
+        connection is closed after it.
+        """
+        X_DIGEST = "sha256:" + hashlib.sha256(b"x").hexdigest()
+        Y_DIGEST = "sha256:" + hashlib.sha256(b"y").hexdigest()
+        registry, _ = await self.filesystemRegistry()
+        port = self.port(registry)
+        response = await registry.request("POST", "/v2/half/closed/blobs/uploads/?digest=" + X_DIGEST, data=b"x")
+        self.assertEqual(response.code, 201)
+
+        def client(method: str, path: str, body: bytes = b"") -> tuple[Any, bool]:
+            with Connection(port) as c:
+                c.sendRequest(method, path, {"Content-Length": str(len(body))} if body else None, body)
+                c.sock.shutdown(socket.SHUT_WR)
+                answer = c.readResponse(method)
+                return answer, c.atEOF()
+
+        for method, path, body, status in (
+            ("GET", "/v2/half/closed/tags/list", b"", 200),
+            ("HEAD", "/v2/half/closed/blobs/" + X_DIGEST, b"", 200),
+            ("GET", "/v2/half/closed/blobs/" + X_DIGEST, b"", 200),
+            ("POST", "/v2/half/closed/blobs/uploads/?digest=" + Y_DIGEST, b"y", 201),
+        ):
+            answer, closed = await deferToThread(client, method, path, body)
+            self.assertEqual(answer.status, status, (method, path))
+            self.assertTrue(closed, (method, path))
 
     async def test_refusedSmallBodyThenPipelined(self) -> None:
         """

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.web.http import RESPONSES, HTTPChannel
+from zope.interface import implementer
 
 #: The first byte of a TLS record carrying a handshake (a ClientHello).
 _TLS_HANDSHAKE = 0x16
@@ -91,9 +93,14 @@ class _ChannelView:
         self._transport.unregisterProducer()
 
 
+@implementer(IHalfCloseableProtocol)
 class RegistryChannel(HTTPChannel):
     """
     The registry's HTTP/1.x connection.
+
+    It is half-closeable: a client that shuts down its sending side after
+    a whole request (C{nc -N}, some proxies) still gets the answer, and the
+    connection closes after it.
 
     @ivar drainLimit: when a response is finished while its request body is
         still arriving (a refusal), up to this many body bytes are read and
@@ -169,6 +176,24 @@ class RegistryChannel(HTTPChannel):
             self.setTimeout(self.timeOut)
             return
         super().timeoutConnection()
+
+    def readConnectionLost(self) -> None:
+        """
+        The client sends nothing more.  Requests it sent whole are still
+        answered, then the connection closes; a request whose body will
+        now never arrive, or nothing at all, closes it at once.
+        """
+        request = self.requests[-1] if self.requests else None
+        body = getattr(request, "body", None)
+        if request is None or (body is not None and not body.complete):
+            assert self.transport is not None
+            self.transport.loseConnection()
+            return
+        self.persistent = False
+
+    def writeConnectionLost(self) -> None:
+        # We never half-close our side.
+        pass
 
     def dataReceived(self, data: bytes) -> None:
         if not self._sniffed and data:
