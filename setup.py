@@ -38,6 +38,7 @@ setup(
             "import-linter>=2.1,<3",
         ],
     },
+    entry_points={"console_scripts": ["txregistry = txregistry.cli:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3.11",

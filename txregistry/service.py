@@ -33,6 +33,7 @@ from txregistry.registry.namespace import StorageNamespace
 from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
+from txregistry.systemd import notify
 from txregistry.web.site import RegistrySite
 
 _log = Logger()
@@ -116,6 +117,7 @@ class RegistryService(MultiService):
         listener = StreamServerEndpointService(endpoint, self.site)
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
+        self._listener = listener
         purging = config.storage.uploadPurging
         if purging.enabled and not config.storage.readOnly and purging.interval > 0:
             UploadPurger(self.namespace, purging, reactor).setServiceParent(self)
@@ -130,13 +132,25 @@ class RegistryService(MultiService):
 
     def startService(self) -> None:
         super().startService()
+        # Once the port is open (it may already be: twistd's plugin listens
+        # before it forks), say so: to the log, and to systemd.
+        listening = getattr(self._listener, "_waitingForPort", None)
+        if listening is not None:
+            listening.addCallback(self._listening)
+        else:
+            self._listening(None)
+
+    def _listening(self, port: object) -> object:
         _log.info(
             "txregistry serving on {addr} with {driver} storage",
             addr=self.config.http.addr,
             driver=self.config.storage.driver,
         )
+        notify("READY=1")
+        return port
 
     async def _stop(self) -> None:
+        notify("STOPPING=1")
         await super().stopService()
         await self.driver.close()
 

@@ -1,0 +1,104 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+The C{txregistry} command.
+
+    txregistry serve [twistd options] [-- plugin options]
+    txregistry config check [FILE]
+
+C{serve} is C{twistd --nodaemon --pidfile= txregistry ...}: what a system
+service runs.  C{config check} reads FILE (or C{REGISTRY_CONFIGURATION_PATH},
+or the embedded defaults) with the environment's C{REGISTRY_*} overrides,
+as the registry would, and prints the effective configuration with its
+secrets masked, or one line naming the wrong key and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+import yaml
+
+from txregistry.config import ConfigurationError, loadConfiguration
+
+#: Keys whose values are secrets, wherever they appear.
+SECRET_KEYS = frozenset({
+    "secret", "password", "accesskey", "secretkey", "accountkey", "credentials",
+    "sessiontoken", "token", "privatekey",
+})
+
+_MASK = "********"
+
+
+def masked(document: Any) -> Any:
+    """
+    C{document} with the value of every key in L{SECRET_KEYS} replaced by
+    a mask (an empty value stays empty: it says the secret is unset).
+    """
+    if isinstance(document, Mapping):
+        return {
+            key: (_MASK if str(key).lower() in SECRET_KEYS and value not in ("", None)
+                  else masked(value))
+            for key, value in document.items()
+        }
+    if isinstance(document, list):
+        return [masked(item) for item in document]
+    return document
+
+
+def checkConfig(path: str | None, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+    """
+    C{txregistry config check}.
+
+    @return: the exit status.
+    """
+    path = path or environ.get("REGISTRY_CONFIGURATION_PATH") or None
+    try:
+        config = loadConfiguration(path, environ)
+    except ConfigurationError as e:
+        err.write(f"txregistry: configuration error: {e}\n")
+        return 1
+    out.write(f"# {path or 'embedded defaults'}: valid\n")
+    yaml.safe_dump(masked(config.raw), out, default_flow_style=False, sort_keys=True)
+    return 0
+
+
+def serve(arguments: Sequence[str]) -> int:
+    """
+    C{txregistry serve}: twistd in the foreground, as systemd wants it.
+    Arguments before C{--} are twistd's, after it the plugin's.
+    """
+    twistdOptions, pluginOptions = list(arguments), []
+    if "--" in twistdOptions:
+        at = twistdOptions.index("--")
+        twistdOptions, pluginOptions = twistdOptions[:at], twistdOptions[at + 1:]
+    from twisted.scripts.twistd import run
+
+    sys.argv = ["twistd", "--nodaemon", "--pidfile=", *twistdOptions, "txregistry", *pluginOptions]
+    run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        # Everything after "serve" is twistd's (and the plugin's) to parse.
+        return serve(arguments[1:])
+    parser = argparse.ArgumentParser(prog="txregistry", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the registry in the foreground (twistd options, then -- and the plugin's)")
+    config = commands.add_parser("config", help="work with the configuration")
+    configCommands = config.add_subparsers(dest="action", required=True)
+    check = configCommands.add_parser(
+        "check", help="validate a configuration and print it, secrets masked"
+    )
+    check.add_argument("file", nargs="?", help="YAML file (default: REGISTRY_CONFIGURATION_PATH)")
+    options = parser.parse_args(arguments)
+    return checkConfig(options.file, os.environ, sys.stdout, sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
