@@ -33,6 +33,7 @@ from txregistry.registry.namespace import StorageNamespace
 from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
+from txregistry.tls import ReloadOnSIGHUP, ServerTLS, serverEndpoint
 from txregistry.web.site import RegistrySite
 
 _log = Logger()
@@ -89,7 +90,8 @@ def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -
 
 class RegistryService(MultiService):
     """
-    The registry as a service: listens on C{http.addr}, closes the storage
+    The registry as a service: listens on C{http.addr} (re-reading its TLS
+    files on C{SIGHUP}), closes the storage
     driver on stop, and installs the configured log observer, writing to
     C{logOutput}, on the twistd application it joins.
     """
@@ -100,19 +102,31 @@ class RegistryService(MultiService):
         reactor: Any,
         logOutput: IO[str] | None = None,
         endpoint: IStreamServerEndpoint | None = None,
+        tls: ServerTLS | None = None,
     ) -> None:
         """
         @param endpoint: where to listen, if not C{http.addr} (the twistd
             plugin passes one that has listened already).
+        @param tls: the TLS side of C{endpoint}, reloaded on C{SIGHUP};
+            made from C{http.tls} when L{None} and a certificate is set.
+        @raise TLSFileError: when C{http.tls} names a file that cannot be
+            used.
         """
         super().__init__()
+        if tls is None and config.http.tlsCertificate:
+            tls = ServerTLS(config.http)
+        self.tls = tls
         self.config = config
         self.logOutput = logOutput
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
         self.namespace = makeNamespace(config, self.driver, reactor)
         self.site = siteFor(config, self.namespace, reactor)
-        if endpoint is None:
+        if endpoint is None and tls is not None:
+            endpoint = serverEndpoint(reactor, config.http, tls)
+        elif endpoint is None:
             endpoint = serverFromString(reactor, config.http.endpointDescription())
+        if tls is not None:
+            ReloadOnSIGHUP(tls, reactor).setServiceParent(self)
         listener = StreamServerEndpointService(endpoint, self.site)
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
