@@ -25,7 +25,7 @@ from twisted.logger import ILogObserver, Logger
 from txregistry.api.app import RegistryAPI, RegistryRoot
 from txregistry.api.errors import errorBody
 from txregistry.api.responses import URLBuilder
-from txregistry.config import Configuration
+from txregistry.config import Configuration, HTTPConfig
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
 from txregistry.maintenance import UploadPurger
@@ -88,12 +88,21 @@ def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -
     return siteFor(config, makeNamespace(config, driver, clock), clock)
 
 
+def endpointFor(reactor: Any, http: HTTPConfig, tls: ServerTLS | None) -> IStreamServerEndpoint:
+    """
+    Where the registry listens: C{http.addr}, over C{tls} when given.
+    """
+    if tls is not None:
+        return serverEndpoint(reactor, http, tls)
+    return serverFromString(reactor, http.endpointDescription())
+
+
 class RegistryService(MultiService):
     """
     The registry as a service: listens on C{http.addr} (re-reading its TLS
-    files on C{SIGHUP}), closes the storage
-    driver on stop, and installs the configured log observer, writing to
-    C{logOutput}, on the twistd application it joins.
+    files on C{SIGHUP}), closes the storage driver on stop, and installs
+    the configured log observer, writing to C{logOutput}, on the twistd
+    application it joins.
     """
 
     def __init__(
@@ -121,10 +130,8 @@ class RegistryService(MultiService):
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
         self.namespace = makeNamespace(config, self.driver, reactor)
         self.site = siteFor(config, self.namespace, reactor)
-        if endpoint is None and tls is not None:
-            endpoint = serverEndpoint(reactor, config.http, tls)
-        elif endpoint is None:
-            endpoint = serverFromString(reactor, config.http.endpointDescription())
+        if endpoint is None:
+            endpoint = endpointFor(reactor, config.http, tls)
         if tls is not None:
             ReloadOnSIGHUP(tls, reactor).setServiceParent(self)
         listener = StreamServerEndpointService(endpoint, self.site)

@@ -2,11 +2,11 @@
 """
 The C{txregistry} twistd plugin: C{twistd -n txregistry --config FILE}.
 
-Every mistake that stops the start (a wrong key, an unreadable TLS file
-or client CA, a
-storage root that cannot be made, a port already taken) is found here,
-while twistd is still in the process the user started, and reported as one
-line on standard error naming the cause: nothing that fails after twistd
+Every mistake that stops the start (a wrong key, an unreadable TLS file or
+client CA, a storage root that cannot be made, a port already taken) is
+found here, while twistd is still in the process the user started, and
+reported as one line on standard error naming the cause: nothing that fails
+after twistd
 daemonises can be reported whole (see L{PreboundEndpoint}).  The one
 exception is a daemon's unix socket, listened on after the fork so that its
 lock file names the daemon.
@@ -21,7 +21,6 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.python import usage
@@ -84,23 +83,19 @@ def _makeService(options: Options) -> IService:
     # plugin's options (twistd txregistry --help).
     from twisted.internet import reactor
 
-    from txregistry.service import RegistryService
+    from txregistry.service import RegistryService, endpointFor
     from txregistry.storage.errors import DriverConfigurationError
-    from txregistry.tls import ServerTLS, TLSFileError, serverEndpoint
+    from txregistry.tls import ServerTLS, TLSFileError
 
     path = options["config"] or os.environ.get("REGISTRY_CONFIGURATION_PATH")
     config = loadConfiguration(path, os.environ)
     tls = None
-    listening: IStreamServerEndpoint
     if config.http.tlsCertificate:
         try:
             tls = ServerTLS(config.http)
         except TLSFileError as e:
             raise StartError(str(e)) from None
-        listening = serverEndpoint(reactor, config.http, tls)
-    else:
-        listening = serverFromString(reactor, config.http.endpointDescription())
-    endpoint = PreboundEndpoint(listening)
+    endpoint = PreboundEndpoint(endpointFor(reactor, config.http, tls))
     output = logDestination(options.parent)
     try:
         service = RegistryService(config, reactor, output, endpoint=endpoint, tls=tls)
