@@ -118,20 +118,18 @@ def _read(key: str, path: str) -> bytes:
 
 def _loadCertificates(key: str, path: str) -> list[Any]:
     """
-    Every certificate in the PEM file C{path}, in order, as pyOpenSSL's
-    C{X509}.
+    Every certificate in the PEM file C{path}, in order, as
+    C{cryptography}'s (pyOpenSSL deprecates its own C{X509} objects).
 
     @raise TLSFileError: when the file cannot be read or holds none.
     """
     from cryptography import x509
-    from OpenSSL.crypto import X509
 
     data = _read(key, path)
     try:
-        certificates = x509.load_pem_x509_certificates(data)
+        return x509.load_pem_x509_certificates(data)
     except ValueError:
         raise TLSFileError(f"{key}: {path} is not a PEM certificate") from None
-    return [X509.from_cryptography(c) for c in certificates]
 
 
 def makeContext(http: HTTPConfig) -> SSL.Context:
@@ -145,20 +143,30 @@ def makeContext(http: HTTPConfig) -> SSL.Context:
 
     @raise TLSFileError: naming the first file that cannot be used.
     """
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from OpenSSL import SSL
-    from OpenSSL.crypto import FILETYPE_PEM, load_privatekey
-    from OpenSSL.crypto import Error as CryptoError
+    from OpenSSL.crypto import X509
     from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
 
     chain = _loadCertificates("http.tls.certificate", http.tlsCertificate)
     keyPEM = _read("http.tls.key", http.tlsKey)
     try:
-        key = load_privatekey(FILETYPE_PEM, keyPEM)
-    except (CryptoError, ValueError):
+        key = load_pem_private_key(keyPEM, None)
+    except (TypeError, ValueError):
         raise TLSFileError(f"http.tls.key: {http.tlsKey} is not a PEM private key") from None
-    authorities = []
-    for path in http.tlsClientCAs:
-        authorities.extend(_loadCertificates("http.tls.clientcas", path))
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey,
+                            ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+        raise TLSFileError(
+            f"http.tls.key: {http.tlsKey} is a {type(key).__name__}, not an RSA, EC or EdDSA key"
+        )
+    clientCAs = [
+        certificate
+        for path in http.tlsClientCAs
+        for certificate in _loadCertificates("http.tls.clientcas", path)
+    ]
+    # Twisted's verification takes pyOpenSSL's certificates.
+    authorities = [X509.from_cryptography(ca) for ca in clientCAs]
     suites = http.tlsCipherSuites or DEFAULT_CIPHER_SUITES
     cipherString = ":".join(CIPHER_SUITES[name] for name in suites if CIPHER_SUITES[name])
     minimum = TLSVersion.TLSv1_3 if http.tlsMinimumVersion == "tls1.3" else TLSVersion.TLSv1_2
@@ -169,26 +177,31 @@ def makeContext(http: HTTPConfig) -> SSL.Context:
             "caCerts": authorities,
             "requireCertificate": CLIENT_AUTH[http.tlsClientAuth],
         }
-    options = CertificateOptions(
-        privateKey=key,
-        certificate=chain[0],
-        extraCertChain=chain[1:],
+    # The certificate and key are not given to CertificateOptions, which
+    # would hand pyOpenSSL its deprecated X509 and PKey objects; the context
+    # takes cryptography's instead.
+    context = CertificateOptions(
         raiseMinimumTo=minimum,
         acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(
             cipherString or "ECDHE+AESGCM"
         ),
         **verify,
-    )
+    ).getContext()
+    context.use_certificate(chain[0])
+    for intermediate in chain[1:]:
+        context.add_extra_chain_cert(intermediate)
     try:
-        context = options.getContext()
-    except SSL.Error:
+        context.use_privatekey(key)
+        context.check_privatekey()
+    except (SSL.Error, TypeError):
         raise TLSFileError(
             f"http.tls.key: {http.tlsKey} is not the key of {http.tlsCertificate}"
         ) from None
     if authorities:
         # Tell clients which CAs are wanted, as Go's server does: a client
         # holding several certificates picks by this list.
-        context.set_client_ca_list([ca.get_subject() for ca in authorities])
+        for ca in clientCAs:
+            context.add_client_ca(ca)
     return context
 
 
