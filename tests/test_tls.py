@@ -28,7 +28,11 @@ class Authority:
     A CA made for a test, that issues server and client certificates.
     """
 
-    def __init__(self, directory: str, name: str) -> None:
+    def __init__(self, directory: str, name: str, issuer: Authority | None = None) -> None:
+        """
+        @param issuer: the CA that signs this one, which is then an
+            intermediate; self-signed when L{None}.
+        """
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,7 +45,7 @@ class Authority:
         self.certificate = (
             x509.CertificateBuilder()
             .subject_name(self.name)
-            .issuer_name(self.name)
+            .issuer_name(issuer.name if issuer else self.name)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
@@ -58,7 +62,7 @@ class Authority:
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
             )
-            .sign(self.key, hashes.SHA256())
+            .sign(issuer.key if issuer else self.key, hashes.SHA256())
         )
         self.path = self._write(f"{name}.crt", self._pem(self.certificate))
 
@@ -201,6 +205,26 @@ class TLSRegistryTests(TestCase):
         status, version, _, peer = get(registry.port, self.ca.path)
         self.assertEqual((status, version), (200, "TLSv1.3"))
         self.assertEqual(peer, fingerprint(self.certificate))
+
+    def test_chain(self) -> None:
+        """
+        A certificate file holding the server's certificate and then its
+        intermediate CA's is served whole: a client that trusts only the
+        root verifies it.
+        """
+        intermediate = Authority(self.directory, "intermediate-ca", issuer=self.ca)
+        certificate, self.key = intermediate.issue("chained")
+        with open(certificate, "rb") as f:
+            leaf = f.read()
+        with open(intermediate.path, "rb") as f:
+            middle = f.read()
+        self.certificate = os.path.join(self.directory, "fullchain.pem")
+        with open(self.certificate, "wb") as f:
+            f.write(leaf + middle)
+        registry = self.serve()
+        status, _, _, peer = get(registry.port, self.ca.path)
+        self.assertEqual(status, 200)
+        self.assertEqual(peer, fingerprint(certificate))
 
     def test_clientCertificateRequired(self) -> None:
         """
