@@ -177,14 +177,15 @@ def makeContext(http: HTTPConfig) -> SSL.Context:
             "caCerts": authorities,
             "requireCertificate": CLIENT_AUTH[http.tlsClientAuth],
         }
+    # A list of TLS 1.3 suites only is allowed with minimumtls: tls1.3
+    # alone, where the TLS 1.2 list is never used; it must still be valid.
+    cipherString = cipherString or "ECDHE+AESGCM"
     # The certificate and key are not given to CertificateOptions, which
     # would hand pyOpenSSL its deprecated X509 and PKey objects; the context
     # takes cryptography's instead.
     context = CertificateOptions(
         raiseMinimumTo=minimum,
-        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(
-            cipherString or "ECDHE+AESGCM"
-        ),
+        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(cipherString),
         **verify,
     ).getContext()
     context.use_certificate(chain[0])
