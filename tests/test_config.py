@@ -157,7 +157,6 @@ class LoadConfigurationTests(TestCase):
             "log: {hooks: []}\n": "log.hooks",
             "http: {debug: {addr: 'localhost:5001'}}\n": "http.debug",
             "http: {http2: {disabled: false}}\n": "http.http2",
-            "http: {tls: {clientcas: [/ca.pem]}}\n": "http.tls.clientcas",
             "http: {tls: {letsencrypt: {email: a@b}}}\n": "http.tls.letsencrypt",
             "storage: {tag: {concurrencylimit: 8}}\n": "storage.tag",
         }
@@ -262,6 +261,120 @@ class LoadConfigurationTests(TestCase):
             return absent
 
         self.assertEqual(missing(KNOWN_KEYS, example, ""), [])
+
+
+class TLSConfigurationTests(TestCase):
+    """
+    C{http.tls}'s options: a value txregistry cannot honour stops the start
+    naming the key (and the value), rather than serving something weaker.
+    """
+
+    tls = "http: {tls: {certificate: /c.pem, key: /k.pem, "
+
+    def assertRefused(self, text: str, *parts: str) -> None:
+        with self.assertRaises(ConfigurationError, msg=text) as raised:
+            checkConfiguration(yaml.safe_load(text))
+        for part in parts:
+            self.assertIn(part, str(raised.exception))
+
+    def test_options(self) -> None:
+        """
+        The reference's keys are read: client CAs, the client check, the
+        minimum version and the cipher suites.
+        """
+        config = checkConfiguration(yaml.safe_load(
+            self.tls + "clientcas: [/ca1.pem, /ca2.pem], clientauth: verify-client-cert-if-given,"
+            " minimumtls: tls1.3, ciphersuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]}}"
+        ))
+        self.assertEqual(config.http.tlsClientCAs, ("/ca1.pem", "/ca2.pem"))
+        self.assertEqual(config.http.tlsClientAuth, "verify-client-cert-if-given")
+        self.assertEqual(config.http.tlsMinimumVersion, "tls1.3")
+        self.assertEqual(config.http.tlsCipherSuites, ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",))
+
+    def test_defaults(self) -> None:
+        """
+        Without them: no client certificate asked for, TLS 1.2 and up, the
+        reference's default suites.
+        """
+        config = checkConfiguration(yaml.safe_load(self.tls + "}}"))
+        self.assertEqual(config.http.tlsClientCAs, ())
+        self.assertEqual(config.http.tlsClientAuth, "require-and-verify-client-cert")
+        self.assertEqual(config.http.tlsMinimumVersion, "tls1.2")
+        self.assertEqual(config.http.tlsCipherSuites, ())
+
+    def test_minimumTLS(self) -> None:
+        """
+        TLS 1.0 and 1.1 are refused as minimums, as is a value that is no
+        version.
+        """
+        self.assertRefused(self.tls + "minimumtls: tls1.0}}", "http.tls.minimumtls", "tls1.0")
+        self.assertRefused(self.tls + "minimumtls: tls1.1}}", "http.tls.minimumtls", "tls1.1")
+        self.assertRefused(self.tls + "minimumtls: ssl3}}", "http.tls.minimumtls", "'ssl3'")
+
+    def test_cipherSuites(self) -> None:
+        """
+        An unknown suite and the reference's insecure ones are named; a
+        list with no TLS 1.2 suite is refused unless TLS 1.2 is.
+        """
+        self.assertRefused(
+            self.tls + "ciphersuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_BOGUS]}}",
+            "http.tls.ciphersuites", "TLS_BOGUS",
+        )
+        self.assertRefused(
+            self.tls + "ciphersuites: [TLS_RSA_WITH_RC4_128_SHA]}}",
+            "http.tls.ciphersuites", "TLS_RSA_WITH_RC4_128_SHA", "insecure",
+        )
+        self.assertRefused(
+            self.tls + "ciphersuites: [TLS_AES_128_GCM_SHA256]}}",
+            "http.tls.ciphersuites", "no TLS 1.2 cipher suite",
+        )
+        config = checkConfiguration(yaml.safe_load(
+            self.tls + "minimumtls: tls1.3, ciphersuites: [TLS_AES_128_GCM_SHA256]}}"
+        ))
+        self.assertEqual(config.http.tlsCipherSuites, ("TLS_AES_128_GCM_SHA256",))
+
+    def test_clientAuth(self) -> None:
+        """
+        The modes that do not verify the certificate are refused by name;
+        a mode without client CAs, or client CAs without TLS, is refused.
+        """
+        cas = "clientcas: [/ca.pem], "
+        for mode in ("request-client-cert", "require-any-client-cert"):
+            self.assertRefused(
+                self.tls + cas + f"clientauth: {mode}}}}}", "http.tls.clientauth", mode,
+                "does not verify",
+            )
+        self.assertRefused(self.tls + cas + "clientauth: maybe}}", "http.tls.clientauth", "maybe")
+        self.assertRefused(
+            self.tls + "clientauth: require-and-verify-client-cert}}",
+            "http.tls.clientauth", "needs http.tls.clientcas",
+        )
+        self.assertRefused(
+            "http: {tls: {clientcas: [/ca.pem]}}", "http.tls.clientcas", "needs http.tls.certificate"
+        )
+        self.assertRefused(self.tls + "clientcas: [1]}}", "http.tls.clientcas")
+
+    def test_environment(self) -> None:
+        """
+        The options come from C{REGISTRY_HTTP_TLS_*} as any key does.
+        """
+        config = loadConfiguration(None, {
+            "REGISTRY_HTTP_TLS_CERTIFICATE": "/c.pem",
+            "REGISTRY_HTTP_TLS_KEY": "/k.pem",
+            "REGISTRY_HTTP_TLS_CLIENTCAS": "[/ca.pem]",
+            "REGISTRY_HTTP_TLS_MINIMUMTLS": "tls1.3",
+        })
+        self.assertEqual(config.http.tlsClientCAs, ("/ca.pem",))
+        self.assertEqual(config.http.tlsMinimumVersion, "tls1.3")
+
+    def test_unixSocket(self) -> None:
+        """
+        TLS on a unix socket is refused rather than served as plain HTTP.
+        """
+        self.assertRefused(
+            "http: {net: unix, addr: /tmp/r.sock, tls: {certificate: /c, key: /k}}",
+            "http.tls", "unix",
+        )
 
 
 class DurationTests(TestCase):

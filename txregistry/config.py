@@ -43,11 +43,7 @@ UNSUPPORTED = frozenset(
         "http.draintimeout",
         "http.h2c",
         "http.http2",
-        "http.tls.ciphersuites",
-        "http.tls.clientauth",
-        "http.tls.clientcas",
         "http.tls.letsencrypt",
-        "http.tls.minimumtls",
         "storage.cache.blobdescriptor=redis",
         "storage.cache.blobdescriptorsize",
         "storage.tag",
@@ -84,7 +80,14 @@ KNOWN_KEYS: dict[str, Any] = {
         "relativeurls": None,
         "secret": None,
         "headers": ANY,
-        "tls": {"certificate": None, "key": None},
+        "tls": {
+            "certificate": None,
+            "key": None,
+            "clientcas": None,
+            "clientauth": None,
+            "minimumtls": None,
+            "ciphersuites": None,
+        },
     },
 }
 
@@ -175,23 +178,24 @@ class HTTPConfig:
     headers: dict[str, list[str]]
     tlsCertificate: str
     tlsKey: str
+    tlsClientCAs: tuple[str, ...] = ()
+    tlsClientAuth: str = "require-and-verify-client-cert"
+    tlsMinimumVersion: str = "tls1.2"
+    tlsCipherSuites: tuple[str, ...] = ()
 
     def endpointDescription(self) -> str:
         """
-        The C{twisted.internet.endpoints} server description for C{addr}.
+        The C{twisted.internet.endpoints} server description for C{addr},
+        without TLS: HTTPS is L{txregistry.tls.serverEndpoint}'s, since a
+        description cannot carry the client CAs, versions and suites.
         """
         if self.net == "unix":
             return f"unix:{_escapeEndpoint(self.addr)}"
-        host, port = _splitAddress(self.addr)
-        kind = "tcp"
+        host, port = splitAddress(self.addr)
         parts = [str(port)]
-        if self.tlsCertificate:
-            kind = "ssl"
-            parts.append(f"privateKey={_escapeEndpoint(self.tlsKey)}")
-            parts.append(f"certKey={_escapeEndpoint(self.tlsCertificate)}")
         if host:
             parts.append(f"interface={_escapeEndpoint(host)}")
-        return f"{kind}:" + ":".join(parts)
+        return "tcp:" + ":".join(parts)
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,13 @@ def _escapeEndpoint(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
-def _splitAddress(addr: str) -> tuple[str, int]:
+def splitAddress(addr: str) -> tuple[str, int]:
+    """
+    The host (empty for every interface) and port of a C{HOST:PORT}
+    C{http.addr}.
+
+    @raise ConfigurationError: when C{addr} is not one.
+    """
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigurationError(
@@ -454,7 +464,7 @@ def _checkHTTP(http: Any) -> HTTPConfig:
         raise ConfigurationError(f"http.net: expected tcp or unix, got {net!r}")
     addr = _expectString("http.addr", str(http.get("addr", "")))
     if net == "tcp":
-        _splitAddress(addr)
+        splitAddress(addr)
     elif not addr:
         raise ConfigurationError("http.addr: a unix socket needs a path")
     host = _expectString("http.host", http.get("host"))
@@ -478,6 +488,17 @@ def _checkHTTP(http: Any) -> HTTPConfig:
     key = _expectString("http.tls.key", tls.get("key"))
     if bool(certificate) != bool(key):
         raise ConfigurationError("http.tls: certificate and key must be given together")
+    if certificate and net == "unix":
+        raise ConfigurationError("http.tls: TLS on a unix socket (http.net: unix) is not supported yet")
+    clientCAs = _expectStrings("http.tls.clientcas", tls.get("clientcas"))
+    clientAuth, minimum, suites = _checkTLSOptions(tls, bool(clientCAs))
+    if clientCAs and not certificate:
+        # Refused, not ignored: a registry told to check client
+        # certificates must not serve plain HTTP to everyone.
+        raise ConfigurationError(
+            "http.tls.clientcas: needs http.tls.certificate and http.tls.key"
+            " (without them the registry serves plain HTTP)"
+        )
     return HTTPConfig(
         addr=addr,
         net=net,
@@ -488,4 +509,84 @@ def _checkHTTP(http: Any) -> HTTPConfig:
         headers=checkedHeaders,
         tlsCertificate=certificate,
         tlsKey=key,
+        tlsClientCAs=clientCAs,
+        tlsClientAuth=clientAuth,
+        tlsMinimumVersion=minimum,
+        tlsCipherSuites=suites,
     )
+
+
+def _expectStrings(key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigurationError(f"{key}: expected a list of file names, got {value!r}")
+    return tuple(value)
+
+
+def _checkTLSOptions(tls: Mapping[str, Any], clientCAs: bool) -> tuple[str, str, tuple[str, ...]]:
+    """
+    Check C{http.tls.clientauth}, C{minimumtls} and C{ciphersuites} against
+    what L{txregistry.tls} can honour.
+
+    @param clientCAs: whether C{http.tls.clientcas} names any file.
+    @return: the client authentication mode, the minimum version and the
+        cipher suites' reference names.
+    """
+    from txregistry import tls as _tls
+
+    clientAuth = _expectString("http.tls.clientauth", tls.get("clientauth")).lower()
+    clientAuth = clientAuth or _tls.DEFAULT_CLIENT_AUTH
+    if clientAuth in _tls.REFUSED_CLIENT_AUTH:
+        raise ConfigurationError(
+            f"http.tls.clientauth: {clientAuth} is not supported: "
+            f"{_tls.REFUSED_CLIENT_AUTH[clientAuth]}; expected "
+            + " or ".join(_tls.CLIENT_AUTH)
+        )
+    if clientAuth not in _tls.CLIENT_AUTH:
+        raise ConfigurationError(
+            "http.tls.clientauth: expected " + " or ".join(_tls.CLIENT_AUTH)
+            + f", got {tls.get('clientauth')!r}"
+        )
+    if tls.get("clientauth") and not clientCAs:
+        raise ConfigurationError(
+            "http.tls.clientauth: needs http.tls.clientcas"
+            " (without them no client certificate is asked for)"
+        )
+    minimum = _expectString("http.tls.minimumtls", tls.get("minimumtls")).lower() or "tls1.2"
+    if minimum in ("tls1.0", "tls1.1"):
+        raise ConfigurationError(
+            f"http.tls.minimumtls: {minimum} is not supported: TLS 1.0 and 1.1 are"
+            " always refused; expected tls1.2 or tls1.3"
+        )
+    if minimum not in _tls.MINIMUM_VERSIONS:
+        raise ConfigurationError(
+            f"http.tls.minimumtls: expected tls1.2 or tls1.3, got {tls.get('minimumtls')!r}"
+        )
+    suites = tls.get("ciphersuites")
+    if suites is None or suites == []:
+        return clientAuth, minimum, ()
+    if isinstance(suites, str):
+        suites = [suites]
+    if not isinstance(suites, list) or not suites or not all(isinstance(s, str) for s in suites):
+        raise ConfigurationError(
+            f"http.tls.ciphersuites: expected a list of cipher suite names, got {suites!r}"
+        )
+    for name in suites:
+        if name in _tls.INSECURE_CIPHER_SUITES:
+            raise ConfigurationError(
+                f"http.tls.ciphersuites: {name} is not supported: it is insecure (RC4 or 3DES)"
+            )
+        if name not in _tls.CIPHER_SUITES:
+            raise ConfigurationError(
+                f"http.tls.ciphersuites: unknown cipher suite {name!r}"
+                " (expected names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"
+            )
+    if minimum == "tls1.2" and not any(_tls.CIPHER_SUITES[name] for name in suites):
+        raise ConfigurationError(
+            "http.tls.ciphersuites: names no TLS 1.2 cipher suite, so TLS 1.2 could not be"
+            " negotiated; add one, or set http.tls.minimumtls: tls1.3"
+        )
+    return clientAuth, minimum, tuple(suites)

@@ -25,7 +25,7 @@ from twisted.logger import ILogObserver, Logger
 from txregistry.api.app import RegistryAPI, RegistryRoot
 from txregistry.api.errors import errorBody
 from txregistry.api.responses import URLBuilder
-from txregistry.config import Configuration
+from txregistry.config import Configuration, HTTPConfig
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
 from txregistry.maintenance import UploadPurger
@@ -34,6 +34,7 @@ from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
 from txregistry.systemd import notify
+from txregistry.tls import ReloadOnSIGHUP, ServerTLS, serverEndpoint
 from txregistry.web.site import RegistrySite
 
 _log = Logger()
@@ -88,11 +89,21 @@ def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -
     return siteFor(config, makeNamespace(config, driver, clock), clock)
 
 
+def endpointFor(reactor: Any, http: HTTPConfig, tls: ServerTLS | None) -> IStreamServerEndpoint:
+    """
+    Where the registry listens: C{http.addr}, over C{tls} when given.
+    """
+    if tls is not None:
+        return serverEndpoint(reactor, http, tls)
+    return serverFromString(reactor, http.endpointDescription())
+
+
 class RegistryService(MultiService):
     """
-    The registry as a service: listens on C{http.addr}, closes the storage
-    driver on stop, and installs the configured log observer, writing to
-    C{logOutput}, on the twistd application it joins.
+    The registry as a service: listens on C{http.addr} (re-reading its TLS
+    files on C{SIGHUP}), closes the storage driver on stop, and installs
+    the configured log observer, writing to C{logOutput}, on the twistd
+    application it joins.
     """
 
     def __init__(
@@ -101,19 +112,29 @@ class RegistryService(MultiService):
         reactor: Any,
         logOutput: IO[str] | None = None,
         endpoint: IStreamServerEndpoint | None = None,
+        tls: ServerTLS | None = None,
     ) -> None:
         """
         @param endpoint: where to listen, if not C{http.addr} (the twistd
             plugin passes one that has listened already).
+        @param tls: the TLS side of C{endpoint}, reloaded on C{SIGHUP};
+            made from C{http.tls} when L{None} and a certificate is set.
+        @raise TLSFileError: when C{http.tls} names a file that cannot be
+            used.
         """
         super().__init__()
+        if tls is None and config.http.tlsCertificate:
+            tls = ServerTLS(config.http)
+        self.tls = tls
         self.config = config
         self.logOutput = logOutput
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
         self.namespace = makeNamespace(config, self.driver, reactor)
         self.site = siteFor(config, self.namespace, reactor)
         if endpoint is None:
-            endpoint = serverFromString(reactor, config.http.endpointDescription())
+            endpoint = endpointFor(reactor, config.http, tls)
+        if tls is not None:
+            ReloadOnSIGHUP(tls, reactor).setServiceParent(self)
         listener = StreamServerEndpointService(endpoint, self.site)
         listener._raiseSynchronously = True
         listener.setServiceParent(self)

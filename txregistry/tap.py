@@ -2,10 +2,11 @@
 """
 The C{txregistry} twistd plugin: C{twistd -n txregistry --config FILE}.
 
-Every mistake that stops the start (a wrong key, an unreadable TLS file, a
-storage root that cannot be made, a port already taken) is found here,
-while twistd is still in the process the user started, and reported as one
-line on standard error naming the cause: nothing that fails after twistd
+Every mistake that stops the start (a wrong key, an unreadable TLS file or
+client CA, a storage root that cannot be made, a port already taken) is
+found here, while twistd is still in the process the user started, and
+reported as one line on standard error naming the cause: nothing that fails
+after twistd
 daemonises can be reported whole (see L{PreboundEndpoint}).  The one
 exception is a daemon's unix socket, listened on after the fork so that its
 lock file names the daemon.
@@ -20,7 +21,6 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.python import usage
@@ -83,16 +83,22 @@ def _makeService(options: Options) -> IService:
     # plugin's options (twistd txregistry --help).
     from twisted.internet import reactor
 
-    from txregistry.service import RegistryService
+    from txregistry.service import RegistryService, endpointFor
     from txregistry.storage.errors import DriverConfigurationError
+    from txregistry.tls import ServerTLS, TLSFileError
 
     path = options["config"] or os.environ.get("REGISTRY_CONFIGURATION_PATH")
     config = loadConfiguration(path, os.environ)
-    checkTLSFiles(config.http)
-    endpoint = PreboundEndpoint(serverFromString(reactor, config.http.endpointDescription()))
+    tls = None
+    if config.http.tlsCertificate:
+        try:
+            tls = ServerTLS(config.http)
+        except TLSFileError as e:
+            raise StartError(str(e)) from None
+    endpoint = PreboundEndpoint(endpointFor(reactor, config.http, tls))
     output = logDestination(options.parent)
     try:
-        service = RegistryService(config, reactor, output, endpoint=endpoint)
+        service = RegistryService(config, reactor, output, endpoint=endpoint, tls=tls)
     except DriverConfigurationError as e:
         raise ConfigurationError(str(e)) from None
     except OSError as e:
@@ -108,50 +114,6 @@ def _makeService(options: Options) -> IService:
     if isinstance(output, LogFile):
         rotateOnSIGUSR1(output)
     return service
-
-
-def checkTLSFiles(http: HTTPConfig) -> None:
-    """
-    Load C{http.tls.certificate} and C{http.tls.key} as the TLS endpoint
-    will, so that a missing file, a file that is not PEM or a key that is
-    not the certificate's is reported naming the key and the file, not as
-    pyOpenSSL's traceback.
-
-    @raise StartError: naming the first wrong file.
-    """
-    if not http.tlsCertificate:
-        return
-    from OpenSSL.crypto import FILETYPE_PEM
-    from OpenSSL.crypto import Error as OpenSSLError
-    from twisted.internet import ssl
-    from twisted.internet.error import VerifyError
-
-    certificatePEM = _read("http.tls.certificate", http.tlsCertificate)
-    keyPEM = _read("http.tls.key", http.tlsKey)
-    try:
-        ssl.Certificate.loadPEM(certificatePEM)
-    except (OpenSSLError, ValueError):
-        raise StartError(
-            f"http.tls.certificate: {http.tlsCertificate} is not a PEM certificate"
-        ) from None
-    try:
-        ssl.KeyPair.load(keyPEM, FILETYPE_PEM)
-    except (OpenSSLError, ValueError):
-        raise StartError(f"http.tls.key: {http.tlsKey} is not a PEM private key") from None
-    try:
-        ssl.PrivateCertificate.loadPEM(certificatePEM + b"\n" + keyPEM)
-    except (OpenSSLError, ValueError, VerifyError):
-        raise StartError(
-            f"http.tls.key: {http.tlsKey} is not the key of {http.tlsCertificate}"
-        ) from None
-
-
-def _read(key: str, path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise StartError(f"{key}: cannot read {path}: {e.strerror}") from None
 
 
 @implementer(IStreamServerEndpoint)

@@ -16,6 +16,7 @@ import os
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.clients import daemons, ocilayout, wire
+from tests.test_tls import Authority
 
 
 def makeCertificates(directory: str) -> dict[str, str]:
@@ -201,3 +202,56 @@ class TLSTests(TestCase):
         podman.run("rmi", image)
         podman.run("pull", *verified, image, context=self.registry)
         self.assertEqual(podman.readFromImage(image, "/podman-tls.bin"), content)
+
+
+class MutualTLSTests(TestCase):
+    """
+    skopeo against a registry with C{http.tls.clientcas}: refused without
+    a client certificate, served with one from the client CA, found where
+    containers/image looks for it (C{*.cert} and C{*.key} in C{--cert-dir}).
+    """
+
+    def setUp(self) -> None:
+        self.work = os.path.abspath(self.mktemp())
+        os.makedirs(self.work)
+        registryCA = Authority(self.work, "registry-ca")
+        certificate, key = registryCA.issue("server")
+        clientCA = Authority(self.work, "client-ca")
+        clientCertificate, clientKey = clientCA.issue("client", server=False)
+        self.caOnly = os.path.join(self.work, "ca-only")
+        self.withClient = os.path.join(self.work, "with-client")
+        for directory in (self.caOnly, self.withClient):
+            os.makedirs(directory)
+            os.link(registryCA.path, os.path.join(directory, "ca.crt"))
+        os.link(clientCertificate, os.path.join(self.withClient, "client.cert"))
+        os.link(clientKey, os.path.join(self.withClient, "client.key"))
+        self.registry = daemons.startRegistry(self, {
+            "REGISTRY_HTTP_TLS_CERTIFICATE": certificate,
+            "REGISTRY_HTTP_TLS_KEY": key,
+            "REGISTRY_HTTP_TLS_CLIENTCAS": f"[{clientCA.path}]",
+        })
+        self.host = f"127.0.0.1:{self.registry.port}"
+
+    def test_skopeoNeedsClientCertificate(self) -> None:
+        path = daemons.require("skopeo")["skopeo"]
+        layout = ocilayout.Layout(os.path.join(self.work, "src"))
+        descriptor, manifest = layout.image([{"mtls.txt": b"mutual\n"}])
+        layout.tag(descriptor, "v1")
+        remote = f"docker://{self.host}/test/mtls:v1"
+        refused = daemons.run(
+            [path, "--insecure-policy", "copy", "--dest-cert-dir", self.caOnly,
+             f"oci:{layout.path}:v1", remote],
+            check=False, context=self.registry,
+        )
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("certificate", refused.stderr.decode(), refused.stderr)
+        daemons.run(
+            [path, "--insecure-policy", "copy", "--preserve-digests",
+             "--dest-cert-dir", self.withClient, f"oci:{layout.path}:v1", remote],
+            context=self.registry,
+        )
+        raw = daemons.run(
+            [path, "--insecure-policy", "inspect", "--raw", "--cert-dir", self.withClient, remote],
+            context=self.registry,
+        )
+        self.assertEqual(raw.stdout, manifest)
