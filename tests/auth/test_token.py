@@ -314,6 +314,17 @@ class VerifyTests(_Files, SynchronousTestCase):
         self.clock.advance(2 * 365 * 86400)
         self.assertRefused(CERTS.token(claims(issuedAt=self.clock.seconds())), "not trusted")
 
+    def test_keyAlgorithm(self) -> None:
+        """
+        A key set entry with an C{alg} is used with that algorithm only.
+        """
+        entry = json.loads(KEYS.keySet())["keys"][0]
+        entry["alg"] = "PS256"
+        verifier = tokenVerifierFromConfig(
+            self.config(jwks=self.writeFile("j.json", json.dumps({"keys": [entry]}).encode()))
+        )
+        self.assertRefused(KEYS.token(), "key is for PS256, not RS256", verifier)
+
     def test_unknownKid(self) -> None:
         self.assertRefused(KEYS.token(kid="key-0"), "unknown kid")
 
@@ -652,6 +663,13 @@ class KeySetURLTests(TestCase):
         self.clock.advance(31)
         await self.assertRefused(self.issuer.token(kid="made-up"), "unknown kid")
         self.assertEqual(self.resource.requests, 3)
+
+    async def test_oversized(self) -> None:
+        """
+        A key set over a megabyte is not read to its end, nor used.
+        """
+        self.resource.render_GET = lambda request: b"{" + b" " * (2 * 1024 * 1024) + b"}"  # type: ignore[method-assign]
+        await self.assertRefused(self.issuer.token(), "unknown kid")
 
     async def test_serverError(self) -> None:
         """

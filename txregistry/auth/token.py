@@ -76,6 +76,8 @@ __all__ = [
     "TokenInvalid",
     "TokenVerifier",
     "VerifiedToken",
+    "libtrustKeyID",
+    "thumbprint",
     "tokenVerifierFromConfig",
 ]
 
