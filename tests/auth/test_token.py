@@ -641,6 +641,26 @@ class KeySetURLTests(TestCase):
         self.assertEqual(verified.subject, "alice")
         self.assertEqual(self.resource.requests, 2)
 
+    async def test_withdrawn(self) -> None:
+        """
+        Keys older than an hour are fetched again, behind the request that
+        finds them stale; a key the issuer withdrew is refused from then on.
+        """
+        oldKid, oldKey = self.issuer.kid, self.issuer.keys[self.issuer.kid]
+        await self.verify(self.issuer.token())
+        self.issuer.addKey("key-2")
+        del self.issuer.keys[oldKid]
+        self.clock.advance(3600)
+
+        def oldToken(subject: str) -> str:
+            payload = claims(issuedAt=NOW + 3600, subject=subject)
+            return jwt.encode(payload, oldKey, algorithm="RS256", headers={"kid": oldKid})
+
+        await self.verify(oldToken("alice"))
+        await self.verifier.refreshKeys(self.clock)
+        self.assertEqual(self.resource.requests, 2)
+        await self.assertRefused(oldToken("bob"), "unknown kid")
+
     async def test_unknownKidRateLimited(self) -> None:
         """
         An unknown C{kid} is refused after one fetch; made-up kids do not
@@ -685,4 +705,7 @@ class KeySetURLTests(TestCase):
         self.clock.advance(3600)
         verified = await self.verify(self.issuer.token(claims(issuedAt=NOW + 3631)))
         self.assertEqual(verified.subject, "alice")
+        # The stale keys were refreshed behind that request, and failed.
+        await self.verifier.refreshKeys(self.clock)
         self.assertEqual(self.resource.requests, 3)
+        await self.verify(self.issuer.token(claims(issuedAt=NOW + 3631, subject="bob")))

@@ -56,7 +56,7 @@ from cryptography.x509.verification import (
 )
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, ResponseDone
@@ -414,7 +414,7 @@ class _LimitedBody(Protocol):
             return
         self._chunks.append(data)
 
-    def connectionLost(self, reason: Failure = ResponseDone()) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._done:
             return
         self._done = True
@@ -427,10 +427,12 @@ class _LimitedBody(Protocol):
 class _RemoteKeySet:
     """
     The keys of a JWKS at an https URL: fetched when first needed, again
-    when older than C{maxAge}, and when a token names a C{kid} it does not
-    hold (the issuer rotated its key) — but never more often than every
-    C{cooldown} seconds, so that tokens with made-up kids cannot make the
-    registry hammer the issuer.  A failed fetch keeps the keys it had.
+    when older than C{maxAge} (in the background), and when a token names a
+    C{kid} it does not hold (the issuer rotated its key; that request
+    waits) — but never more often than every C{cooldown} seconds, so that
+    tokens with made-up kids cannot make the registry hammer the issuer.
+    Concurrent needs share one fetch.  A failed fetch keeps the keys it
+    had.
     """
 
     def __init__(
@@ -743,11 +745,15 @@ class TokenVerifier:
         if not isinstance(kid, str):
             raise TokenInvalid("kid is not a string")
         known = self._lookup(kid)
-        if self._remote is None:
-            if known is None:
-                raise TokenInvalid("unknown kid")
+        if known is not None:
+            if self._remote is not None:
+                # Stale keys are refreshed behind this request, not before
+                # it: an issuer that is down must not stall every client.
+                self._remote.refresh(now, unknownKid=False)
             return known
-        refreshed = self._remote.refresh(now, unknownKid=known is None)
+        if self._remote is None:
+            raise TokenInvalid("unknown kid")
+        refreshed = self._remote.refresh(now, unknownKid=True)
 
         def lookup(_: object) -> _TrustedKey:
             found = self._lookup(kid)
