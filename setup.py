@@ -21,6 +21,11 @@ setup(
         "pyopenssl>=24.0.0",
         "PyYAML>=6.0,<7",
         "zope.interface>=5.0",
+        # txregistry.auth.token verifies Bearer tokens: pyjwt is the field's
+        # JWT library, cryptography (which it uses for RS/ES/PS/EdDSA) checks
+        # the x5c chains against the root bundle (x509.verification).
+        "pyjwt[crypto]>=2.8,<3",
+        "cryptography>=45",
     ],
     extras_require={
         "test": [

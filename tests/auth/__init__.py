@@ -1,0 +1,4 @@
+# -*- test-case-name: tests.auth -*-
+"""
+Tests for L{txregistry.auth}.
+"""
