@@ -21,6 +21,8 @@ setup(
         "pyopenssl>=24.0.0",
         "PyYAML>=6.0,<7",
         "zope.interface>=5.0",
+        # The field's tool for htpasswd's bcrypt entries (txregistry.auth.htpasswd).
+        "bcrypt>=4.0",
     ],
     extras_require={
         "test": [
