@@ -6,6 +6,7 @@ the registry runs, and why a bad file stops the start.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
-from twisted.python import threadable
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
@@ -289,15 +289,16 @@ class CheckerTests(_CheckerMixin, TestCase):
         """
         bcrypt and the reads of the file run on the thread pool.
         """
+        here = threading.current_thread()
         where: list[tuple[str, bool]] = []
         checkpw, poll = bcrypt.checkpw, htpasswd._poll
 
         def spyCheckpw(*args: Any) -> bool:
-            where.append(("checkpw", threadable.isInIOThread()))
+            where.append(("checkpw", threading.current_thread() is here))
             return checkpw(*args)
 
         def spyPoll(*args: Any) -> Any:
-            where.append(("poll", threadable.isInIOThread()))
+            where.append(("poll", threading.current_thread() is here))
             return poll(*args)
 
         self.patch(bcrypt, "checkpw", spyCheckpw)
@@ -307,6 +308,7 @@ class CheckerTests(_CheckerMixin, TestCase):
         self.assertEqual(await self.login(checker, b"alice", b"secret"), b"alice")
         await self.assertRefused(checker, b"mallory", b"secret")
         self.assertEqual(where, [("poll", False), ("checkpw", False), ("checkpw", False)])
+        self.assertIs(threading.current_thread(), here)
 
 
 class ReloadTests(_CheckerMixin, TestCase):
@@ -358,7 +360,10 @@ class ReloadTests(_CheckerMixin, TestCase):
         even when written within the file system's timestamp granularity.
         """
         checker = self.checker(_entry("alice", b"old"))
+        before = os.stat(self.path)
         self.write(_entry("alice", b"new"))
+        os.utime(self.path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        self.assertEqual(os.stat(self.path).st_size, before.st_size)
         self.clock.advance(1)
         await self.assertRefused(checker, b"alice", b"old")
         self.assertEqual(await self.login(checker, b"alice", b"new"), b"alice")
