@@ -7,7 +7,13 @@ setup(
     long_description=open("README.rst", encoding="utf-8").read(),
     long_description_content_type="text/x-rst",
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/txregistry_plugin.py", "plugins/txregistry_storage.py"]},
+    package_data={
+        "twisted": [
+            "plugins/txregistry_plugin.py",
+            "plugins/txregistry_storage.py",
+            "plugins/txregistry_auth.py",
+        ]
+    },
     python_requires=">=3.11",
     install_requires=[
         # Only what txregistry imports.  txregistry.web.channel subclasses
