@@ -7,7 +7,13 @@ setup(
     long_description=open("README.rst", encoding="utf-8").read(),
     long_description_content_type="text/x-rst",
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/txregistry_plugin.py", "plugins/txregistry_storage.py"]},
+    package_data={
+        "twisted": [
+            "plugins/txregistry_plugin.py",
+            "plugins/txregistry_storage.py",
+            "plugins/txregistry_auth.py",
+        ]
+    },
     python_requires=">=3.11",
     install_requires=[
         # Only what txregistry imports.  txregistry.web.channel subclasses
@@ -26,6 +32,8 @@ setup(
         # the x5c chains against the root bundle (x509.verification).
         "pyjwt[crypto]>=2.8,<3",
         "cryptography>=45",
+        # The field's tool for htpasswd's bcrypt entries (txregistry.auth.htpasswd).
+        "bcrypt>=4.0",
     ],
     extras_require={
         "test": [

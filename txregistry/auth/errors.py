@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.auth.test_token -*-
+# -*- test-case-name: tests.auth.test_token,tests.auth.test_htpasswd -*-
 """
 The errors of L{txregistry.auth} that are not about one request.
 """
