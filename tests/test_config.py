@@ -5,6 +5,7 @@ Tests for L{txregistry.config}.
 from __future__ import annotations
 
 import os
+import re
 
 import yaml
 from twisted.trial.unittest import TestCase
@@ -146,7 +147,6 @@ class LoadConfigurationTests(TestCase):
         configured would be a security hole.
         """
         cases = {
-            "auth: {htpasswd: {realm: r, path: /p}}\n": "auth",
             "notifications: {endpoints: []}\n": "notifications",
             "redis: {addrs: [localhost:6379]}\n": "redis",
             "proxy: {remoteurl: https://registry-1.docker.io}\n": "proxy",
@@ -165,8 +165,31 @@ class LoadConfigurationTests(TestCase):
 
     def test_unsupportedSectionFromEnvironmentRefused(self) -> None:
         self.assertRefused(
-            "version: 0.1\n", "auth: not supported yet", {"REGISTRY_AUTH_HTPASSWD_PATH": "/p"}
+            "version: 0.1\n", "notifications: not supported yet",
+            {"REGISTRY_NOTIFICATIONS_ENDPOINTS": "[]"},
         )
+
+    def test_auth(self) -> None:
+        """
+        One of the reference's schemes, with its required keys; anything
+        else stops the start naming the key, so a registry told to
+        authenticate never serves everyone.
+        """
+        config = loadConfiguration(self.write("auth: {htpasswd: {realm: r, path: /p}}\n"), {})
+        self.assertEqual((config.auth.scheme, config.auth.parameters), ("htpasswd", {"realm": "r", "path": "/p"}))
+        self.assertIsNone(loadConfiguration(None, {}).auth.scheme)
+        for text, key in {
+            "auth: {htpasswd: {realm: r}}\n": "auth.htpasswd.path: required",
+            "auth: {silly: {realm: r}}\n": "auth.silly.service: required",
+            "auth: {htpasswd: {realm: r, path: /p, bogus: 1}}\n": "auth.htpasswd.bogus: unknown key",
+            "auth: {ldap: {}}\n": "auth.ldap: unknown key",
+            "auth: {}\n": "auth: exactly one of silly, htpasswd, token must be configured, found none",
+            "auth: {silly: {realm: r, service: s}, htpasswd: {realm: r, path: /p}}\n":
+                "auth: exactly one of silly, htpasswd, token must be configured, found htpasswd, silly",
+        }.items():
+            self.assertRefused(text, key)
+        self.assertRefused("version: 0.1\n", "auth.htpasswd.realm: required",
+                           {"REGISTRY_AUTH_HTPASSWD_PATH": "/p"})
 
     def test_everyUnsupportedKeyRefused(self) -> None:
         """
@@ -245,11 +268,13 @@ class LoadConfigurationTests(TestCase):
     def test_exampleConfigurationDocumentsEveryKey(self) -> None:
         """
         Every key txregistry reads is in etc/config.yml, so the example
-        documents all of them.
+        documents all of them: set, or on C{#:} lines (sections that would
+        change what the example does, such as C{auth}).
         """
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         with open(os.path.join(here, "etc", "config.yml")) as f:
-            example = yaml.safe_load(f)
+            text = re.sub(r"^#:", "", f.read(), flags=re.M)
+        example = yaml.safe_load(text)
 
         def missing(known: dict[str, object], document: dict[str, object], path: str) -> list[str]:
             absent = []

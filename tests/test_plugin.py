@@ -237,12 +237,17 @@ class StartFailureTests(TestCase):
 
     def test_unsupportedSection(self) -> None:
         """
-        A registry asked to authenticate refuses to start rather than serve
-        everyone.
+        A registry asked to authenticate with what it cannot use refuses
+        to start rather than serve everyone; so does one asked for a
+        feature that is not built.
         """
         self.assertFailsInOneLine(
-            ("configuration error: auth: not supported yet",),
-            REGISTRY_AUTH_HTPASSWD_PATH="/etc/htpasswd",
+            ("configuration error: auth.htpasswd.path: /nonexistent/htpasswd: No such file or directory",),
+            REGISTRY_AUTH_HTPASSWD_PATH="/nonexistent/htpasswd", REGISTRY_AUTH_HTPASSWD_REALM="r",
+        )
+        self.assertFailsInOneLine(
+            ("configuration error: notifications: not supported yet",),
+            REGISTRY_NOTIFICATIONS_ENDPOINTS="[]",
         )
 
 

@@ -28,7 +28,6 @@ STORAGE_OPTIONS = frozenset({"delete", "redirect", "maintenance", "cache", "tag"
 #: would be as wrong.  A feature that lands removes its entry here.
 UNSUPPORTED = frozenset(
     {
-        "auth",
         "compatibility",
         "health",
         "loglevel",
@@ -57,6 +56,12 @@ UNSUPPORTED = frozenset(
 ANY = object()
 KNOWN_KEYS: dict[str, Any] = {
     "version": None,
+    # One scheme; auth.token's keys are checked by the token verifier.
+    "auth": {
+        "silly": {"realm": None, "service": None},
+        "htpasswd": {"realm": None, "path": None},
+        "token": ANY,
+    },
     "log": {
         "level": None,
         "formatter": None,
@@ -199,6 +204,17 @@ class HTTPConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    """
+    The C{auth} section: one scheme (C{silly}, C{htpasswd}, C{token}) and
+    its parameters, or no scheme (everyone may do everything).
+    """
+
+    scheme: str | None
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Configuration:
     """
     A checked configuration.  C{raw} holds the whole merged document.
@@ -208,6 +224,7 @@ class Configuration:
     storage: StorageConfig
     http: HTTPConfig
     raw: dict[str, Any] = field(repr=False)
+    auth: AuthConfig = AuthConfig(None, {})
 
 
 def _escapeEndpoint(value: str) -> str:
@@ -329,7 +346,26 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         storage=_checkStorage(merged["storage"]),
         http=_checkHTTP(merged["http"]),
         raw=merged,
+        auth=_checkAuth(merged.get("auth")),
     )
+
+
+def _checkAuth(auth: Any) -> AuthConfig:
+    if auth is None:
+        return AuthConfig(None, {})
+    _expectMapping("auth", auth)
+    schemes = sorted(auth)
+    if len(schemes) != 1:
+        raise ConfigurationError(
+            f"auth: exactly one of silly, htpasswd, token must be configured, found {', '.join(schemes) or 'none'}"
+        )
+    scheme = schemes[0]
+    parameters = dict(_expectMapping(f"auth.{scheme}", auth[scheme] or {}))
+    required = {"silly": ("realm", "service"), "htpasswd": ("realm", "path")}.get(scheme, ())
+    for key in required:
+        if not _expectString(f"auth.{scheme}.{key}", parameters.get(key)):
+            raise ConfigurationError(f"auth.{scheme}.{key}: required")
+    return AuthConfig(scheme, parameters)
 
 
 def checkKeys(

@@ -23,9 +23,14 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 
 from txregistry.api.app import RegistryAPI, RegistryRoot
+from txregistry.api.door import Door
 from txregistry.api.errors import errorBody
 from txregistry.api.responses import URLBuilder
-from txregistry.config import Configuration, HTTPConfig
+from txregistry.auth.cred import registryPortal
+from txregistry.auth.errors import AuthConfigurationError
+from txregistry.auth.schemes import schemeFor
+from txregistry.auth.throttle import LoginThrottle
+from txregistry.config import Configuration, ConfigurationError, HTTPConfig
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
 from txregistry.maintenance import UploadPurger
@@ -67,13 +72,32 @@ def makeNamespace(config: Configuration, driver: IStorageDriver, clock: Any) -> 
     return namespace
 
 
+def makeDoor(config: Configuration, reactor: Any) -> Door | None:
+    """
+    Access control for C{config}'s C{auth} scheme, or L{None} for none.
+
+    @raise ConfigurationError: naming the key when the scheme cannot be
+        built (a missing htpasswd file, an unreadable root bundle).
+    """
+    if config.auth.scheme is None:
+        return None
+    try:
+        scheme = schemeFor(config.auth.scheme, config.auth.parameters, reactor)
+    except AuthConfigurationError as e:
+        raise ConfigurationError(str(e)) from None
+    return Door(registryPortal(scheme.checkers), scheme.challenge, RegistryAPI.app.url_map,
+                LoginThrottle(reactor))
+
+
 def siteFor(config: Configuration, namespace: INamespace, reactor: Any = None) -> RegistrySite:
     """
     The HTTP site serving the V2 API over C{namespace}.
     """
+    if reactor is None:
+        from twisted.internet import reactor
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
     api = RegistryAPI(namespace, urls)
-    root = RegistryRoot(api, config.http.prefix, config.http.headers)
+    root = RegistryRoot(api, config.http.prefix, config.http.headers, makeDoor(config, reactor))
     return RegistrySite(root, errorBody, accessLog=config.log.accessLog, reactor=reactor)
 
 

@@ -22,10 +22,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET
 from werkzeug.exceptions import BadHost, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from txregistry import __version__
+from txregistry.api.door import Door
 from txregistry.api.errors import UNKNOWN, UNSUPPORTED, APIError, asAPIError, writeError
 from txregistry.api.responses import API_VERSION, API_VERSION_HEADER, URLBuilder
 from txregistry.api.routes import ROUTES, Route
@@ -133,8 +135,15 @@ class RegistryRoot(Resource):
 
     isLeaf = True
 
-    def __init__(self, api: RegistryAPI, prefix: str = "/", headers: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        api: RegistryAPI,
+        prefix: str = "/",
+        headers: dict[str, list[str]] | None = None,
+        door: Door | None = None,
+    ) -> None:
         super().__init__()
+        self._door = door
         self._routes: IResource = api.app.resource()
         self._prefix = [p.encode("utf-8") for p in prefix.strip("/").split("/") if p]
         self._headers = [
@@ -157,6 +166,51 @@ class RegistryRoot(Resource):
                 return writeError(request, APIError(UNSUPPORTED, "no such route", status=404))
             request.prepath = (request.prepath or []) + postpath[:count]
             request.postpath = postpath[count:]
+        if self._door is not None:
+            admission = self._door.admit(request)
+            if admission is not None:
+                return self._admitted(request, admission)
+        return self._render(request)
+
+    def _admitted(self, request: RegistryRequest, admission: Deferred[Any]) -> Any:
+        """
+        Render C{request} once the door let it in, or answer the door's
+        refusal; no byte of the body is read before (it waits in the
+        request's L{RequestBody}).
+        """
+        outcome: list[Any] = []
+
+        def record(result: Any) -> Any:
+            outcome.append(result)
+            return result
+
+        admission.addBoth(record)
+        if outcome:
+            # Consumed here: the Deferred must not also log it as unhandled.
+            admission.addErrback(lambda failure: None)
+            # Decided at once (a cached token, silly): no extra turn.
+            return self._afterDoor(request, outcome[0])
+        admission.addBoth(lambda result: self._finishLater(request, self._afterDoor(request, result)))
+        return NOT_DONE_YET
+
+    def _afterDoor(self, request: RegistryRequest, result: Any) -> Any:
+        if isinstance(result, Failure):
+            if result.check(APIError):
+                return writeError(request, result.value)  # type: ignore[arg-type]
+            _log.failure("Access control failed for {uri}", result, uri=request.uri)
+            return writeError(request, APIError(UNKNOWN))
+        request.actor = result  # type: ignore[attr-defined]
+        return self._render(request)
+
+    @staticmethod
+    def _finishLater(request: RegistryRequest, body: Any) -> None:
+        if body is NOT_DONE_YET or request.finished or request._disconnected:
+            return
+        if body:
+            request.write(body)
+        request.finish()
+
+    def _render(self, request: RegistryRequest) -> Any:
         try:
             return self._routes.render(request)
         except BadHost:

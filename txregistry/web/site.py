@@ -66,4 +66,6 @@ class RegistrySite(Site):
             bytes=request.sentLength,
             duration=now - started,
             userAgent=(request.getHeader(b"user-agent") or b"").decode("latin-1"),
+            # Who the door let in (an IActor's name), if there is a door.
+            user=getattr(getattr(request, "actor", None), "name", None),
         )

@@ -1,0 +1,234 @@
+"""
+Access control at the door (L{txregistry.api.door}), through a real
+registry: the reference's silly, htpasswd and token schemes, the
+challenges they answer with, and bad credentials that never get in.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+
+import bcrypt
+from cryptography.hazmat.primitives.asymmetric import ec
+from twisted.trial.unittest import TestCase
+
+from tests.api.helpers import LAYER, assertError, header, rawRequest, requestBytes, sha256
+from tests.auth.issuers import ISSUER, SERVICE, CertificateIssuer, claims, makeCertificate, pem
+from tests.support import startRegistry
+
+
+class CurrentIssuer(CertificateIssuer):
+    """
+    The token issuer of L{tests.auth.issuers}, with certificates valid
+    now: the registry checks chains at its reactor's time.
+    """
+
+    def __init__(self, common: str = "Test Token CA") -> None:
+        window = {"notBefore": time.time() - 86400, "notAfter": time.time() + 86400}
+        self.rootKey = ec.generate_private_key(ec.SECP256R1())
+        self.root = makeCertificate(common, self.rootKey, ca=True, **window)
+        self.intermediateKey = ec.generate_private_key(ec.SECP256R1())
+        self.intermediate = makeCertificate(
+            common + " intermediate", self.intermediateKey, issuerName=self.root.subject,
+            issuerKey=self.rootKey, ca=True, **window)
+        self.signingKey = ec.generate_private_key(ec.SECP256R1())
+        self.signing = makeCertificate(
+            "token signer", self.signingKey, issuerName=self.intermediate.subject,
+            issuerKey=self.intermediateKey, **window)
+
+
+def basic(user: str, password: str) -> dict[str, list[str]]:
+    value = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": [f"Basic {value}"]}
+
+
+class SillyTests(TestCase):
+    async def setUp(self) -> None:
+        self.registry = await startRegistry(
+            self, {"auth": {"silly": {"realm": "https://auth.example/token", "service": "reg"}}}
+        )
+
+    async def test_challenge(self) -> None:
+        """
+        Without credentials every route is 401 with a Bearer challenge
+        naming exactly the scope it needs.
+        """
+        response = await self.registry.request("GET", "/v2/a/b/tags/list")
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        self.assertEqual(
+            header(response, "www-authenticate"),
+            'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull"',
+        )
+        response = await self.registry.request("GET", "/v2/")
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        self.assertEqual(header(response, "www-authenticate"),
+                         'Bearer realm="https://auth.example/token",service="reg"')
+        response = await self.registry.request("GET", "/v2/_catalog")
+        self.assertIn('scope="registry:catalog:*"', header(response, "www-authenticate") or "")
+
+    async def test_mountNeedsOnlyPush(self) -> None:
+        """
+        A mount asks for push on the target; pull on C{from} decides
+        whether it mounts or starts an upload (see L{TokenTests}).
+        """
+        response = await self.registry.request(
+            "POST", f"/v2/a/blobs/uploads/?mount={sha256(b'x')}&from=other/repo"
+        )
+        self.assertEqual(
+            header(response, "www-authenticate"),
+            'Bearer realm="https://auth.example/token",service="reg",scope="repository:a:push"',
+        )
+
+    async def test_anyCredentialsPass(self) -> None:
+        response = await self.registry.request("GET", "/v2/", headers={"Authorization": ["Bearer x"]})
+        self.assertEqual(response.code, 200)
+
+    async def test_unknownRouteIsStill404(self) -> None:
+        response = await self.registry.request("GET", "/v2/a/nothing")
+        await assertError(self, response, 404)
+
+    async def test_refusedBeforeTheBody(self) -> None:
+        """
+        A refused push is answered before its body is read: the client
+        sending 100-continue gets the 401 instead of the go-ahead.
+        """
+        request = requestBytes(b"POST", b"/v2/a/blobs/uploads/?digest=" + sha256(b"x" * 10).encode(),
+                               [(b"Expect", b"100-continue"), (b"Content-Length", b"10")],
+                               contentLength=False)
+        response = await rawRequest(self.registry, request)
+        self.assertEqual(response.code, 401)
+        self.assertNotIn(b"100 Continue", response.raw)
+
+
+class HtpasswdTests(TestCase):
+    async def setUp(self) -> None:
+        self.path = os.path.abspath(self.mktemp())
+        with open(self.path, "wb") as f:
+            f.write(b"alice:" + bcrypt.hashpw(b"wonderland", bcrypt.gensalt(rounds=4)) + b"\n")
+        self.registry = await startRegistry(
+            self, {"auth": {"htpasswd": {"realm": "Registry Realm", "path": self.path}}}
+        )
+
+    async def test_basicChallenge(self) -> None:
+        response = await self.registry.request("GET", "/v2/")
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        self.assertEqual(header(response, "www-authenticate"), 'Basic realm="Registry Realm"')
+
+    async def test_rightPassword(self) -> None:
+        response = await self.registry.request("GET", "/v2/", headers=basic("alice", "wonderland"))
+        self.assertEqual(response.code, 200)
+        digest = sha256(LAYER)
+        response = await self.registry.request(
+            "POST", f"/v2/alice/app/blobs/uploads/?digest={digest}", data=LAYER,
+            headers=basic("alice", "wonderland"),
+        )
+        self.assertEqual(response.code, 201)
+        response = await self.registry.request("GET", f"/v2/alice/app/blobs/{digest}",
+                                               headers=basic("alice", "wonderland"))
+        self.assertEqual(await response.content(), LAYER)
+
+    async def test_wrongPassword(self) -> None:
+        for headers in (basic("alice", "nope"), basic("bob", "wonderland")):
+            response = await self.registry.request("GET", "/v2/", headers=headers)
+            await assertError(self, response, 401, "UNAUTHORIZED")
+            self.assertEqual(header(response, "www-authenticate"), 'Basic realm="Registry Realm"')
+
+    async def test_malformedAuthorization(self) -> None:
+        """
+        Each malformed header is a 401 with the envelope: never a 5xx, and
+        never access.
+        """
+        for value in ("Basic", "Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(),
+                      "Basic " + base64.b64encode(b"\xff\xfe:x").decode(), "Digest abc", "Bearer",
+                      "Bearer " + "x" * 15000, "Bearer \u00e9t\u00e9"):
+            response = await self.registry.request("GET", "/v2/", headers={"Authorization": [value]})
+            await assertError(self, response, 401, "UNAUTHORIZED")
+        # A header past the HTTP layer's line limit never reaches the door.
+        response = await self.registry.request(
+            "GET", "/v2/", headers={"Authorization": ["Bearer " + "x" * (1024 * 1024)]})
+        await assertError(self, response, 431, "UNSUPPORTED")
+
+    async def test_wrongPasswordCannotPush(self) -> None:
+        response = await self.registry.request(
+            "POST", f"/v2/alice/app/blobs/uploads/?digest={sha256(b'x')}", data=b"x",
+            headers=basic("alice", "guess"),
+        )
+        await assertError(self, response, 401, "UNAUTHORIZED")
+
+
+class TokenTests(TestCase):
+    async def setUp(self) -> None:
+        self.issuer = CurrentIssuer()
+        bundle = os.path.abspath(self.mktemp())
+        with open(bundle, "wb") as f:
+            f.write(pem(self.issuer.root))
+        self.registry = await startRegistry(self, {
+            "storage": {"inmemory": {}, "delete": {"enabled": True}},
+            "auth": {"token": {"realm": "https://auth.example/token", "service": SERVICE,
+                               "issuer": ISSUER, "rootcertbundle": bundle}},
+        })
+
+    def bearer(self, access: list[dict[str, object]], **extra: object) -> dict[str, list[str]]:
+        token = self.issuer.token(claims(access, issuedAt=time.time(), **extra))
+        return {"Authorization": [f"Bearer {token}"]}
+
+    async def test_tokenGrantsItsAccess(self) -> None:
+        pushPull = self.bearer([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}])
+        digest = sha256(LAYER)
+        response = await self.registry.request(
+            "POST", f"/v2/team/app/blobs/uploads/?digest={digest}", data=LAYER, headers=pushPull)
+        self.assertEqual(response.code, 201)
+        pull = self.bearer([{"type": "repository", "name": "team/app", "actions": ["pull"]}])
+        response = await self.registry.request("GET", f"/v2/team/app/blobs/{digest}", headers=pull)
+        self.assertEqual(await response.content(), LAYER)
+
+    async def test_pullTokenCannotPush(self) -> None:
+        pull = self.bearer([{"type": "repository", "name": "team/app", "actions": ["pull"]}])
+        response = await self.registry.request(
+            "POST", f"/v2/team/app/blobs/uploads/?digest={sha256(b'x')}", data=b"x", headers=pull)
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        challenge = header(response, "www-authenticate") or ""
+        self.assertIn('error="insufficient_scope"', challenge)
+        self.assertIn('scope="repository:team/app:push"', challenge)
+
+    async def test_tokenForAnotherRepository(self) -> None:
+        other = self.bearer([{"type": "repository", "name": "team/other", "actions": ["pull", "push"]}])
+        response = await self.registry.request("GET", "/v2/team/app/tags/list", headers=other)
+        await assertError(self, response, 401, "UNAUTHORIZED")
+
+    async def test_expiredAndForgedTokens(self) -> None:
+        access = [{"type": "repository", "name": "team/app", "actions": ["pull"]}]
+        expired = self.issuer.token(claims(access, issuedAt=time.time() - 3600, lifetime=60))
+        stranger = CurrentIssuer("Someone Else").token(claims(access, issuedAt=time.time()))
+        header_, payload, _ = self.issuer.token(claims(access, issuedAt=time.time())).split(".")
+        none = base64.urlsafe_b64encode(json.dumps({"alg": "none"}).encode()).rstrip(b"=").decode()
+        for token in (expired, stranger, f"{none}.{payload}.", "a.b.c", "x" * 15000):
+            response = await self.registry.request(
+                "GET", "/v2/team/app/tags/list", headers={"Authorization": [f"Bearer {token}"]})
+            await assertError(self, response, 401, "UNAUTHORIZED")
+            self.assertIn('error="invalid_token"', header(response, "www-authenticate") or "")
+
+    async def test_mountFromUnpullableRepository(self) -> None:
+        """
+        A token that may push here but not pull the mount's source gets no
+        proof that the blob exists: its mount is a fresh upload (202).
+        """
+        owner = self.bearer([{"type": "repository", "name": "secret/repo", "actions": ["pull", "push"]}])
+        digest = sha256(b"hidden")
+        response = await self.registry.request(
+            "POST", f"/v2/secret/repo/blobs/uploads/?digest={digest}", data=b"hidden", headers=owner)
+        self.assertEqual(response.code, 201)
+        pushOnly = self.bearer([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}])
+        response = await self.registry.request(
+            "POST", f"/v2/team/app/blobs/uploads/?mount={digest}&from=secret/repo", headers=pushOnly)
+        self.assertEqual(response.code, 202)
+        self.assertIn("/v2/team/app/blobs/uploads/", header(response, "location") or "")
+        # With pull on the source too, the same request mounts.
+        both = self.bearer([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]},
+                            {"type": "repository", "name": "secret/repo", "actions": ["pull"]}])
+        response = await self.registry.request(
+            "POST", f"/v2/team/app/blobs/uploads/?mount={digest}&from=secret/repo", headers=both)
+        self.assertEqual(response.code, 201)
