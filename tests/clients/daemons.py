@@ -316,14 +316,15 @@ class DockerDaemon:
             return f.read().decode("utf-8", "replace")
 
     def run(self, *arguments: str, check: bool = True, timeout: float = 300,
-            context: Any = None) -> subprocess.CompletedProcess[bytes]:
+            context: Any = None, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """
-        Run C{docker ARGUMENTS} against this daemon.
+        Run C{docker ARGUMENTS} against this daemon (with C{input} on its
+        standard input).
         """
         contexts = [self] + (list(context) if isinstance(context, (list, tuple))
                              else [context] if context is not None else [])
         return run([self.docker, *arguments], env=self.env, check=check,
-                   timeout=timeout, context=contexts)
+                   timeout=timeout, context=contexts, input=input)
 
     def stop(self) -> None:
         process, self.process = self.process, None

@@ -10,6 +10,7 @@ import json
 import os
 import re
 
+import bcrypt
 from twisted.trial.unittest import TestCase
 
 from tests.clients import daemons, wire
@@ -317,3 +318,56 @@ class DockerTests(TestCase):
         copied = self.fileFromImage(listName, "/left", os.path.abspath(self.mktemp()))
         with open(copied, "rb") as f:
             self.assertEqual(f.read(), sources["left"][2])
+
+
+class DockerLoginTests(TestCase):
+    """
+    docker login against a registry with C{auth.htpasswd}, then push and
+    pull as that user; a wrong password fails the login, and nothing gets
+    in without one.
+    """
+
+    def setUp(self) -> None:
+        self.docker = daemons.dockerDaemon()
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        htpasswd = os.path.join(directory, "htpasswd")
+        with open(htpasswd, "wb") as f:
+            f.write(b"alice:" + bcrypt.hashpw(b"wonderland", bcrypt.gensalt(rounds=4)) + b"\n")
+        self.registry = daemons.startRegistry(self, {
+            "REGISTRY_AUTH_HTPASSWD_REALM": "txregistry",
+            "REGISTRY_AUTH_HTPASSWD_PATH": htpasswd,
+        })
+        self.host = f"127.0.0.1:{self.registry.port}"
+        self.images: list[str] = []
+        self.addCleanup(lambda: self.images and self.docker.run("rmi", "-f", *self.images, check=False))
+        self.addCleanup(lambda: self.docker.run("logout", self.host, check=False))
+
+    def dockerRun(self, *arguments: str, check: bool = True, input: bytes | None = None):
+        return self.docker.run(*arguments, check=check, context=self.registry, input=input)
+
+    def test_loginPushPull(self) -> None:
+        wrong = self.dockerRun("login", "-u", "alice", "--password-stdin", self.host, check=False,
+                               input=b"guess\n")
+        self.assertNotEqual(wrong.returncode, 0, wrong)
+        work = os.path.abspath(self.mktemp())
+        os.makedirs(work)
+        tarball = os.path.join(work, "rootfs.tar")
+        wire.tarball(tarball, {"secret.txt": b"for alice only\n"})
+        local = "txregistry-test/login:src"
+        remote = f"{self.host}/alice/private:1"
+        self.images += [local, remote]
+        self.dockerRun("import", tarball, local)
+        self.dockerRun("tag", local, remote)
+        anonymous = self.dockerRun("push", remote, check=False)
+        self.assertNotEqual(anonymous.returncode, 0, anonymous)
+        self.dockerRun("login", "-u", "alice", "--password-stdin", self.host, input=b"wonderland\n")
+        digest = _pushedDigest(self.dockerRun("push", remote).stdout.decode())
+        self.dockerRun("rmi", remote)
+        self.dockerRun("pull", remote)
+        self.assertIn(f"{self.host}/alice/private@{digest}", self.inspect(remote)["RepoDigests"])
+        # Without credentials the registry gives nothing away.
+        self.assertEqual(wire.request(self.registry.url, "/v2/alice/private/tags/list").status, 401)
+
+    def inspect(self, reference: str) -> dict:
+        return json.loads(self.dockerRun("image", "inspect", reference).stdout)[0]
