@@ -12,32 +12,19 @@ import os
 import time
 
 import bcrypt
-from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.trial.unittest import TestCase
 
 from tests.api.helpers import LAYER, assertError, header, rawRequest, requestBytes, sha256
-from tests.auth.issuers import ISSUER, SERVICE, CertificateIssuer, claims, makeCertificate, pem
+from tests.auth.issuers import ISSUER, SERVICE, CertificateIssuer, claims, pem
 from tests.support import startRegistry
 
 
-class CurrentIssuer(CertificateIssuer):
+def currentIssuer(common: str = "Test Token CA") -> CertificateIssuer:
     """
     The token issuer of L{tests.auth.issuers}, with certificates valid
     now: the registry checks chains at its reactor's time.
     """
-
-    def __init__(self, common: str = "Test Token CA") -> None:
-        window = {"notBefore": time.time() - 86400, "notAfter": time.time() + 86400}
-        self.rootKey = ec.generate_private_key(ec.SECP256R1())
-        self.root = makeCertificate(common, self.rootKey, ca=True, **window)
-        self.intermediateKey = ec.generate_private_key(ec.SECP256R1())
-        self.intermediate = makeCertificate(
-            common + " intermediate", self.intermediateKey, issuerName=self.root.subject,
-            issuerKey=self.rootKey, ca=True, **window)
-        self.signingKey = ec.generate_private_key(ec.SECP256R1())
-        self.signing = makeCertificate(
-            "token signer", self.signingKey, issuerName=self.intermediate.subject,
-            issuerKey=self.intermediateKey, **window)
+    return CertificateIssuer(common, notBefore=time.time() - 86400, notAfter=time.time() + 86400)
 
 
 def basic(user: str, password: str) -> dict[str, list[str]]:
@@ -161,7 +148,7 @@ class HtpasswdTests(TestCase):
 
 class TokenTests(TestCase):
     async def setUp(self) -> None:
-        self.issuer = CurrentIssuer()
+        self.issuer = currentIssuer()
         bundle = os.path.abspath(self.mktemp())
         with open(bundle, "wb") as f:
             f.write(pem(self.issuer.root))
@@ -202,7 +189,7 @@ class TokenTests(TestCase):
     async def test_expiredAndForgedTokens(self) -> None:
         access = [{"type": "repository", "name": "team/app", "actions": ["pull"]}]
         expired = self.issuer.token(claims(access, issuedAt=time.time() - 3600, lifetime=60))
-        stranger = CurrentIssuer("Someone Else").token(claims(access, issuedAt=time.time()))
+        stranger = currentIssuer("Someone Else").token(claims(access, issuedAt=time.time()))
         header_, payload, _ = self.issuer.token(claims(access, issuedAt=time.time())).split(".")
         none = base64.urlsafe_b64encode(json.dumps({"alg": "none"}).encode()).rstrip(b"=").decode()
         for token in (expired, stranger, f"{none}.{payload}.", "a.b.c", "x" * 15000):

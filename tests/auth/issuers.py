@@ -122,9 +122,15 @@ class CertificateIssuer:
     intermediate, to C{root}: the bundle the registry is configured with.
     """
 
-    def __init__(self, common: str = "Test Token CA") -> None:
+    def __init__(
+        self,
+        common: str = "Test Token CA",
+        notBefore: float = NOW - 86400,
+        notAfter: float = NOW + 365 * 86400,
+    ) -> None:
+        window = {"notBefore": notBefore, "notAfter": notAfter}
         self.rootKey = ec.generate_private_key(ec.SECP256R1())
-        self.root = makeCertificate(common, self.rootKey, ca=True)
+        self.root = makeCertificate(common, self.rootKey, ca=True, **window)
         self.intermediateKey = ec.generate_private_key(ec.SECP256R1())
         self.intermediate = makeCertificate(
             common + " intermediate",
@@ -132,6 +138,7 @@ class CertificateIssuer:
             issuerName=self.root.subject,
             issuerKey=self.rootKey,
             ca=True,
+            **window,
         )
         self.signingKey = ec.generate_private_key(ec.SECP256R1())
         self.signing = makeCertificate(
@@ -139,6 +146,7 @@ class CertificateIssuer:
             self.signingKey,
             issuerName=self.intermediate.subject,
             issuerKey=self.intermediateKey,
+            **window,
         )
 
     def chain(self) -> list[str]:
