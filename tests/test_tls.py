@@ -108,7 +108,9 @@ class Authority:
         )
         if server:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.SubjectAlternativeName([
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
+                ]),
                 critical=False,
             )
         certificate = builder.sign(self.key, hashes.SHA256())
