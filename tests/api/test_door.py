@@ -73,9 +73,32 @@ class SillyTests(TestCase):
         response = await self.registry.request("GET", "/v2/", headers={"Authorization": ["Bearer x"]})
         self.assertEqual(response.code, 200)
 
-    async def test_unknownRouteIsStill404(self) -> None:
+    async def test_unknownRouteNeedsALoginToo(self) -> None:
+        """
+        A path no route matches is 404 to a caller who logs in, and 401 to
+        anyone else: the door reads every path as the routes do, and what
+        it cannot place it does not let through.
+        """
         response = await self.registry.request("GET", "/v2/a/nothing")
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        response = await self.registry.request("GET", "/v2/a/nothing", headers={"Authorization": ["Bearer x"]})
         await assertError(self, response, 404)
+
+    async def test_oddPathsDoNotGetPast(self) -> None:
+        """
+        Doubled and encoded slashes, dot segments: never served without
+        credentials.
+        """
+        silly = {"Authorization": ["Bearer x"]}
+        response = await self.registry.request(
+            "POST", f"/v2/a/b/blobs/uploads/?digest={sha256(b'x')}", data=b"x", headers=silly)
+        self.assertEqual(response.code, 201)
+        for path in (b"//v2/a/b/tags/list", b"/v2//a/b/tags/list", b"/v2/a//b/tags/list",
+                     b"/v2/a%2Fb/tags/list", b"/v2/./a/b/tags/list", b"/v2/a/../a/b/tags/list",
+                     b"//v2/", b"/v2/_catalog/", b"/v2/a/b/tags/list/",
+                     b"//v2/a/b/blobs/" + sha256(b"x").encode()):
+            response = await rawRequest(self.registry, requestBytes(b"GET", path))
+            self.assertEqual(response.code, 401, path)
 
     async def test_refusedBeforeTheBody(self) -> None:
         """

@@ -167,9 +167,7 @@ class RegistryRoot(Resource):
             request.prepath = (request.prepath or []) + postpath[:count]
             request.postpath = postpath[count:]
         if self._door is not None:
-            admission = self._door.admit(request)
-            if admission is not None:
-                return self._admitted(request, admission)
+            return self._admitted(request, self._door.admit(request))
         return self._render(request)
 
     def _admitted(self, request: RegistryRequest, admission: Deferred[Any]) -> Any:

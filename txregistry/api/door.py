@@ -119,7 +119,11 @@ class Door:
         The route C{request} goes to, with its path arguments; L{None} if
         none (the routes answer that themselves: 404 or 405).
         """
-        path = "/" + "/".join(segment.decode("utf-8") for segment in request.postpath)
+        # Exactly the path Klein will route (klein._resource.extractURLparts),
+        # or a request could be let in for one route and served by another.
+        path = "/".join(segment.decode("utf-8") for segment in request.postpath)
+        if not path.startswith("/"):
+            path = "/" + path
         adapter = self._urlMap.bind("registry", "/", path_info=path,
                                     default_method=request.method.decode("ascii", "replace"))
         try:
@@ -128,19 +132,22 @@ class Door:
             return None
         return BY_NAME[rule.endpoint], arguments
 
-    def admit(self, request: Any) -> Deferred[IActor] | None:
+    def admit(self, request: Any) -> Deferred[IActor]:
         """
         Decide whether C{request} may go on.
 
-        @return: L{None} when no route matches, else a L{Deferred} firing
-            with the actor, or failing with the L{APIError} to answer
-            (401 with a challenge, 403).
+        @return: a L{Deferred} firing with the actor, or failing with the
+            L{APIError} to answer (401 with a challenge, 403).
         """
         matched = self.route(request)
         if matched is None:
-            return None
-        route, arguments = matched
-        required = requiredAccess(route, arguments, request.args)
+            # No route: the API answers 404 or 405, but only to a caller
+            # who logs in, so that no path the door reads differently
+            # from the routes can get past it.
+            route, required = None, frozenset[Access]()
+        else:
+            route, arguments = matched
+            required = requiredAccess(route, arguments, request.args)
         try:
             credentials = credentialsOf(request.getHeader(b"authorization"))
         except ValueError as e:
@@ -158,7 +165,8 @@ class Door:
         else:
             login = self._portal.login(credentials, None, IActor)
         return login.addCallbacks(self._loggedIn, self._failed,
-                                  callbackArgs=(required, mountSource(route, request.args), request),
+                                  callbackArgs=(required, route and mountSource(route, request.args),
+                                                request),
                                   errbackArgs=(required, request))
 
     def _loggedIn(
