@@ -228,6 +228,25 @@ def startRegistry(
     return registry
 
 
+def startRegistryWithUsers(testCase: Any, users: dict[str, str]) -> RegistryProcess:
+    """
+    L{startRegistry} with C{auth.htpasswd}: C{users} (name to password)
+    in a bcrypt htpasswd file, realm C{txregistry}.
+    """
+    import bcrypt
+
+    directory = os.path.abspath(testCase.mktemp())
+    os.makedirs(directory)
+    path = os.path.join(directory, "htpasswd")
+    with open(path, "wb") as f:
+        for user, password in users.items():
+            f.write(user.encode() + b":" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)) + b"\n")
+    return startRegistry(testCase, {
+        "REGISTRY_AUTH_HTPASSWD_REALM": "txregistry",
+        "REGISTRY_AUTH_HTPASSWD_PATH": path,
+    })
+
+
 # The docker daemon
 
 

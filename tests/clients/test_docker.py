@@ -10,7 +10,6 @@ import json
 import os
 import re
 
-import bcrypt
 from twisted.trial.unittest import TestCase
 
 from tests.clients import daemons, wire
@@ -329,15 +328,7 @@ class DockerLoginTests(TestCase):
 
     def setUp(self) -> None:
         self.docker = daemons.dockerDaemon()
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        htpasswd = os.path.join(directory, "htpasswd")
-        with open(htpasswd, "wb") as f:
-            f.write(b"alice:" + bcrypt.hashpw(b"wonderland", bcrypt.gensalt(rounds=4)) + b"\n")
-        self.registry = daemons.startRegistry(self, {
-            "REGISTRY_AUTH_HTPASSWD_REALM": "txregistry",
-            "REGISTRY_AUTH_HTPASSWD_PATH": htpasswd,
-        })
+        self.registry = daemons.startRegistryWithUsers(self, {"alice": "wonderland"})
         self.host = f"127.0.0.1:{self.registry.port}"
         self.images: list[str] = []
         self.addCleanup(lambda: self.images and self.docker.run("rmi", "-f", *self.images, check=False))
