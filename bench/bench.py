@@ -82,11 +82,15 @@ class Registry:
     filesystem storage in C{directory}.
     """
 
-    def __init__(self, directory: str, accessLog: bool) -> None:
+    def __init__(
+        self, directory: str, accessLog: bool, extra: dict[str, str] | None = None,
+        storage: str | None = None,
+    ) -> None:
         self.port = freePort()
-        self.storage = os.path.join(directory, "storage")
+        self.storage = storage or os.path.join(directory, "storage")
         self.logPath = os.path.join(directory, "registry.log")
         env = dict(os.environ)
+        env.update(extra or {})
         env.pop("REGISTRY_CONFIGURATION_PATH", None)
         env["REGISTRY_HTTP_ADDR"] = f"127.0.0.1:{self.port}"
         env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"] = self.storage
@@ -442,6 +446,7 @@ def run(options: argparse.Namespace, work: str, figures: Figures) -> None:
         rss.stop()
         registry.stop()
         ceiling.stop()
+    _bearer(options, work, registry.storage, figures)
     note(f"run took {time.monotonic() - started:.0f}s")
 
 
@@ -660,6 +665,79 @@ def _manifests(
     figures.add(f"rss_peak_tags_list_{tags}tags_c{c}_MiB", memory["peakMiB"])
 
 
+def _tokenIssuer(directory: str) -> tuple[str, str]:
+    """
+    A self-signed token signer and a Bearer token it signed granting pull
+    on C{bench}: the bundle's path and the token.
+    """
+    import datetime
+
+    import jwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench token signer")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    bundle = os.path.join(directory, "token-roots.pem")
+    with open(bundle, "wb") as f:
+        f.write(certificate.public_bytes(serialization.Encoding.PEM))
+    import base64
+
+    token = jwt.encode(
+        {"iss": "bench-issuer", "sub": "bench", "aud": "bench-registry", "iat": int(time.time()),
+         "nbf": int(time.time()) - 60, "exp": int(time.time()) + 3600,
+         "access": [{"type": "repository", "name": "bench", "actions": ["pull"]}]},
+        key, algorithm="ES256",
+        headers={"x5c": [base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()]},
+    )
+    return bundle, token
+
+
+def _bearer(options: argparse.Namespace, work: str, storage: str, figures: Figures) -> None:
+    """
+    Manifest GET by tag again, through a registry with C{auth.token} and a
+    valid Bearer token: what access control costs (a token is verified
+    once, then reused until it expires).
+    """
+    seconds, c = options.wrk_seconds, options.wrk_connections
+    directory = os.path.join(work, "bearer")
+    os.makedirs(directory)
+    bundle, token = _tokenIssuer(directory)
+    registry = Registry(directory, options.access_log, {
+        "REGISTRY_AUTH_TOKEN_REALM": "https://auth.invalid/token",
+        "REGISTRY_AUTH_TOKEN_SERVICE": "bench-registry",
+        "REGISTRY_AUTH_TOKEN_ISSUER": "bench-issuer",
+        "REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE": bundle,
+    }, storage=storage)
+    try:
+        base = f"http://127.0.0.1:{registry.port}"
+        headers = [f"Accept: {OCI_MANIFEST}", f"Authorization: Bearer {token}"]
+        with Connection("127.0.0.1", registry.port) as conn:
+            expect(conn.request("GET", "/v2/bench/manifests/latest", {"Accept": OCI_MANIFEST}), 401)
+            expect(conn.request("GET", "/v2/bench/manifests/latest",
+                                {"Accept": OCI_MANIFEST, "Authorization": f"Bearer {token}"}), 200)
+        note(f"manifest GET by tag with a Bearer token (auth.token), {c} connections, {seconds}s")
+        result = wrk(f"{base}/v2/bench/manifests/latest", seconds, c, headers)
+        figures.add(f"manifest_get_bearer_c{c}_rps", result["rps"])
+        figures.add(f"manifest_get_bearer_c{c}_p99_ms", result["p99ms"], 2)
+        plain = figures.values.get(f"manifest_get_c{c}_rps")
+        if plain:
+            figures.add("bearer_ratio", result["rps"] / plain, 3)
+    finally:
+        registry.stop()
+
+
 def targets(figures: Figures, options: argparse.Namespace) -> None:
     """
     Print the acceptance targets as comment lines.
@@ -680,6 +758,7 @@ def targets(figures: Figures, options: argparse.Namespace) -> None:
             ),
         ),
         ("manifest GET >= 2500 req/s", v[f"manifest_get_c{c}_rps"] >= 2500, f"{v[f'manifest_get_c{c}_rps']:.0f} req/s"),
+        ("bearer_ratio >= 0.80", v.get("bearer_ratio", 0) >= 0.8, f"{v.get('bearer_ratio', 0):.3f}"),
     ]
     for name, met, value in checks:
         print(f"# target {name}: {'MET' if met else 'NOT MET'} ({value})", flush=True)
