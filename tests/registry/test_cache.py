@@ -67,5 +67,18 @@ class BoundedCacheTests(SynchronousTestCase):
         cache.discard(lambda key, value: key[0] == "r" and value == 1)
         self.assertEqual((cache.get(("r", "a")), cache.get(("s", "a"))), (None, 1))
 
+    def test_contains(self) -> None:
+        """
+        C{in} tells a kept L{None} from a missing entry, and honours the TTL.
+        """
+        clock = Clock()
+        cache: BoundedCache[str, int | None] = BoundedCache(ttl=1.0, clock=clock)
+        cache.put("none", None)
+        self.assertIn("none", cache)
+        self.assertNotIn("other", cache)
+        clock.advance(2)
+        self.assertNotIn("none", cache)
+        self.assertEqual(len(cache), 0)
+
     def test_ttlNeedsClock(self) -> None:
         self.assertRaises(ValueError, BoundedCache, ttl=1.0)

@@ -32,6 +32,7 @@ from txregistry.api.routes import BY_NAME, CATALOG, Route
 from txregistry.auth.cred import BearerToken, IActor
 from txregistry.auth.scopes import Access
 from txregistry.auth.throttle import LoginThrottle
+from txregistry.registry.cache import BoundedCache
 from txregistry.registry.names import isValidName
 
 _log = Logger()
@@ -113,12 +114,25 @@ class Door:
         self._challenge = challenge
         self._urlMap = urlMap
         self._throttle = throttle
+        # A registry's traffic is the same few paths over and over (a tag's
+        # manifest, its blobs): their route is matched once.
+        self._routes: BoundedCache[tuple[bytes, tuple[bytes, ...]], tuple[Route, Mapping[str, Any]] | None] = (
+            BoundedCache(maxEntries=4096)
+        )
 
     def route(self, request: Any) -> tuple[Route, Mapping[str, Any]] | None:
         """
         The route C{request} goes to, with its path arguments; L{None} if
         none (the routes answer that themselves: 404 or 405).
         """
+        key = (request.method, tuple(request.postpath))
+        if key in self._routes:
+            return self._routes.get(key)
+        matched = self._match(request)
+        self._routes.put(key, matched)
+        return matched
+
+    def _match(self, request: Any) -> tuple[Route, Mapping[str, Any]] | None:
         # Exactly the path Klein will route (klein._resource.extractURLparts),
         # or a request could be let in for one route and served by another.
         path = "/".join(segment.decode("utf-8") for segment in request.postpath)

@@ -52,6 +52,19 @@ class BoundedCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        """
+        Whether C{key} has an entry that has not expired (its value may be
+        L{None}).
+        """
+        entry = self._entries.get(key)  # type: ignore[arg-type]
+        if entry is None:
+            return False
+        if self._ttl is not None and entry[1] < self._clock.seconds():  # type: ignore[union-attr]
+            self.pop(key)  # type: ignore[arg-type]
+            return False
+        return True
+
     def get(self, key: K) -> V | None:
         """
         The value for C{key}, or L{None} if absent or expired.
