@@ -188,8 +188,14 @@ class RegistryRoot(Resource):
             admission.addErrback(lambda failure: None)
             # Decided at once (a cached token, silly): no extra turn.
             return self._afterDoor(request, outcome[0])
-        admission.addBoth(lambda result: self._finishLater(request, self._afterDoor(request, result)))
+        admission.addBoth(self._decided, request)
         return NOT_DONE_YET
+
+    def _decided(self, result: Any, request: RegistryRequest) -> None:
+        if request.finished or request._disconnected:
+            # The client left while its login was checked: nothing to do.
+            return
+        self._finishLater(request, self._afterDoor(request, result))
 
     def _afterDoor(self, request: RegistryRequest, result: Any) -> Any:
         if isinstance(result, Failure):
