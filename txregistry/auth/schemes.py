@@ -14,14 +14,10 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 
 from txregistry.auth.cred import SillyChecker, TokenChecker
-from txregistry.auth.scopes import Access, renderChallengeScope
+from txregistry.auth.scopes import Access, bearerChallenge, quoted
 from txregistry.auth.token import TokenVerifier, tokenVerifierFromConfig
 
 __all__ = ["Scheme", "schemeFor"]
-
-
-def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 @dataclass(frozen=True)
@@ -44,20 +40,10 @@ class Scheme:
         The C{WWW-Authenticate} value for a request that lacks C{required}.
         """
         if self.verifier is not None:
-            return self.verifier.challenge(sorted(required, key=_order), error)
+            return self.verifier.challenge(required, error)
         if self.name == "htpasswd":
-            return f'Basic realm="{_quoted(self.realm)}"'
-        value = f'Bearer realm="{_quoted(self.realm)}",service="{_quoted(self.service)}"'
-        scope = renderChallengeScope(required)
-        if scope:
-            value += "," + scope
-        if error:
-            value += f',error="{error}"'
-        return value
-
-
-def _order(access: Access) -> tuple[str, str, str]:
-    return (access.type, access.name, access.action)
+            return f'Basic realm="{quoted(self.realm)}"'
+        return bearerChallenge(self.realm, self.service, required, error)
 
 
 def schemeFor(name: str, parameters: Mapping[str, Any], reactor: Any) -> Scheme:

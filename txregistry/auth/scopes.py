@@ -22,10 +22,12 @@ __all__ = [
     "TYPES",
     "Access",
     "InvalidScope",
+    "bearerChallenge",
     "covers",
     "coversAll",
     "parseScope",
     "parseScopes",
+    "quoted",
     "renderChallengeScope",
     "renderScopes",
 ]
@@ -174,6 +176,31 @@ def renderChallengeScope(accesses: Iterable[Access]) -> str:
     """
     rendered = renderScopes(accesses)
     return f'scope="{rendered}"' if rendered else ""
+
+
+def quoted(value: str) -> str:
+    """
+    C{value} as the inside of an RFC 9110 quoted string.
+    """
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def bearerChallenge(
+    realm: str, service: str, required: Iterable[Access] = (), error: str | None = None
+) -> str:
+    """
+    The C{WWW-Authenticate: Bearer} value (C{token.md}, RFC 6750) for a
+    request that lacks C{required}: resources in name order, so the same
+    need always reads the same way, and C{error} (C{invalid_token},
+    C{insufficient_scope}) when that is why.
+    """
+    value = f'Bearer realm="{quoted(realm)}",service="{quoted(service)}"'
+    scope = renderChallengeScope(sorted(required, key=lambda a: (a.type, a.name)))
+    if scope:
+        value += "," + scope
+    if error:
+        value += f',error="{quoted(error)}"'
+    return value
 
 
 def covers(granted: Iterable[Access], required: Access) -> bool:

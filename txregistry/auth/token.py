@@ -65,7 +65,7 @@ from twisted.web.iweb import IAgent, IResponse
 from zope.interface import Interface, implementer
 
 from txregistry.auth.errors import AuthConfigurationError
-from txregistry.auth.scopes import Access, InvalidScope, coversAll, renderScopes
+from txregistry.auth.scopes import Access, InvalidScope, bearerChallenge, coversAll
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -647,13 +647,7 @@ class TokenVerifier:
         realm = self.realm
         if self.autoRedirect and host:
             realm = f"{scheme}://{host}{self.autoRedirectPath}"
-        value = f'Bearer realm="{_quoted(realm)}",service="{_quoted(self.service)}"'
-        scope = renderScopes(required)
-        if scope:
-            value += f',scope="{scope}"'
-        if error:
-            value += f',error="{_quoted(error)}"'
-        return value
+        return bearerChallenge(realm, self.service, required, error)
 
     def refreshKeys(self, clock: IReactorTime) -> Deferred[None]:
         """
@@ -889,10 +883,6 @@ class TokenVerifier:
         verified = VerifiedToken(subject, _accessClaim(claims), expires)
         self._cache.put(token, verified)
         return verified
-
-
-def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 # -- configuration ------------------------------------------------------------
