@@ -29,6 +29,8 @@ from zope.interface import Attribute, Interface
 from txregistry.registry.digest import Digest
 
 __all__ = [
+    "ANONYMOUS",
+    "Caller",
     "BlobDescriptor",
     "Manifest",
     "PutManifest",
@@ -89,10 +91,50 @@ class Page:
     more: bool
 
 
+@dataclass(frozen=True)
+class Caller:
+    """
+    Who a call is made for and how it reached the registry: what the
+    layers that depend on the caller (the access policy, notifications,
+    quotas) know of a request, with nothing of HTTP's machinery in it.
+
+    @ivar name: the actor's account name; empty for an anonymous caller.
+    @ivar requestID: unique per request (notifications name it).
+    @ivar address: the client's address (the first C{X-Forwarded-For}
+        entry behind a proxy).
+    @ivar host: the host the client addressed (its C{Host} header).
+    @ivar origin: C{scheme://host[:port]} the client addressed, from which
+        the registry's own URLs are made.
+    @ivar method: what the client asked (C{GET}, C{PUT}, ...).
+    @ivar userAgent: the client's C{User-Agent}.
+    """
+
+    name: str = ""
+    requestID: str = ""
+    address: str = ""
+    host: str = ""
+    origin: str = ""
+    method: str = ""
+    userAgent: str = ""
+
+
+#: The caller of work the registry does on its own (purging uploads, a
+#: collection), and of a request nobody logged in for.
+ANONYMOUS = Caller()
+
+
 class INamespace(Interface):
     """
     Every repository of one registry.
     """
+
+    def actingFor(caller: Caller) -> "INamespace":
+        """
+        This namespace as C{caller} uses it: what a layer that depends on
+        the caller (a policy filtering the catalog, notifications naming
+        the actor) binds to.  No I/O, and cheap: the API asks once per
+        request.
+        """
 
     def repository(name: str) -> "IRepository":
         """

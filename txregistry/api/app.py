@@ -27,6 +27,7 @@ from werkzeug.exceptions import BadHost, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from txregistry import __version__
+from txregistry.api.callers import callerOf
 from txregistry.api.door import Door
 from txregistry.api.errors import UNKNOWN, UNSUPPORTED, APIError, asAPIError, writeError
 from txregistry.api.responses import API_VERSION, API_VERSION_HEADER, URLBuilder
@@ -91,6 +92,12 @@ class RegistryAPI:
     def __init__(self, namespace: INamespace, urls: URLBuilder) -> None:
         self.namespace = namespace
         self.urls = urls
+
+    def namespaceFor(self, request: Any) -> INamespace:
+        """
+        The namespace acting for C{request}'s caller (L{callerOf}).
+        """
+        return self.namespace.actingFor(callerOf(request))
 
     # Errors
 

@@ -21,7 +21,7 @@ _log = Logger()
 
 
 async def get(api: "RegistryAPI", request: RegistryRequest, name: str, digest: str) -> Any:
-    blobs = api.namespace.repository(name).blobs()
+    blobs = api.namespaceFor(request).repository(name).blobs()
     checked = checkDigest(digest)
     descriptor = await blobs.stat(checked)
     size = descriptor.size
@@ -69,7 +69,7 @@ async def get(api: "RegistryAPI", request: RegistryRequest, name: str, digest: s
 
 
 async def delete(api: "RegistryAPI", request: RegistryRequest, name: str, digest: str) -> Any:
-    blobs = api.namespace.repository(name).blobs()
+    blobs = api.namespaceFor(request).repository(name).blobs()
     checked = checkDigest(digest)
     await blobs.delete(checked)
     return emptyResponse(request, 202, {"Docker-Content-Digest": str(checked)})

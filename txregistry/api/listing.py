@@ -61,13 +61,13 @@ def _link(api: "RegistryAPI", request: IRequest, path: str, n: int | None, page:
 
 async def catalog(api: "RegistryAPI", request: IRequest) -> Any:
     n, last = _pageArguments(request, DEFAULT_CATALOG_PAGE)
-    page = await api.namespace.catalog(n, last)
+    page = await api.namespaceFor(request).catalog(n, last)
     _link(api, request, "/v2/_catalog", n, page)
     return jsonResponse(request, {"repositories": page.items})
 
 
 async def tags(api: "RegistryAPI", request: IRequest, name: str) -> Any:
-    repository = api.namespace.repository(name)
+    repository = api.namespaceFor(request).repository(name)
     n, last = _pageArguments(request, None)
     page = await repository.tags().list(n, last)
     _link(api, request, f"/v2/{name}/tags/list", n, page)
@@ -75,7 +75,7 @@ async def tags(api: "RegistryAPI", request: IRequest, name: str) -> Any:
 
 
 async def referrers(api: "RegistryAPI", request: IRequest, name: str, digest: str) -> Any:
-    repository = api.namespace.repository(name)
+    repository = api.namespaceFor(request).repository(name)
     subject = checkDigest(digest)
     descriptors = await repository.referrers(subject)
     artifactType = queryArgument(request, b"artifactType")

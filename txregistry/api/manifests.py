@@ -69,7 +69,7 @@ async def _negotiate(request: RegistryRequest, repository: IRepository, manifest
 
 
 async def get(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
-    repository = api.namespace.repository(name)
+    repository = api.namespaceFor(request).repository(name)
     digest = _checkReference(reference)
     if digest is None:
         digest = await repository.tags().get(reference)
@@ -88,7 +88,7 @@ async def get(api: "RegistryAPI", request: RegistryRequest, name: str, reference
 
 
 async def put(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
-    repository = api.namespace.repository(name)
+    repository = api.namespaceFor(request).repository(name)
     expected = None
     if ":" in reference:
         expected = checkDigest(reference)
@@ -118,7 +118,7 @@ async def put(api: "RegistryAPI", request: RegistryRequest, name: str, reference
 
 
 async def delete(api: "RegistryAPI", request: RegistryRequest, name: str, reference: str) -> Any:
-    repository = api.namespace.repository(name)
+    repository = api.namespaceFor(request).repository(name)
     digest = _checkReference(reference)
     if digest is not None:
         await repository.manifests().delete(digest)

@@ -62,7 +62,7 @@ async def receive(body: RequestBody, writer: IBlobWriter) -> int:
 
 
 async def start(api: "RegistryAPI", request: RegistryRequest, name: str) -> Any:
-    blobs = api.namespace.repository(name).blobs()
+    blobs = api.namespaceFor(request).repository(name).blobs()
     mount = queryArgument(request, b"mount")
     source = queryArgument(request, b"from")
     if mount is not None and source is not None:
@@ -81,7 +81,7 @@ async def start(api: "RegistryAPI", request: RegistryRequest, name: str) -> Any:
 
 
 async def status(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
-    upload = await api.namespace.repository(name).blobs().resume(uploadID)
+    upload = await api.namespaceFor(request).repository(name).blobs().resume(uploadID)
     return emptyResponse(request, 204, _uploadHeaders(api, request, name, upload.id, upload.size))
 
 
@@ -124,7 +124,7 @@ async def _append(
 
 
 async def chunk(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
-    upload = await api.namespace.repository(name).blobs().resume(uploadID)
+    upload = await api.namespaceFor(request).repository(name).blobs().resume(uploadID)
     try:
         start = _declaredStart(request)
     except APIError as error:
@@ -135,7 +135,7 @@ async def chunk(api: "RegistryAPI", request: RegistryRequest, name: str, uploadI
 
 
 async def complete(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
-    blobs = api.namespace.repository(name).blobs()
+    blobs = api.namespaceFor(request).repository(name).blobs()
     digestText = queryArgument(request, b"digest")
     if digestText is None:
         raise APIError(DIGEST_INVALID, "the digest query argument is required")
@@ -156,6 +156,6 @@ async def complete(api: "RegistryAPI", request: RegistryRequest, name: str, uplo
 
 
 async def cancel(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
-    upload = await api.namespace.repository(name).blobs().resume(uploadID)
+    upload = await api.namespaceFor(request).repository(name).blobs().resume(uploadID)
     await upload.cancel()
     return emptyResponse(request, 204)

@@ -13,13 +13,16 @@ repository's services, a blob store's uploads).
 from __future__ import annotations
 
 import builtins
+import copy
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from txregistry.interfaces import (
+    ANONYMOUS,
     BlobDescriptor,
+    Caller,
     IBlobReader,
     IBlobStore,
     IBlobUpload,
@@ -46,8 +49,32 @@ __all__ = [
 
 @implementer(INamespace)
 class ForwardingNamespace:
+    """
+    @ivar caller: who this namespace acts for (see L{actingFor}).
+    """
+
+    caller: Caller = ANONYMOUS
+
     def __init__(self, inner: INamespace) -> None:
         self.inner = inner
+
+    def actingFor(self, caller: Caller) -> INamespace:
+        """
+        A shallow copy of this layer acting for C{caller} around the inner
+        namespace acting for it; this layer itself when neither it nor
+        any layer inside depends on the caller (L{dependsOnCaller}).
+        """
+        inner = self.inner.actingFor(caller)
+        if inner is self.inner and not self.dependsOnCaller:
+            return self
+        bound = copy.copy(self)
+        bound.inner = inner
+        bound.caller = caller
+        return bound
+
+    #: Whether this layer does anything with L{caller}; a layer that does
+    #: sets it, so that L{actingFor} binds a copy.
+    dependsOnCaller = False
 
     def wrapRepository(self, repository: IRepository) -> IRepository:
         return repository

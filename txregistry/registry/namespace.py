@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from txregistry.errors import NameInvalid
 from txregistry.interfaces import (
+    Caller,
     IBlobStore,
     IManifestService,
     INamespace,
@@ -60,6 +61,10 @@ class StorageNamespace:
         self._content = BlobContent(driver)
         self._uploads = UploadArea(driver, self._content, clock)
         self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL)
+
+    def actingFor(self, caller: Caller) -> INamespace:
+        # Storage is the same for every caller.
+        return self
 
     def repository(self, name: str) -> IRepository:
         if not isValidName(name):

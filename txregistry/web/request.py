@@ -23,10 +23,17 @@ class RegistryRequest(Request):
     @ivar body: the L{RequestBody}; routes read it, deliver it to a consumer,
         or leave it (then it is read and dropped after the response).
     @ivar startedAt: reactor time at which the headers were complete.
+    @ivar actor: the L{IActor} the door let in (L{None} without auth).
+    @ivar caller: the L{Caller} the model's layers see (made on first use
+        by L{txregistry.api.callers.callerOf}).
     """
 
     body: RequestBody
     startedAt: float = 0.0
+    #: The door's L{IActor}, once it let the request in.
+    actor: Any = None
+    #: The request's L{txregistry.interfaces.Caller}, once made.
+    caller: Any = None
 
     def gotLength(self, length: int | None) -> None:
         # Code in twisted.web that reads self.content finds an empty body.
