@@ -34,11 +34,15 @@ setup(
         "cryptography>=45",
         # The field's tool for htpasswd's bcrypt entries (txregistry.auth.htpasswd).
         "bcrypt>=4.0",
+        # Twisted's HTTP client with timeouts and no redirects by choice:
+        # the webhook dispatcher (txregistry.notifications.dispatcher).
+        "treq>=23.11.0,<28",
     ],
     extras_require={
         "test": [
-            # The tests' HTTP client.
-            "treq>=23.11.0,<28",
+            # The Standard Webhooks reference library: the signing tests
+            # verify txregistry's signatures with it, not with our own code.
+            "standardwebhooks>=1.0,<2",
             # Linters are pinned to a release series: a new rule or a new
             # inference must not turn CI red without a change here.
             "ruff>=0.17,<0.18",

@@ -147,7 +147,6 @@ class LoadConfigurationTests(TestCase):
         configured would be a security hole.
         """
         cases = {
-            "notifications: {endpoints: []}\n": "notifications",
             "redis: {addrs: [localhost:6379]}\n": "redis",
             "proxy: {remoteurl: https://registry-1.docker.io}\n": "proxy",
             "middleware: {registry: []}\n": "middleware",
@@ -165,8 +164,8 @@ class LoadConfigurationTests(TestCase):
 
     def test_unsupportedSectionFromEnvironmentRefused(self) -> None:
         self.assertRefused(
-            "version: 0.1\n", "notifications: not supported yet",
-            {"REGISTRY_NOTIFICATIONS_ENDPOINTS": "[]"},
+            "version: 0.1\n", "proxy: not supported yet",
+            {"REGISTRY_PROXY_REMOTEURL": "https://registry-1.docker.io"},
         )
 
     def test_auth(self) -> None:

@@ -14,9 +14,12 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from txregistry.notifications.config import NotificationsConfig
 
 #: Keys under C{storage:} that configure the registry, not a driver.
 STORAGE_OPTIONS = frozenset({"delete", "redirect", "maintenance", "cache", "tag"})
@@ -32,7 +35,6 @@ UNSUPPORTED = frozenset(
         "health",
         "loglevel",
         "middleware",
-        "notifications",
         "proxy",
         "redis",
         "reporting",
@@ -76,6 +78,12 @@ KNOWN_KEYS: dict[str, Any] = {
             "uploadpurging": {"enabled": None, "age": None, "interval": None, "dryrun": None},
             "readonly": {"enabled": None},
         },
+    },
+    # Endpoints are a list: txregistry.notifications.config checks each.
+    "notifications": {
+        "events": {"includereferences": None},
+        "endpoints": None,
+        "outbox": {"directory": None},
     },
     "http": {
         "addr": None,
@@ -225,6 +233,13 @@ class Configuration:
     http: HTTPConfig
     raw: dict[str, Any] = field(repr=False)
     auth: AuthConfig = AuthConfig(None, {})
+    notifications: "NotificationsConfig" = field(default_factory=lambda: _noNotifications())
+
+
+def _noNotifications() -> "NotificationsConfig":
+    from txregistry.notifications.config import NotificationsConfig
+
+    return NotificationsConfig()
 
 
 def _escapeEndpoint(value: str) -> str:
@@ -341,12 +356,18 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
     version = merged.get("version")
     if str(version) != "0.1":
         raise ConfigurationError(f"version: must be 0.1, got {version!r}")
+    from txregistry.notifications.config import checkNotifications
+
+    storageConfig = _checkStorage(merged["storage"])
     return Configuration(
         log=_checkLog(merged["log"]),
-        storage=_checkStorage(merged["storage"]),
+        storage=storageConfig,
         http=_checkHTTP(merged["http"]),
         raw=merged,
         auth=_checkAuth(merged.get("auth")),
+        notifications=checkNotifications(
+            merged.get("notifications"), storageConfig.driver, storageConfig.parameters
+        ),
     )
 
 

@@ -34,6 +34,7 @@ from txregistry.config import Configuration, ConfigurationError, HTTPConfig
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
 from txregistry.maintenance import UploadPurger
+from txregistry.notifications.notifier import Notifier
 from txregistry.registry.namespace import StorageNamespace
 from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.storage.factories import createDriver
@@ -48,11 +49,23 @@ _log = Logger()
 Layer = Callable[[INamespace], INamespace]
 
 
-def layers(config: Configuration) -> list[Layer]:
+def layers(config: Configuration, notifier: Notifier | None = None) -> list[Layer]:
     """
     The layers C{config} asks for, innermost first.
+
+    Notifications are innermost: only what reached storage (and was not
+    refused by a switch outside) makes an event.
+
+    @param notifier: the running notifications service, which
+        C{notifications} needs (L{RegistryService} makes it).
+    @raise ValueError: when C{config} has enabled endpoints and there is
+        no C{notifier}: a registry told to notify must not run without.
     """
     chain: list[Layer] = []
+    if config.notifications.enabled:
+        if notifier is None:
+            raise ValueError("notifications need a Notifier: build the registry with RegistryService")
+        chain.append(notifier.layer)
     if not config.storage.deleteEnabled:
         chain.append(deletesDisabled)
     if config.storage.readOnly:
@@ -60,14 +73,16 @@ def layers(config: Configuration) -> list[Layer]:
     return chain
 
 
-def makeNamespace(config: Configuration, driver: IStorageDriver, clock: Any) -> INamespace:
+def makeNamespace(
+    config: Configuration, driver: IStorageDriver, clock: Any, notifier: Notifier | None = None
+) -> INamespace:
     """
     The registry's namespace over C{driver}, wrapped in every layer.
     """
     namespace: INamespace = StorageNamespace(
         driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect
     )
-    for layer in layers(config):
+    for layer in layers(config, notifier):
         namespace = layer(namespace)
     return namespace
 
@@ -125,9 +140,12 @@ def endpointFor(reactor: Any, http: HTTPConfig, tls: ServerTLS | None) -> IStrea
 class RegistryService(MultiService):
     """
     The registry as a service: listens on C{http.addr} (re-reading its TLS
-    files on C{SIGHUP}), closes the storage driver on stop, and installs
-    the configured log observer, writing to C{logOutput}, on the twistd
+    files on C{SIGHUP}), sends notifications (when endpoints are
+    configured), closes the storage driver on stop, and installs the
+    configured log observer, writing to C{logOutput}, on the twistd
     application it joins.
+
+    @ivar notifier: the notifications service, or L{None}.
     """
 
     def __init__(
@@ -145,6 +163,8 @@ class RegistryService(MultiService):
             made from C{http.tls} when L{None} and a certificate is set.
         @raise TLSFileError: when C{http.tls} names a file that cannot be
             used.
+        @raise ConfigurationError: when the notifications outbox cannot be
+            opened (another process has it, or it is unusable).
         """
         super().__init__()
         if tls is None and config.http.tlsCertificate:
@@ -153,7 +173,13 @@ class RegistryService(MultiService):
         self.config = config
         self.logOutput = logOutput
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
-        self.namespace = makeNamespace(config, self.driver, reactor)
+        self.notifier: Notifier | None = None
+        if config.notifications.enabled:
+            # Started before the listener and stopped after it: no request
+            # is served while events cannot be journaled.
+            self.notifier = Notifier(config.notifications, config.http, reactor)
+            self.notifier.setServiceParent(self)
+        self.namespace = makeNamespace(config, self.driver, reactor, self.notifier)
         self.site = siteFor(config, self.namespace, reactor)
         if endpoint is None:
             endpoint = endpointFor(reactor, config.http, tls)

@@ -1,0 +1,330 @@
+# -*- test-case-name: tests.notifications.test_dispatcher -*-
+"""
+Delivery to one endpoint: its events, read from the journal from its
+cursor, in journal order, one request at a time (so in order), up to
+L{MAX_EVENTS} per envelope.
+
+A request succeeds on a 2xx answer.  Anything else (another status, a
+refused connection, no answer within C{timeout}) is retried, at once up
+to C{threshold} times in a row and then after C{backoff} doubling per
+failure up to L{txregistry.notifications.config.MAX_BACKOFF}.  Redirects
+are never followed: a 3xx is a failure (following one would let whoever
+answers send the registry's events, with their headers and signature,
+anywhere).
+
+Each endpoint has its own connection pool and timers, and a push never
+waits for any of it: a slow or dead endpoint delays only itself.
+
+The journal's bound for the endpoint (C{maxbytes}, C{maxage}) is kept
+here too: past it, the oldest undelivered events go to the endpoint's
+dead-letter file and the cursor moves past them.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from treq.client import HTTPClient
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+
+from txregistry.notifications.config import EndpointConfig
+from txregistry.notifications.events import EVENTS_MEDIA_TYPE, envelope
+from txregistry.notifications.outbox.journal import Journal, Record
+from txregistry.notifications.outbox.state import EndpointState
+from txregistry.notifications.signing import messageID, signatureHeaders
+
+__all__ = ["EndpointDispatcher", "DeliveryFailed", "MAX_EVENTS"]
+
+_log = Logger()
+
+#: The most events in one envelope, and the most bytes of them.
+MAX_EVENTS = 100
+MAX_ENVELOPE_BYTES = 1024 * 1024
+
+
+class DeliveryFailed(Exception):
+    """
+    The endpoint did not take an envelope; the message says why.
+    """
+
+
+def _age(event: dict[str, Any] | None, now: float) -> float:
+    if event is None:
+        return 0.0
+    try:
+        return now - datetime.fromisoformat(str(event.get("timestamp"))).timestamp()
+    except ValueError:
+        return 0.0
+
+
+class EndpointDispatcher:
+    """
+    Sends one endpoint its events.
+
+    @ivar cursor: the journal offset of the first event not delivered.
+    @ivar pending: events journaled for it and not yet delivered (or
+        dead-lettered).
+    @ivar lastSuccess: when a delivery last succeeded, or L{None}.
+    @ivar lastFailure: when one last failed and why, or L{None}.
+    @ivar deadLettered: events moved to the dead-letter file since start.
+    """
+
+    def __init__(
+        self,
+        endpoint: EndpointConfig,
+        journal: Journal,
+        state: EndpointState,
+        reactor: Any,
+        segmentBytes: int,
+        onAdvance: Any = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.journal = journal
+        self.state = state
+        self.cursor = state.cursor
+        self.pending = 0
+        self.failures = 0
+        self.delivered = 0
+        self.deadLettered = 0
+        self.lastSuccess: float | None = None
+        self.lastFailure: tuple[float, str] | None = None
+        # The bound keeps room for the partly compacted oldest segment.
+        self.budget = max(endpoint.maxBytes - 2 * segmentBytes, segmentBytes)
+        self.lowWater = max(self.budget - segmentBytes, 0)
+        self._reactor = reactor
+        self._onAdvance = onAdvance
+        self._running = False
+        self._busy = False
+        self._timer: Any = None
+        self._attempt: Deferred[Any] | None = None
+        self._trimming: Deferred[None] | None = None
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = 1
+        pool.retryAutomatically = False
+        self._pool = pool
+        self._client = HTTPClient(Agent(reactor, connectTimeout=endpoint.timeout, pool=pool))
+
+    # Life
+
+    def start(self) -> None:
+        self._running = True
+        self.kick()
+
+    def stop(self) -> Deferred[None]:
+        """
+        Stop sending; what is undelivered stays in the journal for the
+        next start.
+        """
+        self._running = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._attempt is not None:
+            self._attempt.cancel()
+
+        async def stopped() -> None:
+            if self._trimming is not None:
+                await self._trimming
+            await self.state.flush()
+            await self._pool.closeCachedConnections()
+
+        return Deferred.fromCoroutine(stopped())
+
+    # Journal side
+
+    def journaled(self, accepted: bool) -> None:
+        """
+        One event was appended; C{accepted} if this endpoint wants it.
+        """
+        if accepted:
+            self.pending += 1
+
+    def flushed(self, end: int) -> Deferred[None] | None:
+        """
+        The journal reached C{end}: deliver, and keep the bound.
+
+        @return: a L{Deferred} while the bound is being enforced (the
+            journal acknowledges the appends once it fires), else L{None}.
+        """
+        self.kick()
+        if end - self.cursor <= self.budget:
+            return None
+        return self._trim(lambda record: end - record.offset > self.lowWater, "maxbytes")
+
+    # Delivery
+
+    def kick(self) -> None:
+        if not self._running or self._busy or self._timer is not None:
+            return
+        if self.cursor >= self.journal.end:
+            return
+        self._busy = True
+        self._attempt = Deferred.fromCoroutine(self._deliverOnce())
+        self._attempt.addBoth(self._attempted)
+
+    def _retry(self) -> None:
+        self._timer = None
+        self.kick()
+
+    async def _deliverOnce(self) -> None:
+        if self._trimming is not None:
+            await self._trimming
+        if self.endpoint.maxAge > 0:
+            now = self._reactor.seconds()
+            await self._trim(
+                lambda record: _age(record.event(), now) > self.endpoint.maxAge, "maxage"
+            )
+        records = await self.journal.read(self.cursor, MAX_EVENTS, MAX_ENVELOPE_BYTES)
+        if not records:
+            return
+        wanted: list[tuple[str, bytes]] = []
+        for record in records:
+            event = record.event()
+            if event is not None and self.endpoint.accepts(event):
+                wanted.append((str(event.get("id", "")), record.line))
+        if wanted:
+            await self._post(wanted)
+        self.failures = 0
+        self.lastSuccess = time.time()
+        self.delivered += len(wanted)
+        self._advance(records[-1].next, len(wanted))
+
+    async def _post(self, events: list[tuple[str, bytes]]) -> None:
+        body = envelope(line for _, line in events)
+        headers = Headers({"Content-Type": [EVENTS_MEDIA_TYPE], "User-Agent": ["txregistry"]})
+        for name, values in self.endpoint.headers.items():
+            headers.setRawHeaders(name, values)
+        if self.endpoint.secret is not None:
+            signed = signatureHeaders(
+                self.endpoint.secret, messageID(i for i, _ in events), int(time.time()), body
+            )
+            for name, value in signed.items():
+                headers.setRawHeaders(name, [value])
+        request = self._client.post(
+            self.endpoint.url, data=body, headers=headers, allow_redirects=False
+        )
+        request.addTimeout(self.endpoint.timeout, self._reactor)
+        try:
+            response = await request
+            # Read the answer, so that the connection can be reused.
+            reading = response.content()
+            reading.addTimeout(self.endpoint.timeout, self._reactor)
+            await reading
+        except (CancelledError, TimeoutError):
+            raise DeliveryFailed(f"no answer within {self.endpoint.timeout:g}s") from None
+        except Exception as e:
+            raise DeliveryFailed(_describe(e)) from None
+        if not 200 <= response.code < 300:
+            where = response.headers.getRawHeaders("location", [""])[0]
+            extra = f" to {where} (redirects are not followed)" if 300 <= response.code < 400 else ""
+            raise DeliveryFailed(f"HTTP {response.code}{extra}")
+
+    def _attempted(self, result: Any) -> None:
+        self._busy = False
+        self._attempt = None
+        if not isinstance(result, Failure):
+            self.kick()
+            return
+        if not self._running:
+            return
+        reason = result.getErrorMessage() if result.check(DeliveryFailed) else repr(result.value)
+        if not result.check(DeliveryFailed):
+            _log.failure("notifications: endpoint {name} failed", result, name=self.endpoint.name)
+        self.failures += 1
+        self.lastFailure = (time.time(), reason)
+        delay = self.endpoint.retryDelay(self.failures)
+        if self.failures == 1 or delay > 0:
+            _log.warn(
+                "notifications: endpoint {name} ({url}) failed: {reason}; {pending} events"
+                " pending, attempt {failures}, retrying in {delay:.1f}s",
+                name=self.endpoint.name, url=self.endpoint.url, reason=reason,
+                pending=self.pending, failures=self.failures, delay=delay,
+            )
+        self._timer = self._reactor.callLater(delay, self._retry)
+
+    def _advance(self, offset: int, events: int) -> None:
+        if offset <= self.cursor:
+            return
+        self.cursor = offset
+        self.pending = max(self.pending - events, 0)
+        self.state.save(offset)
+        if self._onAdvance is not None:
+            self._onAdvance()
+
+    # The bound
+
+    def _trim(self, expired: Any, bound: str) -> Deferred[None]:
+        """
+        Move events from the cursor on to the dead-letter file while
+        C{expired(record)} holds.
+        """
+        if self._trimming is not None:
+            return self._trimming
+
+        async def trim() -> None:
+            moved = 0
+            while True:
+                records = await self.journal.read(self.cursor, 1000, 4 * 1024 * 1024)
+                doomed: list[Record] = []
+                for record in records:
+                    if not expired(record):
+                        break
+                    doomed.append(record)
+                if not doomed:
+                    break
+                lines = []
+                for record in doomed:
+                    event = record.event()
+                    if event is not None and self.endpoint.accepts(event):
+                        lines.append(record.line)
+                await self.state.deadLetter(lines)
+                moved += len(lines)
+                self._advance(doomed[-1].next, len(lines))
+                if len(doomed) < len(records):
+                    break
+            if moved:
+                self.deadLettered += moved
+                _log.warn(
+                    "notifications: endpoint {name}: {count} undelivered events moved to its"
+                    " dead-letter file ({bound} reached); {total} since start",
+                    name=self.endpoint.name, count=moved, bound=bound, total=self.deadLettered,
+                )
+
+        def done(result: Any) -> Any:
+            self._trimming = None
+            return result
+
+        self._trimming = Deferred.fromCoroutine(trim()).addBoth(done)
+        if self._trimming.called:
+            d, self._trimming = self._trimming, None
+            return d
+        return self._trimming
+
+    def status(self) -> dict[str, Any]:
+        """
+        What an operator asks about it.
+        """
+        return {
+            "name": self.endpoint.name,
+            "url": self.endpoint.url,
+            "pending": self.pending,
+            "pendingBytes": max(self.journal.end - self.cursor, 0),
+            "delivered": self.delivered,
+            "deadLettered": self.deadLettered,
+            "lastSuccess": self.lastSuccess,
+            "lastFailure": self.lastFailure,
+        }
+
+
+def _describe(error: Exception) -> str:
+    reasons = getattr(error, "reasons", None)
+    if reasons:
+        return "; ".join(r.getErrorMessage() for r in reasons)
+    return str(error) or error.__class__.__name__
+

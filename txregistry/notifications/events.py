@@ -1,0 +1,167 @@
+# -*- test-case-name: tests.notifications.test_events -*-
+"""
+Events and envelopes in the reference implementation's shape
+(C{notifications.md}): C{{"events": [...]}} as
+C{application/vnd.docker.distribution.events.v2+json}, each event with
+C{id}, C{timestamp}, C{action}, C{target}, C{request}, C{actor} and
+C{source}.
+
+An event is a plain JSON-ready dict: it is journaled as one JSON line and
+sent as it was journaled, so a retry sends the same C{id}.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from txregistry.interfaces import Caller
+from txregistry.registry.digest import Digest
+
+__all__ = [
+    "EVENTS_MEDIA_TYPE",
+    "BLOB_MEDIA_TYPE",
+    "PUSH",
+    "PULL",
+    "MOUNT",
+    "DELETE",
+    "Source",
+    "makeEvent",
+    "target",
+    "encode",
+    "envelope",
+    "timestamp",
+    "references",
+]
+
+#: The envelope's media type, sent as the request's C{Content-Type}.
+EVENTS_MEDIA_TYPE = "application/vnd.docker.distribution.events.v2+json"
+
+#: What the reference names a blob's target media type (a blob has none
+#: of its own).
+BLOB_MEDIA_TYPE = "application/octet-stream"
+
+PUSH, PULL, MOUNT, DELETE = "push", "pull", "mount", "delete"
+
+
+@dataclass(frozen=True)
+class Source:
+    """
+    The registry node that generates events.
+
+    @ivar addr: its C{host:port}.
+    @ivar instanceID: unique per process start.
+    """
+
+    addr: str
+    instanceID: str
+
+    @classmethod
+    def forAddress(cls, addr: str) -> "Source":
+        return cls(addr, str(uuid.uuid4()))
+
+
+def timestamp(when: float) -> str:
+    """
+    C{when} (POSIX seconds) as RFC 3339 in UTC, as the reference writes it.
+    """
+    moment = datetime.fromtimestamp(when, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def references(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """
+    The descriptors a manifest refers to, as the reference's
+    C{References()} lists them: an image's config then its layers, an
+    index's manifests.  Only C{mediaType}, C{digest} and C{size} are kept.
+    """
+    if isinstance(document.get("manifests"), list):
+        entries = list(document["manifests"])
+    else:
+        entries = [document.get("config")] + list(document.get("layers") or [])
+    found = []
+    for entry in entries:
+        if isinstance(entry, Mapping) and entry.get("digest"):
+            found.append({
+                key: entry[key] for key in ("mediaType", "digest", "size") if key in entry
+            })
+    return found
+
+
+def target(
+    repository: str,
+    baseURL: str,
+    kind: str,
+    digest: Digest | None,
+    mediaType: str | None = None,
+    size: int | None = None,
+    tag: str | None = None,
+    fromRepository: str | None = None,
+) -> dict[str, Any]:
+    """
+    An event's C{target}.  With no C{size} (a delete) it has only the
+    repository, the digest and the tag, as the reference's delete events
+    do.
+
+    @param kind: C{"manifests"} or C{"blobs"}: the URL's path segment.
+    @param baseURL: C{scheme://host} and the API's prefix, without the
+        trailing slash.
+    """
+    found: dict[str, Any] = {}
+    if size is not None and digest is not None:
+        found["mediaType"] = mediaType or BLOB_MEDIA_TYPE
+        found["size"] = size
+        found["digest"] = str(digest)
+        found["length"] = size
+        found["repository"] = repository
+        found["url"] = f"{baseURL}/v2/{repository}/{kind}/{digest}"
+    else:
+        if digest is not None:
+            found["digest"] = str(digest)
+        found["repository"] = repository
+    if tag:
+        found["tag"] = tag
+    if fromRepository:
+        found["fromRepository"] = fromRepository
+    return found
+
+
+def makeEvent(
+    action: str, target: dict[str, Any], caller: Caller, source: Source, when: float
+) -> dict[str, Any]:
+    """
+    One event, with a fresh C{id}.
+    """
+    return {
+        "id": str(uuid.uuid4()),
+        "timestamp": timestamp(when),
+        "action": action,
+        "target": target,
+        "request": {
+            "id": caller.requestID,
+            "addr": caller.address,
+            "host": caller.host,
+            "method": caller.method,
+            "useragent": caller.userAgent,
+        },
+        "actor": {"name": caller.name} if caller.name else {},
+        "source": {"addr": source.addr, "instanceID": source.instanceID},
+    }
+
+
+def encode(event: Mapping[str, Any]) -> bytes:
+    """
+    C{event} as one journal line's JSON (no newline in it).
+    """
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def envelope(events: Iterable[bytes]) -> bytes:
+    """
+    The request body for C{events}, each already encoded (as journaled).
+    """
+    return b'{"events":[' + b",".join(events) + b"]}"

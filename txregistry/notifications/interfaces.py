@@ -1,0 +1,25 @@
+"""
+Where the notifications layer sends its events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from zope.interface import Interface
+
+__all__ = ["IEventSink"]
+
+
+class IEventSink(Interface):
+    def publish(event: dict[str, Any], durable: bool) -> Deferred[None]:
+        """
+        Take one event for every endpoint that wants it.
+
+        @param durable: whether the L{Deferred} waits until the event is
+            on disk (synced): a push's, mount's or delete's does.
+        @return: a L{Deferred} that fires once taken, or fails when the
+            event could not be kept (the operation is then not
+            acknowledged).
+        """

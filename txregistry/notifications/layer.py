@@ -1,0 +1,364 @@
+# -*- test-case-name: tests.notifications.test_layer -*-
+"""
+The notifications layer: a L{ForwardingNamespace} that turns what the
+model did into events, so that no route knows about notifications.
+
+    manifests().put (by digest), tags().tag after a put  -> push (with tag)
+    manifests().get (not for HEAD)                        -> pull (with the tag it was asked by)
+    manifests().delete                                    -> delete (digest)
+    tags().untag                                          -> delete (tag)
+    blobs().put writer closed, upload commit              -> push
+    blobs().reader (not for HEAD)                         -> pull
+    blobs().mount                                         -> mount (fromRepository)
+    blobs().delete                                        -> delete
+
+A push, mount or delete event is journaled and synced before the model
+call's L{Deferred} fires, so before the response that acknowledges it; a
+pull event is journaled without waiting.  Only what succeeded makes an
+event: a call that fails (or that a layer outside this one refuses)
+makes none.
+
+The layer depends on the caller (C{actor} and C{request} come from it),
+so the namespace is bound per request; the per-request memory (the tag a
+manifest was asked by, the manifest a tag is about to name) lives on the
+repository wrapper, which the API makes once per request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txregistry.interfaces import (
+    BlobDescriptor,
+    IBlobReader,
+    IBlobStore,
+    IBlobUpload,
+    IBlobWriter,
+    IManifestService,
+    INamespace,
+    IRepository,
+    ITagService,
+    Manifest,
+    PutManifest,
+)
+from txregistry.notifications.events import (
+    DELETE,
+    MOUNT,
+    PULL,
+    PUSH,
+    Source,
+    makeEvent,
+    references,
+    target,
+)
+from txregistry.notifications.interfaces import IEventSink
+from txregistry.registry.digest import Digest
+from txregistry.registry.forwarding import (
+    ForwardingBlobStore,
+    ForwardingBlobUpload,
+    ForwardingManifestService,
+    ForwardingNamespace,
+    ForwardingRepository,
+    ForwardingTagService,
+)
+from txregistry.registry.manifests import declaredMediaType
+
+__all__ = ["NotifyingNamespace"]
+
+
+class NotifyingNamespace(ForwardingNamespace):
+    """
+    C{inner}, with an event to C{sink} for each push, pull, mount and
+    delete.
+
+    @ivar host: the registry's external URL (C{http.host}); the caller's
+        own origin when empty.
+    @ivar prefix: the API's path prefix (C{http.prefix}).
+    """
+
+    dependsOnCaller = True
+
+    def __init__(
+        self,
+        inner: INamespace,
+        sink: IEventSink,
+        source: Source,
+        clock: Any,
+        includeReferences: bool = False,
+        host: str = "",
+        prefix: str = "/",
+    ) -> None:
+        super().__init__(inner)
+        self.sink = sink
+        self.source = source
+        self.clock = clock
+        self.includeReferences = includeReferences
+        self.host = host.rstrip("/")
+        self.prefix = prefix.rstrip("/")
+
+    def wrapRepository(self, repository: IRepository) -> IRepository:
+        return _Repository(repository, self)
+
+    @property
+    def pulling(self) -> bool:
+        """
+        Whether this request's reads are pulls (a C{HEAD} only asks).
+        """
+        return self.caller.method != "HEAD"
+
+    def emit(self, action: str, found: dict[str, Any]) -> Deferred[None]:
+        """
+        Journal an event: synced before the L{Deferred} fires, except a
+        pull's.
+        """
+        event = makeEvent(action, found, self.caller, self.source, self.clock.seconds())
+        return self.sink.publish(event, durable=action != PULL)
+
+    def target(self, repository: str, kind: str, digest: Digest | None, **extra: Any) -> dict[str, Any]:
+        base = (self.host or self.caller.origin) + self.prefix
+        return target(repository, base, kind, digest, **extra)
+
+
+class _Repository(ForwardingRepository):
+    """
+    One repository for one request.
+
+    @ivar askedBy: manifest digest -> the tag it was looked up by.
+    @ivar toTag: manifest digest -> (media type, size, references) of a
+        manifest pushed by tag, until its tag is set.
+    @ivar sizes: blob digest -> size, from C{stat} (a reader of a range
+        does not know the whole size).
+    """
+
+    def __init__(self, inner: IRepository, notifier: NotifyingNamespace) -> None:
+        super().__init__(inner)
+        self.notifier = notifier
+        self.askedBy: dict[Digest, str] = {}
+        self.toTag: dict[Digest, tuple[str, int, list[dict[str, Any]] | None]] = {}
+        self.sizes: dict[Digest, int] = {}
+
+    def manifests(self) -> IManifestService:
+        return _Manifests(self.inner.manifests(), self)
+
+    def tags(self) -> ITagService:
+        return _Tags(self.inner.tags(), self)
+
+    def blobs(self) -> IBlobStore:
+        return _Blobs(self.inner.blobs(), self)
+
+    def manifestTarget(
+        self, digest: Digest, mediaType: str, size: int, refs: list[dict[str, Any]] | None,
+        tag: str | None,
+    ) -> dict[str, Any]:
+        found = self.notifier.target(
+            self.name, "manifests", digest, mediaType=mediaType, size=size, tag=tag
+        )
+        if refs is not None:
+            found["references"] = refs
+        return found
+
+    def describe(self, content: bytes, mediaType: str | None) -> tuple[str, int, list[dict[str, Any]] | None]:
+        """
+        The media type, size and (when configured) references of a
+        manifest's C{content}.
+        """
+        declared = declaredMediaType(content)
+        kind = declared or (mediaType or "").split(";", 1)[0].strip() or "application/octet-stream"
+        refs = None
+        if self.notifier.includeReferences:
+            try:
+                document = json.loads(content)
+            except (ValueError, RecursionError):
+                document = {}
+            refs = references(document) if isinstance(document, dict) else []
+        return kind, len(content), refs
+
+
+class _Manifests(ForwardingManifestService):
+    def __init__(self, inner: IManifestService, repository: _Repository) -> None:
+        super().__init__(inner)
+        self.repository = repository
+
+    def get(self, digest: Digest) -> Deferred[Manifest]:
+        def got(manifest: Manifest) -> Any:
+            repository = self.repository
+            if not repository.notifier.pulling:
+                return manifest
+            kind, size, refs = repository.describe(manifest.content, manifest.mediaType)
+            found = repository.manifestTarget(
+                manifest.digest, manifest.mediaType, size, refs, repository.askedBy.get(digest)
+            )
+            return repository.notifier.emit(PULL, found).addCallback(lambda _: manifest)
+
+        return self.inner.get(digest).addCallback(got)
+
+    def put(
+        self, content: bytes, mediaType: str | None, digest: Digest | None = None
+    ) -> Deferred[PutManifest]:
+        def stored(result: PutManifest) -> Any:
+            repository = self.repository
+            described = repository.describe(content, mediaType)
+            if digest is None:
+                # Pushed by tag: the event names the tag, which the
+                # caller sets next (L{_Tags.tag}).
+                repository.toTag[result.digest] = described
+                return result
+            found = repository.manifestTarget(result.digest, *described, tag=None)
+            return repository.notifier.emit(PUSH, found).addCallback(lambda _: result)
+
+        return self.inner.put(content, mediaType, digest).addCallback(stored)
+
+    def delete(self, digest: Digest) -> Deferred[None]:
+        def deleted(_: None) -> Deferred[None]:
+            found = self.repository.notifier.target(self.repository.name, "manifests", digest)
+            return self.repository.notifier.emit(DELETE, found)
+
+        return self.inner.delete(digest).addCallback(deleted)
+
+
+class _Tags(ForwardingTagService):
+    def __init__(self, inner: ITagService, repository: _Repository) -> None:
+        super().__init__(inner)
+        self.repository = repository
+
+    def get(self, tag: str) -> Deferred[Digest]:
+        def found(digest: Digest) -> Digest:
+            self.repository.askedBy[digest] = tag
+            return digest
+
+        return self.inner.get(tag).addCallback(found)
+
+    def tag(self, tag: str, digest: Digest) -> Deferred[None]:
+        repository = self.repository
+        described = repository.toTag.pop(digest, None)
+
+        async def pushed(tagName: str | None) -> None:
+            nonlocal described
+            if described is None:
+                # Tagged without a push through here: the event still
+                # describes the manifest the tag now names.
+                manifest = await repository.inner.manifests().get(digest)
+                described = repository.describe(manifest.content, manifest.mediaType)
+            found = repository.manifestTarget(digest, *described, tag=tagName)
+            await repository.notifier.emit(PUSH, found)
+
+        def failed(failure: Failure) -> Any:
+            if described is None:
+                return failure
+            # The manifest is stored even though its tag is not: its push
+            # is still an event.
+            return Deferred.fromCoroutine(pushed(None)).addCallback(lambda _: failure)
+
+        return self.inner.tag(tag, digest).addCallbacks(
+            lambda _: Deferred.fromCoroutine(pushed(tag)), failed
+        )
+
+    def untag(self, tag: str) -> Deferred[None]:
+        def untagged(_: None) -> Deferred[None]:
+            found = self.repository.notifier.target(self.repository.name, "manifests", None, tag=tag)
+            return self.repository.notifier.emit(DELETE, found)
+
+        return self.inner.untag(tag).addCallback(untagged)
+
+
+class _Blobs(ForwardingBlobStore):
+    def __init__(self, inner: IBlobStore, repository: _Repository) -> None:
+        super().__init__(inner)
+        self.repository = repository
+
+    def wrapUpload(self, upload: IBlobUpload) -> IBlobUpload:
+        return _Upload(upload, self.repository)
+
+    def pushed(self, digest: Digest, size: int, action: str = PUSH, **extra: Any) -> Deferred[None]:
+        found = self.repository.notifier.target(
+            self.repository.name, "blobs", digest, size=size, **extra
+        )
+        return self.repository.notifier.emit(action, found)
+
+    def stat(self, digest: Digest) -> Deferred[BlobDescriptor]:
+        def known(descriptor: BlobDescriptor) -> BlobDescriptor:
+            self.repository.sizes[digest] = descriptor.size
+            return descriptor
+
+        return self.inner.stat(digest).addCallback(known)
+
+    def reader(
+        self, digest: Digest, offset: int = 0, length: int | None = None
+    ) -> Deferred[IBlobReader]:
+        def opened(reader: IBlobReader) -> Any:
+            if not self.repository.notifier.pulling:
+                return reader
+            size = self.repository.sizes.get(digest)
+            if size is None:
+                size = offset + reader.length
+            return self.pushed(digest, size, PULL).addCallback(lambda _: reader)
+
+        return self.inner.reader(digest, offset, length).addCallback(opened)
+
+    def put(self, digest: Digest) -> Deferred[IBlobWriter]:
+        return self.inner.put(digest).addCallback(lambda writer: _Writer(writer, digest, self))
+
+    def mount(self, digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:
+        def mounted(descriptor: BlobDescriptor | None) -> Any:
+            if descriptor is None:
+                return None
+            return self.pushed(
+                digest, descriptor.size, MOUNT, fromRepository=source
+            ).addCallback(lambda _: descriptor)
+
+        return self.inner.mount(digest, source).addCallback(mounted)
+
+    def delete(self, digest: Digest) -> Deferred[None]:
+        def deleted(_: None) -> Deferred[None]:
+            found = self.repository.notifier.target(self.repository.name, "blobs", digest)
+            return self.repository.notifier.emit(DELETE, found)
+
+        return self.inner.delete(digest).addCallback(deleted)
+
+
+class _Upload(ForwardingBlobUpload):
+    def __init__(self, inner: IBlobUpload, repository: _Repository) -> None:
+        super().__init__(inner)
+        self.repository = repository
+
+    def commit(self, digest: Digest) -> Deferred[BlobDescriptor]:
+        def committed(descriptor: BlobDescriptor) -> Any:
+            blobs = _Blobs(self.repository.inner.blobs(), self.repository)
+            return blobs.pushed(digest, descriptor.size).addCallback(lambda _: descriptor)
+
+        return self.inner.commit(digest).addCallback(committed)
+
+
+@implementer(IBlobWriter)
+class _Writer:
+    """
+    A whole blob's writer whose C{close} (the blob stored) is a push.
+    """
+
+    def __init__(self, inner: IBlobWriter, digest: Digest, blobs: _Blobs) -> None:
+        self.inner = inner
+        self.digest = digest
+        self.blobs = blobs
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.inner.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self.inner.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def close(self) -> Deferred[int]:
+        def closed(size: int) -> Any:
+            return self.blobs.pushed(self.digest, size).addCallback(lambda _: size)
+
+        return self.inner.close().addCallback(closed)
+
+    def abort(self) -> Deferred[None]:
+        return self.inner.abort()

@@ -1,0 +1,227 @@
+# -*- test-case-name: tests.notifications.test_notifier -*-
+"""
+The notifications service: the outbox (journal, cursors, dead letters)
+and one dispatcher per enabled endpoint, started and stopped with the
+registry; it is the L{IEventSink} of the layer it makes.
+
+On start each dispatcher resumes from its saved cursor, so what was
+journaled and not delivered before a stop, a crash or a C{kill -9} is
+sent (again, possibly: each event keeps its id).
+
+Several registry instances on one storage each have their own outbox (a
+local directory; the lock file refuses a second process): an event is
+made by the one instance that handled its request and journaled only in
+that instance's outbox before the response, so no event is in two
+outboxes (none is owned twice) and none acknowledged is in none (none is
+lost while that instance's disk survives).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from txregistry.config import ConfigurationError, HTTPConfig, splitAddress
+from txregistry.interfaces import INamespace
+from txregistry.notifications.config import EndpointConfig, NotificationsConfig
+from txregistry.notifications.dispatcher import EndpointDispatcher
+from txregistry.notifications.events import Source, encode
+from txregistry.notifications.interfaces import IEventSink
+from txregistry.notifications.layer import NotifyingNamespace
+from txregistry.notifications.outbox.journal import Journal, OutboxLocked, readRecords
+from txregistry.notifications.outbox.state import EndpointState
+from txregistry.storage.blocking import BlockingPool
+
+__all__ = ["Notifier", "segmentBytesFor", "sourceAddress"]
+
+_log = Logger()
+
+
+def segmentBytesFor(endpoints: tuple[EndpointConfig, ...]) -> int:
+    """
+    The journal's segment size: small enough that the smallest
+    C{maxbytes} is kept to within a segment (a segment is removed only
+    once every endpoint is past it), at most 4 MiB.
+    """
+    smallest = min((e.maxBytes for e in endpoints), default=1 << 30)
+    return max(min(4 * 1024 * 1024, smallest // 8), 2048)
+
+
+def sourceAddress(http: HTTPConfig) -> str:
+    """
+    The C{source.addr} of events: C{http.addr}, with this host's name
+    when it names every interface.
+    """
+    if http.net == "unix":
+        return f"{socket.gethostname()}:{http.addr}"
+    host, port = splitAddress(http.addr)
+    if not host or host in ("0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"{host}:{port}"
+
+
+@implementer(IEventSink)
+class Notifier(Service):
+    """
+    @ivar dispatchers: one per enabled endpoint.
+    """
+
+    name = "notifications"
+
+    def __init__(self, config: NotificationsConfig, http: HTTPConfig, reactor: Any) -> None:
+        """
+        Open the outbox (blocking, once, while the registry is made).
+
+        @raise ConfigurationError: naming C{notifications.outbox.directory}
+            when it is locked by another process or cannot be used.
+        """
+        self.config = config
+        self.http = http
+        self._reactor = reactor
+        self.pool = BlockingPool(reactor, "txregistry-notifications", size=4)
+        segment = segmentBytesFor(config.enabled)
+        self.journal = Journal(config.outbox, reactor, self.pool, segmentBytes=segment)
+        key = "notifications.outbox.directory"
+        try:
+            self.journal.open()
+        except OutboxLocked as e:
+            raise ConfigurationError(f"{key}: {e}") from None
+        except OSError as e:
+            raise ConfigurationError(f"{key}: {config.outbox}: {e.strerror}") from None
+        self.dispatchers: list[EndpointDispatcher] = []
+        for endpoint in config.enabled:
+            state = EndpointState(config.outbox, endpoint.name, self.pool)
+            try:
+                state.load(self.journal.end)
+            except OSError as e:
+                raise ConfigurationError(f"{key}: {config.outbox}: {e.strerror}") from None
+            state.cursor = min(max(state.cursor, self.journal.start), self.journal.end)
+            self.dispatchers.append(
+                EndpointDispatcher(endpoint, self.journal, state, reactor, segment, self._compactSoon)
+            )
+        self.journal.flushed.append(self._flushed)
+        self.source = Source.forAddress(sourceAddress(http))
+        self._compacting: Deferred[None] | None = None
+
+    def layer(self, inner: INamespace) -> INamespace:
+        """
+        The notifications layer around C{inner}, publishing here.
+        """
+        return NotifyingNamespace(
+            inner, self, self.source, self._reactor,
+            includeReferences=self.config.includeReferences,
+            host=self.http.host, prefix=self.http.prefix,
+        )
+
+    def publish(self, event: dict[str, Any], durable: bool) -> Deferred[None]:
+        line = encode(event)
+        try:
+            written = self.journal.append(line, durable)
+        except RuntimeError as e:
+            return fail(e)
+        for dispatcher in self.dispatchers:
+            dispatcher.journaled(dispatcher.endpoint.accepts(event))
+        return written
+
+    # The journal's side
+
+    def _flushed(self, end: int) -> Deferred[Any] | None:
+        enforcing = [d for d in (x.flushed(end) for x in self.dispatchers) if d is not None]
+        if not enforcing:
+            return None
+        return DeferredList(enforcing, consumeErrors=True).addCallback(lambda _: self._compact())
+
+    def _compact(self) -> Deferred[None]:
+        if not self.dispatchers:
+            return succeed(None)
+        return self.journal.compact(min(d.cursor for d in self.dispatchers))
+
+    def _compactSoon(self) -> None:
+        if self._compacting is not None or not self.dispatchers:
+            return
+        if not self.journal.compactable(min(d.cursor for d in self.dispatchers)):
+            return
+
+        def done(result: Any) -> None:
+            self._compacting = None
+
+        self._compacting = self._compact()
+        self._compacting.addBoth(done)
+
+    # Life
+
+    def startService(self) -> None:
+        super().startService()
+        for dispatcher in self.dispatchers:
+            endpoint = dispatcher.endpoint
+            _log.info(
+                "notifications: endpoint {name} ({url}), timeout {timeout}s, threshold"
+                " {threshold}, backoff {backoff}s{signed}; resuming at journal offset"
+                " {cursor} of {end}",
+                name=endpoint.name, url=endpoint.url, timeout=endpoint.timeout,
+                threshold=endpoint.threshold, backoff=endpoint.backoff,
+                signed=", signed" if endpoint.secret else "",
+                cursor=dispatcher.cursor, end=self.journal.end,
+            )
+            dispatcher.start()
+        self._countPending()
+
+    def _countPending(self) -> None:
+        """
+        Count, in a pool thread, what each endpoint has waiting from
+        before the start.
+        """
+        if not self.dispatchers:
+            return
+        cursors = [(d, d.cursor) for d in self.dispatchers]
+        start, end = min(c for _, c in cursors), self.journal.end
+        segments = self.journal.segments
+
+        def count() -> list[int]:
+            counts = [0] * len(cursors)
+            offset = start
+            while offset < end:
+                records = readRecords(self.config.outbox, segments, offset, end, 1000, 1 << 22)
+                if not records:
+                    break
+                for record in records:
+                    event = record.event()
+                    if event is None:
+                        continue
+                    for i, (dispatcher, cursor) in enumerate(cursors):
+                        if record.offset >= cursor and dispatcher.endpoint.accepts(event):
+                            counts[i] += 1
+                offset = records[-1].next
+            return counts
+
+        def counted(counts: list[int]) -> None:
+            for (dispatcher, _), n in zip(cursors, counts, strict=True):
+                dispatcher.pending += n
+                if n:
+                    _log.info(
+                        "notifications: endpoint {name}: {count} events from before the"
+                        " start to deliver", name=dispatcher.endpoint.name, count=n,
+                    )
+
+        self.pool.run(count).addCallbacks(
+            counted, lambda f: _log.failure("notifications: counting pending events", f)
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+
+        async def stop() -> None:
+            for dispatcher in self.dispatchers:
+                await dispatcher.stop()
+            await self.journal.close()
+            await self.pool.close()
+
+        return Deferred.fromCoroutine(stop())
+
+    def status(self) -> list[dict[str, Any]]:
+        return [d.status() for d in self.dispatchers]

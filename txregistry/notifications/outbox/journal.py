@@ -1,0 +1,456 @@
+# -*- test-case-name: tests.notifications.outbox.test_journal -*-
+"""
+The outbox's journal: an append-only log of events, one JSON line each,
+in segment files C{journal-<offset>.log} named by the offset (in the
+whole journal) of their first byte.
+
+An event that must not be lost (a push, mount or delete) is appended
+with C{durable=True}: its L{Deferred} fires once the line is written and
+C{fdatasync}'d, and appends that arrive while one sync is on the disk go
+to the next one together (group commit), so a hundred concurrent pushes
+cost a few syncs, not a hundred.  Other events (pulls) are written and
+synced with the next durable append or within C{syncInterval} (100 ms),
+whichever comes first; their append does not wait.
+
+Every system call runs in a L{BlockingPool}, never in the reactor,
+except L{Journal.open}, which runs once while the registry is made
+(before it listens) so that a locked or unusable outbox stops the start.
+
+A position in the journal is a byte offset; a reader (a dispatcher)
+keeps its own, and segments wholly before every reader's offset are
+removed (L{Journal.compact}).
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txregistry.storage.blocking import BlockingPool
+
+__all__ = ["Journal", "Record", "OutboxLocked", "segmentName", "listSegments", "readRecords"]
+
+_log = Logger()
+
+_PREFIX, _SUFFIX = "journal-", ".log"
+
+
+class OutboxLocked(Exception):
+    """
+    Another process has the outbox (its lock file names the pid).
+    """
+
+
+@dataclass(frozen=True)
+class Record:
+    """
+    One journaled event.
+
+    @ivar offset: where its line starts in the journal.
+    @ivar next: where the next line starts.
+    @ivar line: the event's JSON, without the newline.
+    """
+
+    offset: int
+    next: int
+    line: bytes
+
+    def event(self) -> dict[str, Any] | None:
+        """
+        The event, or L{None} for a line that is not one (the unsynced
+        tail of a crash, left as the disk kept it).
+        """
+        try:
+            event = json.loads(self.line)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+
+
+def segmentName(base: int) -> str:
+    return f"{_PREFIX}{base:020d}{_SUFFIX}"
+
+
+def listSegments(directory: str) -> list[int]:
+    """
+    The base offsets of the segments in C{directory}, in order.
+    """
+    bases = []
+    for name in os.listdir(directory):
+        if name.startswith(_PREFIX) and name.endswith(_SUFFIX):
+            number = name[len(_PREFIX):-len(_SUFFIX)]
+            if number.isdigit():
+                bases.append(int(number))
+    return sorted(bases)
+
+
+def readRecords(
+    directory: str,
+    segments: list[int],
+    offset: int,
+    limit: int,
+    maxRecords: int,
+    maxBytes: int,
+) -> list[Record]:
+    """
+    Read whole records from C{offset} (rounded up to the first segment)
+    up to C{limit}.  Blocking.
+
+    @param segments: the segments' bases, in order.
+    @return: at most C{maxRecords} records, stopping once C{maxBytes} are
+        read (always at least one when one is there).
+    """
+    records: list[Record] = []
+    if not segments or offset >= limit:
+        return records
+    offset = max(offset, segments[0])
+    index = bisect.bisect_right(segments, offset) - 1
+    read = 0
+    while index < len(segments) and offset < limit:
+        base = segments[index]
+        end = min(segments[index + 1], limit) if index + 1 < len(segments) else limit
+        if offset < end:
+            try:
+                f = open(os.path.join(directory, segmentName(base)), "rb")
+            except FileNotFoundError:
+                # Compacted away under us: what follows is in the next one.
+                offset = end
+                index += 1
+                continue
+            with f:
+                f.seek(offset - base)
+                while offset < end and len(records) < maxRecords and read < maxBytes:
+                    line = f.readline(end - offset)
+                    if not line.endswith(b"\n"):
+                        break
+                    records.append(Record(offset, offset + len(line), line[:-1]))
+                    offset += len(line)
+                    read += len(line)
+            if len(records) >= maxRecords or read >= maxBytes:
+                break
+            if offset < end:
+                break
+        index += 1
+    return records
+
+
+class Journal:
+    """
+    The append-only journal in C{directory}.
+
+    @ivar start: the offset of the first byte still kept.
+    @ivar end: the offset just past the last line written and synced:
+        what readers may read up to.
+    @ivar flushed: callables given the new L{end} after each sync, before
+        the durable appends it covered are acknowledged; one that returns
+        a L{Deferred} (a bound being enforced) delays the acknowledgment
+        until it fires.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        reactor: Any,
+        pool: BlockingPool,
+        segmentBytes: int = 4 * 1024 * 1024,
+        syncInterval: float = 0.1,
+    ) -> None:
+        self.directory = directory
+        self.segmentBytes = segmentBytes
+        self.syncInterval = syncInterval
+        self.start = 0
+        self.end = 0
+        self.flushed: list[Callable[[int], Deferred[Any] | None]] = []
+        self._reactor = reactor
+        self._pool = pool
+        self._segments: list[int] = []
+        self._segmentsLock = threading.Lock()
+        self._fd: int | None = None
+        self._lockFD: int | None = None
+        self._segmentBase = 0
+        self._segmentSize = 0
+        self._pending: list[bytes] = []
+        self._waiters: list[Deferred[None]] = []
+        self._writing = False
+        self._timer: Any = None
+        self._idle: list[Deferred[None]] = []
+
+    # Opening and closing
+
+    def open(self) -> None:
+        """
+        Take the outbox's lock, find the segments and cut a torn last line
+        (a crash mid-write) off the last one.  Blocking: called once,
+        while the registry is made.
+
+        @raise OutboxLocked: when another process holds the lock.
+        @raise OSError: when the directory cannot be used.
+        """
+        os.makedirs(self.directory, exist_ok=True)
+        lockPath = os.path.join(self.directory, "lock")
+        fd = os.open(lockPath, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip()
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise OutboxLocked(
+                    f"{self.directory} is in use by another registry process"
+                    + (f" (pid {holder})" if holder else "")
+                    + "; each instance needs its own outbox"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, b"%d\n" % os.getpid())
+        self._lockFD = fd
+        segments = listSegments(self.directory)
+        if not segments:
+            segments = [0]
+            self._create(0)
+        last = segments[-1]
+        path = os.path.join(self.directory, segmentName(last))
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        size = os.fstat(self._fd).st_size
+        kept = _lastWholeLine(path, size)
+        if kept != size:
+            _log.warn(
+                "notifications: cut {cut} bytes of a torn last line off {path}",
+                cut=size - kept, path=path,
+            )
+            os.ftruncate(self._fd, kept)
+            os.fsync(self._fd)
+        self._segments = segments
+        self._segmentBase = last
+        self._segmentSize = kept
+        self.start = segments[0]
+        self.end = last + kept
+
+    def _create(self, base: int) -> None:
+        fd = os.open(
+            os.path.join(self.directory, segmentName(base)), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+        )
+        os.close(fd)
+        _syncDirectory(self.directory)
+
+    def close(self) -> Deferred[None]:
+        """
+        Write and sync what is pending, then release the files and the
+        lock.
+        """
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        if self._pending:
+            self._kick()
+        elif not self._writing:
+            self._finishClose()
+        return d
+
+    def _finishClose(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        for fd in (self._fd, self._lockFD):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._lockFD = None
+        idle, self._idle = self._idle, []
+        for d in idle:
+            d.callback(None)
+
+    # Appending
+
+    def append(self, line: bytes, durable: bool) -> Deferred[None]:
+        """
+        Add one event's JSON line.
+
+        @param durable: whether to wait for it to be synced.
+        @return: a L{Deferred} that fires once the line is synced (at once
+            when not C{durable}), or fails with the write's error.
+        """
+        if self._fd is None or self._idle:
+            raise RuntimeError("the notifications journal is not open")
+        self._pending.append(line + b"\n")
+        if durable:
+            d: Deferred[None] = Deferred()
+            self._waiters.append(d)
+            self._kick()
+            return d
+        if self._timer is None and not self._writing:
+            self._timer = self._reactor.callLater(self.syncInterval, self._timed)
+        return succeed(None)
+
+    def _timed(self) -> None:
+        self._timer = None
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._writing or not self._pending:
+            return
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+        data = b"".join(self._pending)
+        waiters = self._waiters
+        self._pending, self._waiters = [], []
+        self._writing = True
+        self._pool.run(self._write, data).addCallbacks(
+            self._written, self._failed, callbackArgs=(waiters,), errbackArgs=(waiters,)
+        )
+
+    def _write(self, data: bytes) -> int:
+        """
+        Write C{data} at the end and sync it (in a pool thread; one at a
+        time), starting a new segment first when the current one is full.
+
+        @return: the new end.
+        """
+        assert self._fd is not None
+        if self._segmentSize >= self.segmentBytes:
+            base = self._segmentBase + self._segmentSize
+            fd = os.open(
+                os.path.join(self.directory, segmentName(base)),
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                0o644,
+            )
+            _syncDirectory(self.directory)
+            os.close(self._fd)
+            self._fd, self._segmentBase, self._segmentSize = fd, base, 0
+            with self._segmentsLock:
+                self._segments.append(base)
+        before = self._segmentSize
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fdatasync(self._fd)
+        except BaseException:
+            # Leave no torn line behind: the events were not acknowledged.
+            try:
+                os.ftruncate(self._fd, before)
+            except OSError:
+                pass
+            raise
+        self._segmentSize = before + len(data)
+        return self._segmentBase + self._segmentSize
+
+    def _written(self, end: int, waiters: list[Deferred[None]]) -> None:
+        self.end = end
+        enforcing = [d for d in (listener(end) for listener in self.flushed) if d is not None]
+        if enforcing:
+            DeferredList(enforcing, consumeErrors=True).addCallback(
+                lambda _: self._acknowledge(waiters)
+            )
+        else:
+            self._acknowledge(waiters)
+
+    def _acknowledge(self, waiters: list[Deferred[None]]) -> None:
+        for d in waiters:
+            d.callback(None)
+        self._continue()
+
+    def _failed(self, failure: Failure, waiters: list[Deferred[None]]) -> None:
+        _log.failure("notifications: writing the journal failed", failure)
+        for d in waiters:
+            d.errback(failure)
+        self._continue()
+
+    def _continue(self) -> None:
+        self._writing = False
+        if self._pending and (self._waiters or self._idle):
+            self._kick()
+        elif self._pending:
+            if self._timer is None:
+                self._timer = self._reactor.callLater(self.syncInterval, self._timed)
+        elif self._idle:
+            self._finishClose()
+
+    # Reading and compacting
+
+    @property
+    def segments(self) -> list[int]:
+        with self._segmentsLock:
+            return list(self._segments)
+
+    def read(
+        self, offset: int, maxRecords: int = 100, maxBytes: int = 1024 * 1024
+    ) -> Deferred[list[Record]]:
+        """
+        Records from C{offset} up to L{end}.
+        """
+        return self._pool.run(
+            lambda: readRecords(self.directory, self.segments, offset, self.end, maxRecords, maxBytes)
+        )
+
+    def compactable(self, upTo: int) -> bool:
+        """
+        Whether L{compact} would remove a segment.
+        """
+        segments = self.segments
+        return len(segments) > 1 and segments[1] <= upTo
+
+    def compact(self, upTo: int) -> Deferred[None]:
+        """
+        Remove every segment that lies wholly before C{upTo} (never the
+        one being written).
+        """
+        if not self.compactable(upTo):
+            return succeed(None)
+
+        def remove() -> int:
+            with self._segmentsLock:
+                doomed = []
+                while len(self._segments) > 1 and self._segments[1] <= upTo:
+                    doomed.append(self._segments.pop(0))
+                start = self._segments[0]
+            for base in doomed:
+                try:
+                    os.unlink(os.path.join(self.directory, segmentName(base)))
+                except FileNotFoundError:
+                    pass
+            return start
+
+        def removed(start: int) -> None:
+            self.start = start
+
+        return self._pool.run(remove).addCallback(removed)
+
+
+def _lastWholeLine(path: str, size: int) -> int:
+    """
+    The length of C{path} up to and including its last newline.
+    """
+    if size == 0:
+        return 0
+    with open(path, "rb") as f:
+        position = size
+        while position > 0:
+            step = min(65536, position)
+            f.seek(position - step)
+            chunk = f.read(step)
+            at = chunk.rfind(b"\n")
+            if at >= 0:
+                return position - step + at + 1
+            position -= step
+    return 0
+
+
+def _syncDirectory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
