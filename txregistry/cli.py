@@ -4,12 +4,17 @@ The C{txregistry} command.
 
     txregistry serve [twistd options] [-- plugin options]
     txregistry config check [FILE]
+    txregistry notifications list [--config FILE]
+    txregistry notifications replay NAME (--dead-letter | --file PATH | --since TIME) [--config FILE]
 
 C{serve} is C{twistd --nodaemon --pidfile= txregistry ...}: what a system
 service runs.  C{config check} reads FILE (or C{REGISTRY_CONFIGURATION_PATH},
 or the embedded defaults) with the environment's C{REGISTRY_*} overrides,
 as the registry would, and prints the effective configuration with its
 secrets masked, or one line naming the wrong key and exits 1.
+C{notifications} reads the outbox of that configuration: C{list} shows
+each endpoint's pending events and dead letters, C{replay} sends events
+again (L{txregistry.notifications.operator}).
 """
 
 from __future__ import annotations
@@ -66,6 +71,46 @@ def checkConfig(path: str | None, environ: Mapping[str, str], out: TextIO, err: 
     return 0
 
 
+def notifications(options: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+    """
+    C{txregistry notifications list|replay}.
+
+    @return: the exit status.
+    """
+    from txregistry.notifications import operator
+
+    path = options.config or environ.get("REGISTRY_CONFIGURATION_PATH") or None
+    try:
+        config = loadConfiguration(path, environ)
+        if options.action == "list":
+            return operator.listOutbox(config, out)
+        operator.endpointNamed(config, options.endpoint)
+        since = None
+        if options.since is not None:
+            import time
+
+            since = operator.parseSince(options.since, time.time())
+    except ConfigurationError as e:
+        err.write(f"txregistry: configuration error: {e}\n")
+        return 1
+    from twisted.internet.task import react
+
+    status: list[int] = []
+
+    def main(reactor: Any) -> Any:
+        return operator.replay(
+            config, reactor, options.endpoint, out, deadLetter=options.dead_letter,
+            path=options.file, since=since,
+        ).addCallback(status.append)
+
+    try:
+        react(main)
+    except SystemExit as e:
+        if e.code:
+            return int(e.code)
+    return status[0] if status else 1
+
+
 def serve(arguments: Sequence[str]) -> int:
     """
     C{txregistry serve}: twistd in the foreground, as systemd wants it.
@@ -96,7 +141,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help="validate a configuration and print it, secrets masked"
     )
     check.add_argument("file", nargs="?", help="YAML file (default: REGISTRY_CONFIGURATION_PATH)")
+    notifying = commands.add_parser("notifications", help="see and replay the notifications outbox")
+    notifyingCommands = notifying.add_subparsers(dest="action", required=True)
+    listing = notifyingCommands.add_parser(
+        "list", help="each endpoint's pending events and dead letters"
+    )
+    replaying = notifyingCommands.add_parser("replay", help="send an endpoint events again")
+    replaying.add_argument("endpoint", help="the endpoint's name")
+    which = replaying.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dead-letter", action="store_true", help="its dead-letter file")
+    which.add_argument("--file", help="a file of events, one JSON object a line")
+    which.add_argument("--since", help="every event still in the outbox from TIME (RFC 3339, or 2h for two hours ago)")
+    for sub in (listing, replaying):
+        sub.add_argument("--config", help="YAML file (default: REGISTRY_CONFIGURATION_PATH)")
     options = parser.parse_args(arguments)
+    if options.command == "notifications":
+        return notifications(options, os.environ, sys.stdout, sys.stderr)
     return checkConfig(options.file, os.environ, sys.stdout, sys.stderr)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC
 
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -72,6 +73,6 @@ class SigningTests(TestCase):
 
 
 def _datetime(seconds: int):  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)

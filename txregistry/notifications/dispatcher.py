@@ -39,7 +39,7 @@ from txregistry.notifications.outbox.journal import Journal, Record
 from txregistry.notifications.outbox.state import EndpointState
 from txregistry.notifications.signing import messageID, signatureHeaders
 
-__all__ = ["EndpointDispatcher", "DeliveryFailed", "MAX_EVENTS"]
+__all__ = ["EndpointDispatcher", "DeliveryFailed", "MAX_EVENTS", "deliver", "httpClient"]
 
 _log = Logger()
 
@@ -104,11 +104,7 @@ class EndpointDispatcher:
         self._timer: Any = None
         self._attempt: Deferred[Any] | None = None
         self._trimming: Deferred[None] | None = None
-        pool = HTTPConnectionPool(reactor, persistent=True)
-        pool.maxPersistentPerHost = 1
-        pool.retryAutomatically = False
-        self._pool = pool
-        self._client = HTTPClient(Agent(reactor, connectTimeout=endpoint.timeout, pool=pool))
+        self._client, self._pool = httpClient(reactor, endpoint)
 
     # Life
 
@@ -196,34 +192,7 @@ class EndpointDispatcher:
         self._advance(records[-1].next, len(wanted))
 
     async def _post(self, events: list[tuple[str, bytes]]) -> None:
-        body = envelope(line for _, line in events)
-        headers = Headers({"Content-Type": [EVENTS_MEDIA_TYPE], "User-Agent": ["txregistry"]})
-        for name, values in self.endpoint.headers.items():
-            headers.setRawHeaders(name, values)
-        if self.endpoint.secret is not None:
-            signed = signatureHeaders(
-                self.endpoint.secret, messageID(i for i, _ in events), int(time.time()), body
-            )
-            for name, value in signed.items():
-                headers.setRawHeaders(name, [value])
-        request = self._client.post(
-            self.endpoint.url, data=body, headers=headers, allow_redirects=False
-        )
-        request.addTimeout(self.endpoint.timeout, self._reactor)
-        try:
-            response = await request
-            # Read the answer, so that the connection can be reused.
-            reading = response.content()
-            reading.addTimeout(self.endpoint.timeout, self._reactor)
-            await reading
-        except (CancelledError, TimeoutError):
-            raise DeliveryFailed(f"no answer within {self.endpoint.timeout:g}s") from None
-        except Exception as e:
-            raise DeliveryFailed(_describe(e)) from None
-        if not 200 <= response.code < 300:
-            where = response.headers.getRawHeaders("location", [""])[0]
-            extra = f" to {where} (redirects are not followed)" if 300 <= response.code < 400 else ""
-            raise DeliveryFailed(f"HTTP {response.code}{extra}")
+        await deliver(self._client, self.endpoint, events, self._reactor)
 
     def _attempted(self, result: Any) -> None:
         self._busy = False
@@ -320,6 +289,52 @@ class EndpointDispatcher:
             "lastSuccess": self.lastSuccess,
             "lastFailure": self.lastFailure,
         }
+
+
+def httpClient(reactor: Any, endpoint: EndpointConfig) -> tuple[HTTPClient, HTTPConnectionPool]:
+    """
+    A client for C{endpoint} alone: one persistent connection, no
+    automatic retry (the dispatcher retries, in order).
+    """
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 1
+    pool.retryAutomatically = False
+    return HTTPClient(Agent(reactor, connectTimeout=endpoint.timeout, pool=pool)), pool
+
+
+async def deliver(
+    client: HTTPClient, endpoint: EndpointConfig, events: list[tuple[str, bytes]], reactor: Any
+) -> None:
+    """
+    POST one envelope of C{events} (id and journaled JSON) to C{endpoint},
+    signed when it has a secret, within its timeout, redirects refused.
+
+    @raise DeliveryFailed: saying why it was not taken.
+    """
+    body = envelope(line for _, line in events)
+    headers = Headers({"Content-Type": [EVENTS_MEDIA_TYPE], "User-Agent": ["txregistry"]})
+    for name, values in endpoint.headers.items():
+        headers.setRawHeaders(name, values)
+    if endpoint.secret is not None:
+        signed = signatureHeaders(endpoint.secret, messageID(i for i, _ in events), int(time.time()), body)
+        for name, value in signed.items():
+            headers.setRawHeaders(name, [value])
+    request = client.post(endpoint.url, data=body, headers=headers, allow_redirects=False)
+    request.addTimeout(endpoint.timeout, reactor)
+    try:
+        response = await request
+        # Read the answer, so that the connection can be reused.
+        reading = response.content()
+        reading.addTimeout(endpoint.timeout, reactor)
+        await reading
+    except (CancelledError, TimeoutError):
+        raise DeliveryFailed(f"no answer within {endpoint.timeout:g}s") from None
+    except Exception as e:
+        raise DeliveryFailed(_describe(e)) from None
+    if not 200 <= response.code < 300:
+        where = response.headers.getRawHeaders("location", [""])[0]
+        extra = f" to {where} (redirects are not followed)" if 300 <= response.code < 400 else ""
+        raise DeliveryFailed(f"HTTP {response.code}{extra}")
 
 
 def _describe(error: Exception) -> str:
