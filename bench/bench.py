@@ -738,6 +738,112 @@ def _bearer(options: argparse.Namespace, work: str, storage: str, figures: Figur
         registry.stop()
 
 
+class WebhookReceiver:
+    """
+    C{bench/receiver.py}: a webhook endpoint that takes everything.
+    """
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "receiver.py")], stdout=subprocess.PIPE
+        )
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    def received(self) -> int:
+        with Connection("127.0.0.1", self.port) as conn:
+            return int(expect(conn.request("GET", "/count"), 200).body)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> None:
+    """
+    Manifest GET, 256 x 1 MiB pushes and manifest PUTs against three
+    registries, each on its own storage: no endpoint, one live endpoint
+    (every event delivered), one dead endpoint (nothing listening: every
+    event stays in the outbox, retried).  The three run side by side and
+    each measurement is taken of each in turn, C{--notify-rounds} times,
+    the best kept: on a busy machine, load then falls on all three alike.
+    The ratios are to the no-endpoint figures of this phase.
+    """
+    seconds, c = options.wrk_seconds, options.wrk_connections
+    count, concurrency, tags = options.small_count, options.small_concurrency, options.tags
+    receiver = WebhookReceiver()
+    variants = {
+        "none": None,
+        "live": receiver.url,
+        "dead": f"http://127.0.0.1:{freePort()}/hook",
+    }
+    registries: dict[str, Registry] = {}
+    tagged: dict[str, bytes] = {}
+    best: dict[str, dict[str, float]] = {label: {} for label in variants}
+    base = os.urandom(MiB)
+    try:
+        for label, url in variants.items():
+            directory = os.path.join(work, f"notify-{label}")
+            os.makedirs(directory)
+            extra = {}
+            if url is not None:
+                extra["REGISTRY_NOTIFICATIONS_ENDPOINTS"] = json.dumps([{"name": label, "url": url}])
+            registries[label] = registry = Registry(directory, options.access_log, extra)
+            with Connection("127.0.0.1", registry.port) as conn:
+                manifest = _pushImage(conn, "bench")
+                expect(conn.request("PUT", "/v2/bench/manifests/latest",
+                                    {"Content-Type": OCI_MANIFEST}, manifest), 201)
+                tagged[label] = _pushImage(conn, "bench/tags")
+
+        def keep(label: str, kind: str, value: float) -> None:
+            best[label][kind] = max(best[label].get(kind, 0.0), value)
+
+        for round in range(options.notify_rounds):
+            for label, registry in registries.items():
+                settle()
+                note(f"notifications round {round + 1} ({label} endpoint): manifest GET by tag,"
+                     f" {c} connections, {seconds}s")
+                keep(label, "get", wrk(f"http://127.0.0.1:{registry.port}/v2/bench/manifests/latest",
+                                       seconds, c, [f"Accept: {OCI_MANIFEST}"])["rps"])
+            for label, registry in registries.items():
+                blobs = [b"%s%d-%d" % (label.encode(), round, i) + base[16:] for i in range(count)]
+                digests = [digestOf(b) for b in blobs]
+
+                def push(conn: Connection, i: int, blobs: list[bytes] = blobs,
+                         digests: list[str] = digests) -> None:
+                    expect(conn.request("POST", f"/v2/bench/small/blobs/uploads/?digest={digests[i]}",
+                                        {"Content-Type": "application/octet-stream"}, blobs[i]), 201)
+
+                settle()
+                note(f"notifications round {round + 1} ({label} endpoint): {count} x 1 MiB pushes,"
+                     f" {concurrency} at a time")
+                keep(label, "push", count / inParallel(count, concurrency, registry.port, push))
+            for label, registry in registries.items():
+                def tag(conn: Connection, i: int, manifest: bytes = tagged[label],
+                        round: int = round) -> None:
+                    expect(conn.request("PUT", f"/v2/bench/tags/manifests/r{round}t{i:05d}",
+                                        {"Content-Type": OCI_MANIFEST}, manifest), 201)
+
+                settle()
+                note(f"notifications round {round + 1} ({label} endpoint): {tags} manifest PUTs, 16 at a time")
+                keep(label, "put", tags / inParallel(tags, 16, registry.port, tag))
+        note(f"notifications: the live receiver has {receiver.received()} events")
+    finally:
+        for registry in registries.values():
+            registry.stop()
+        receiver.stop()
+    names = {"get": f"manifest_get_c{c}_rps", "push": f"push_{count}x1MiB_c{concurrency}_blobs_per_s",
+             "put": f"manifest_put_{tags}tags_c16_per_s"}
+    for label, results in best.items():
+        for kind, value in results.items():
+            figures.add(f"notify_{label}_{names[kind]}", value)
+    for label in ("live", "dead"):
+        for kind in ("get", "push", "put"):
+            figures.add(f"notify_{label}_{kind}_ratio", best[label][kind] / best["none"][kind], 3)
+
+
 def targets(figures: Figures, options: argparse.Namespace) -> None:
     """
     Print the acceptance targets as comment lines.
@@ -745,7 +851,19 @@ def targets(figures: Figures, options: argparse.Namespace) -> None:
     v = figures.values
     label = "1GiB" if options.size_mib == 1024 else f"{options.size_mib}MiB"
     c = options.wrk_connections
-    checks = [
+    notifying = [
+        (f"notify_{variant}_{kind}_ratio >= {floor:.2f}", v[f"notify_{variant}_{kind}_ratio"] >= floor,
+         f"{v[f'notify_{variant}_{kind}_ratio']:.3f}")
+        for variant in ("live", "dead")
+        for kind, floor in (("get", 0.9), ("push", 0.9), ("put", 0.8))
+        if f"notify_{variant}_{kind}_ratio" in v
+    ]
+    if options.only_notifications:
+        checks = notifying
+        for name, met, value in checks:
+            print(f"# target {name}: {'MET' if met else 'NOT MET'} ({value})", flush=True)
+        return
+    checks = notifying + [
         ("push_ratio >= 0.80", v["push_ratio"] >= 0.8, f"{v['push_ratio']:.3f}"),
         ("pull_ratio >= 0.80", v["pull_ratio"] >= 0.8, f"{v['pull_ratio']:.3f}"),
         (
@@ -777,13 +895,22 @@ def main() -> None:
     parser.add_argument("--no-access-log", dest="access_log", action="store_false",
                         help="run txregistry with log.accesslog.disabled (default: the shipped default, on)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--no-notifications", dest="notifications", action="store_false",
+                        help="skip the notifications phase (no endpoint, a live one, a dead one)")
+    parser.add_argument("--only-notifications", action="store_true",
+                        help="run only the notifications phase")
+    parser.add_argument("--notify-rounds", type=int, default=2,
+                        help="rounds of the notifications phase (best is reported)")
     options = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("curl") is None:
         sys.exit("bench: needs wrk and curl on PATH (bench/run installs them as root)")
     work = tempfile.mkdtemp(prefix="txregistry-bench-")
     figures = Figures()
     try:
-        run(options, work, figures)
+        if not options.only_notifications:
+            run(options, work, figures)
+        if options.notifications or options.only_notifications:
+            _notifications(options, work, figures)
     finally:
         if options.keep:
             note(f"kept {work}")

@@ -190,3 +190,18 @@ class BoundTests(TestCase):
         self.assertEqual(pushed, digests)
         self.assertEqual(dispatcher.deadLettered, len(dead))
         self.assertEqual(receiver.events, [])
+
+    async def test_maxAge(self) -> None:
+        """
+        An event older than C{maxage} is not sent but moved to the
+        dead-letter file.
+        """
+        receiver = await startReceiver(self, status=500)
+        registry = await startNotifyingRegistry(self, [endpoint(receiver, maxage="500ms")])
+        digest = await pushBlob(self, registry, "aged", LAYER)
+        (dispatcher,) = registry.dispatchers
+        await waitUntil(lambda: dispatcher.deadLettered == 1)
+        with open(os.path.join(registry.outbox, "dead", "hook.jsonl"), "rb") as f:
+            (line,) = f.read().splitlines()
+        self.assertEqual(json.loads(line)["target"]["digest"], digest)
+        self.assertEqual((dispatcher.pending, dispatcher.cursor), (0, dispatcher.journal.end))

@@ -91,6 +91,13 @@ class EndpointConfig:
         object.__setattr__(self, "_ignored", _globs(self.ignoredRepositories))
         object.__setattr__(self, "_only", _globs(self.onlyRepositories))
 
+    @property
+    def filtering(self) -> bool:
+        """
+        Whether any event could be refused by L{accepts}.
+        """
+        return bool(self.ignoredActions or self.ignoredMediaTypes or self._ignored or self._only)
+
     def accepts(self, event: Mapping[str, Any]) -> bool:
         """
         Whether C{event} is one this endpoint wants: not an ignored action

@@ -162,6 +162,10 @@ class _Repository(ForwardingRepository):
             found["references"] = refs
         return found
 
+    def blobEvent(self, action: str, digest: Digest, size: int, **extra: Any) -> Deferred[None]:
+        found = self.notifier.target(self.name, "blobs", digest, size=size, **extra)
+        return self.notifier.emit(action, found)
+
     def describe(self, content: bytes, mediaType: str | None) -> tuple[str, int, list[dict[str, Any]] | None]:
         """
         The media type, size and (when configured) references of a
@@ -189,9 +193,12 @@ class _Manifests(ForwardingManifestService):
             repository = self.repository
             if not repository.notifier.pulling:
                 return manifest
-            kind, size, refs = repository.describe(manifest.content, manifest.mediaType)
+            refs = None
+            if repository.notifier.includeReferences:
+                refs = repository.describe(manifest.content, manifest.mediaType)[2]
             found = repository.manifestTarget(
-                manifest.digest, manifest.mediaType, size, refs, repository.askedBy.get(digest)
+                manifest.digest, manifest.mediaType, len(manifest.content), refs,
+                repository.askedBy.get(digest),
             )
             return repository.notifier.emit(PULL, found).addCallback(lambda _: manifest)
 
@@ -275,10 +282,7 @@ class _Blobs(ForwardingBlobStore):
         return _Upload(upload, self.repository)
 
     def pushed(self, digest: Digest, size: int, action: str = PUSH, **extra: Any) -> Deferred[None]:
-        found = self.repository.notifier.target(
-            self.repository.name, "blobs", digest, size=size, **extra
-        )
-        return self.repository.notifier.emit(action, found)
+        return self.repository.blobEvent(action, digest, size, **extra)
 
     def stat(self, digest: Digest) -> Deferred[BlobDescriptor]:
         def known(descriptor: BlobDescriptor) -> BlobDescriptor:
@@ -328,8 +332,8 @@ class _Upload(ForwardingBlobUpload):
 
     def commit(self, digest: Digest) -> Deferred[BlobDescriptor]:
         def committed(descriptor: BlobDescriptor) -> Any:
-            blobs = _Blobs(self.repository.inner.blobs(), self.repository)
-            return blobs.pushed(digest, descriptor.size).addCallback(lambda _: descriptor)
+            pushed = self.repository.blobEvent(PUSH, digest, descriptor.size)
+            return pushed.addCallback(lambda _: descriptor)
 
         return self.inner.commit(digest).addCallback(committed)
 

@@ -33,7 +33,12 @@ from twisted.internet.defer import Deferred
 from txregistry.config import Configuration, ConfigurationError, parseDuration
 from txregistry.notifications.config import EndpointConfig
 from txregistry.notifications.dispatcher import MAX_EVENTS, deliver, httpClient
-from txregistry.notifications.outbox.journal import listSegments, readRecords, segmentName
+from txregistry.notifications.outbox.journal import (
+    listSegments,
+    readRecords,
+    segmentDataLength,
+    segmentName,
+)
 from txregistry.notifications.outbox.state import deadLetterPath, readCursor
 
 __all__ = ["EndpointReport", "report", "listOutbox", "replay", "parseSince"]
@@ -70,7 +75,7 @@ def _journalEnd(directory: str) -> int:
     segments = listSegments(directory) if os.path.isdir(directory) else []
     if not segments:
         return 0
-    return segments[-1] + os.path.getsize(os.path.join(directory, segmentName(segments[-1])))
+    return segments[-1] + segmentDataLength(os.path.join(directory, segmentName(segments[-1])))
 
 
 def _fileEvents(path: str) -> Iterator[dict[str, Any]]:
@@ -206,8 +211,13 @@ def replay(
         events = list(_fileEvents(path))
     else:
         assert since is not None
-        events = [e for e in _fileEvents(deadLetterPath(directory, name)) if _time(e) >= since]
-        events += [e for e in _journalEvents(directory, 0) if _time(e) >= since]
+        # Dead letters may still be in the journal's oldest segment too:
+        # each event once, oldest first.
+        found: dict[str, dict[str, Any]] = {}
+        for event in [*_fileEvents(deadLetterPath(directory, name)), *_journalEvents(directory, 0)]:
+            if _time(event) >= since:
+                found.setdefault(str(event.get("id")), event)
+        events = sorted(found.values(), key=_time)
     events = [e for e in events if endpoint.accepts(e)]
 
     async def run() -> int:

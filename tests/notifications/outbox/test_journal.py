@@ -71,19 +71,24 @@ class JournalTests(TestCase):
 
     async def test_tornLineCut(self) -> None:
         """
-        A line without its newline (a crash mid-write) is cut off at open;
-        what came before is kept and appends go on after it.
+        A line without its newline (a crash mid-write) is cleared at open;
+        what came before is kept and appends go on after it, and are read
+        back after the next open too.
         """
         journal = self.makeJournal()
         await journal.append(b'{"a":1}', durable=True)
         await journal.close()
-        with open(os.path.join(journal.directory, segmentName(0)), "ab") as f:
+        with open(os.path.join(journal.directory, segmentName(0)), "r+b") as f:
+            f.seek(journal.end)
             f.write(b'{"torn":')
         reopened = self.makeJournal(journal.directory)
         self.assertEqual(reopened.end, len(b'{"a":1}\n'))
         await reopened.append(b'{"b":2}', durable=True)
         self.assertEqual([r.event() for r in await reopened.read(0)], [{"a": 1}, {"b": 2}])
         await reopened.close()
+        again = self.makeJournal(journal.directory)
+        self.assertEqual([r.event() for r in await again.read(0)], [{"a": 1}, {"b": 2}])
+        await again.close()
 
     async def test_segmentsAndCompaction(self) -> None:
         """

@@ -16,7 +16,14 @@ Every system call runs in a L{BlockingPool}, never in the reactor,
 except L{Journal.open}, which runs once while the registry is made
 (before it listens) so that a locked or unusable outbox stops the start.
 
-A position in the journal is a byte offset; a reader (a dispatcher)
+Segments are written as zeros when they are made (C{segmentBytes}, 4 MiB
+by default) and the records then overwrite them: syncing an overwrite
+changes no file metadata, which on a journaling file system makes it
+several times cheaper than syncing an append.  Where the records of the
+last segment end is where its zeros begin (JSON lines hold no zero byte).
+
+A position in the journal is a byte offset (records only: the zeros after
+a full segment's records are not counted); a reader (a dispatcher)
 keeps its own, and segments wholly before every reader's offset are
 removed (L{Journal.compact}).
 """
@@ -39,7 +46,10 @@ from twisted.python.failure import Failure
 
 from txregistry.storage.blocking import BlockingPool
 
-__all__ = ["Journal", "Record", "OutboxLocked", "segmentName", "listSegments", "readRecords"]
+__all__ = [
+    "Journal", "Record", "OutboxLocked", "segmentName", "listSegments", "readRecords",
+    "segmentDataLength",
+]
 
 _log = Logger()
 
@@ -180,6 +190,7 @@ class Journal:
         self._lockFD: int | None = None
         self._segmentBase = 0
         self._segmentSize = 0
+        self._segmentCapacity = 0
         self._pending: list[bytes] = []
         self._waiters: list[Deferred[None]] = []
         self._writing = False
@@ -218,31 +229,39 @@ class Journal:
         segments = listSegments(self.directory)
         if not segments:
             segments = [0]
-            self._create(0)
+            os.close(self._preallocate(0, self.segmentBytes))
+            _syncDirectory(self.directory)
         last = segments[-1]
         path = os.path.join(self.directory, segmentName(last))
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        size = os.fstat(self._fd).st_size
-        kept = _lastWholeLine(path, size)
-        if kept != size:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        kept, dirty = _recover(self._fd)
+        if dirty:
             _log.warn(
-                "notifications: cut {cut} bytes of a torn last line off {path}",
-                cut=size - kept, path=path,
+                "notifications: cleared {cut} bytes of a torn last write in {path}",
+                cut=dirty, path=path,
             )
-            os.ftruncate(self._fd, kept)
-            os.fsync(self._fd)
         self._segments = segments
         self._segmentBase = last
         self._segmentSize = kept
+        self._segmentCapacity = max(os.fstat(self._fd).st_size, kept)
         self.start = segments[0]
         self.end = last + kept
 
-    def _create(self, base: int) -> None:
-        fd = os.open(
-            os.path.join(self.directory, segmentName(base)), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
-        )
-        os.close(fd)
-        _syncDirectory(self.directory)
+    def _preallocate(self, base: int, size: int) -> int:
+        """
+        Create the segment starting at C{base} as C{size} zero bytes,
+        written and synced: overwriting blocks already on the disk syncs
+        without a metadata change, several times faster than appending.
+
+        @return: its file descriptor.
+        """
+        fd = os.open(os.path.join(self.directory, segmentName(base)), os.O_RDWR | os.O_CREAT, 0o644)
+        zeros = bytes(min(size, 1 << 20))
+        written = 0
+        while written < size:
+            written += os.pwrite(fd, zeros[: size - written], written)
+        os.fsync(fd)
+        return fd
 
     def close(self) -> Deferred[None]:
         """
@@ -318,33 +337,34 @@ class Journal:
         @return: the new end.
         """
         assert self._fd is not None
-        if self._segmentSize >= self.segmentBytes:
+        if self._segmentSize and self._segmentSize + len(data) > self._segmentCapacity:
             base = self._segmentBase + self._segmentSize
-            fd = os.open(
-                os.path.join(self.directory, segmentName(base)),
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                0o644,
-            )
+            capacity = max(self.segmentBytes, len(data))
+            fd = self._preallocate(base, capacity)
             _syncDirectory(self.directory)
             os.close(self._fd)
             self._fd, self._segmentBase, self._segmentSize = fd, base, 0
+            self._segmentCapacity = capacity
             with self._segmentsLock:
                 self._segments.append(base)
         before = self._segmentSize
         try:
             view = memoryview(data)
+            position = before
             while view:
-                written = os.write(self._fd, view)
+                written = os.pwrite(self._fd, view, position)
                 view = view[written:]
+                position += written
             os.fdatasync(self._fd)
         except BaseException:
             # Leave no torn line behind: the events were not acknowledged.
             try:
-                os.ftruncate(self._fd, before)
+                os.pwrite(self._fd, bytes(len(data)), before)
             except OSError:
                 pass
             raise
         self._segmentSize = before + len(data)
+        self._segmentCapacity = max(self._segmentCapacity, self._segmentSize)
         return self._segmentBase + self._segmentSize
 
     def _written(self, end: int, waiters: list[Deferred[None]]) -> None:
@@ -429,23 +449,43 @@ class Journal:
         return self._pool.run(remove).addCallback(removed)
 
 
-def _lastWholeLine(path: str, size: int) -> int:
+def dataLength(data: bytes) -> int:
     """
-    The length of C{path} up to and including its last newline.
+    How much of a segment's bytes are records: up to the first zero byte
+    (segments are preallocated with zeros, and JSON lines hold none),
+    cut back to the last newline before it.
     """
-    if size == 0:
-        return 0
+    end = data.find(b"\0")
+    if end < 0:
+        end = len(data)
+    return data.rfind(b"\n", 0, end) + 1
+
+
+def segmentDataLength(path: str) -> int:
+    """
+    L{dataLength} of the segment file C{path}.  Blocking.
+    """
     with open(path, "rb") as f:
-        position = size
-        while position > 0:
-            step = min(65536, position)
-            f.seek(position - step)
-            chunk = f.read(step)
-            at = chunk.rfind(b"\n")
-            if at >= 0:
-                return position - step + at + 1
-            position -= step
-    return 0
+        return dataLength(f.read())
+
+
+def _recover(fd: int) -> tuple[int, int]:
+    """
+    Find where the records of the open segment C{fd} end, and zero
+    anything after that (a torn write of a crash), so that the next
+    records written there are followed by zeros only.
+
+    @return: the records' length and how many bytes were zeroed.
+    """
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, size, 0) if size else b""
+    kept = dataLength(data)
+    tail = data[kept:]
+    if not tail.strip(b"\0"):
+        return kept, 0
+    os.pwrite(fd, bytes(len(tail)), kept)
+    os.fsync(fd)
+    return kept, len(tail.rstrip(b"\0"))
 
 
 def _syncDirectory(directory: str) -> None:

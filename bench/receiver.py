@@ -1,0 +1,38 @@
+"""
+The benchmark's webhook receiver: answers every C{POST} with 204 and
+counts the events it was sent.  C{GET} answers the count (so the
+benchmark can wait for delivery to catch up).
+
+Run: C{python receiver.py}; it prints its port on the first line of
+standard output and serves until killed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from twisted.internet import reactor
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+
+class Hook(Resource):
+    isLeaf = True
+    events = 0
+
+    def render_POST(self, request):  # type: ignore[no-untyped-def]
+        Hook.events += len(json.loads(request.content.read())["events"])
+        request.setResponseCode(204)
+        return b""
+
+    def render_GET(self, request):  # type: ignore[no-untyped-def]
+        return str(Hook.events).encode()
+
+
+site = Site(Hook())
+site.noisy = False
+port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+print(port.getHost().port, flush=True)
+sys.stdout.flush()
+reactor.run()  # type: ignore[attr-defined]
