@@ -50,3 +50,42 @@ class CompositionTests(TestCase):
             namespace.repository("a").blobs().delete(Digest.of(b"x")), Unsupported
         )
         self.assertEqual(error.message, "the registry is in read-only mode")
+
+
+class NotificationsCompositionTests(TestCase):
+    def test_notificationsInnermost(self) -> None:
+        """
+        With an endpoint, the notifications layer is the innermost: only
+        what a switch let through reaches it (and so makes an event).
+        """
+        from txregistry.notifications.layer import NotifyingNamespace
+        from txregistry.service import RegistryService
+
+        config = checkConfiguration({
+            "storage": {"inmemory": {}, "maintenance": {"readonly": {"enabled": True}}},
+            "http": {"addr": "127.0.0.1:0"},
+            "notifications": {
+                "endpoints": [{"name": "a", "url": "http://127.0.0.1:9/hook"}],
+                "outbox": {"directory": self.mktemp()},
+            },
+        })
+        service = RegistryService(config, Clock())  # type: ignore[arg-type]
+        self.assertIsNotNone(service.notifier)
+        namespace = service.namespace
+        self.assertIsInstance(namespace, Switch)
+        self.assertIsInstance(namespace.inner.inner, NotifyingNamespace)  # type: ignore[attr-defined]
+        self.assertIsInstance(namespace.inner.inner.inner, StorageNamespace)  # type: ignore[attr-defined]
+
+    def test_notificationsNeedTheService(self) -> None:
+        """
+        A namespace made without the notifications service for a
+        configuration with endpoints is refused, not silently quiet.
+        """
+        config = checkConfiguration({
+            "storage": {"inmemory": {}},
+            "notifications": {
+                "endpoints": [{"name": "a", "url": "http://127.0.0.1:9/hook"}],
+                "outbox": {"directory": "/nonexistent"},
+            },
+        })
+        self.assertRaises(ValueError, makeNamespace, config, InMemoryDriver(), Clock())

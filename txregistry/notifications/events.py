@@ -48,6 +48,10 @@ BLOB_MEDIA_TYPE = "application/octet-stream"
 
 PUSH, PULL, MOUNT, DELETE = "push", "pull", "mount", "delete"
 
+#: One encoder for every event (C{json.dumps} with options makes one per
+#: call); ASCII, so a line never holds a zero byte or a newline.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
 
 @dataclass(frozen=True)
 class Source:
@@ -174,7 +178,7 @@ def encode(event: Mapping[str, Any]) -> bytes:
     """
     C{event} as one journal line's JSON (no newline in it).
     """
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return _ENCODER.encode(event).encode("ascii")
 
 
 def envelope(events: Iterable[bytes]) -> bytes:
