@@ -797,16 +797,35 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
                                     {"Content-Type": OCI_MANIFEST}, manifest), 201)
                 tagged[label] = _pushImage(conn, "bench/tags")
 
-        def keep(label: str, kind: str, value: float) -> None:
+        cpu: dict[str, dict[str, float]] = {label: {} for label in variants}
+
+        def keep(label: str, kind: str, value: float, ops: int = 0, seconds: float = 0.0) -> None:
             best[label][kind] = max(best[label].get(kind, 0.0), value)
+            if ops:
+                perOp = seconds / ops * 1e6
+                cpu[label][kind] = min(cpu[label].get(kind, perOp), perOp)
+
+        def measured(label: str, kind: str, work: Callable[[], tuple[float, int]]) -> None:
+            """
+            Run C{work} (returning its rate and how many operations it
+            did) and keep the rate and the registry's CPU time per
+            operation (all its threads).
+            """
+            before = cpuSeconds(registries[label].pid)
+            rate, ops = work()
+            keep(label, kind, rate, ops, cpuSeconds(registries[label].pid) - before)
 
         for round in range(options.notify_rounds):
             for label, registry in registries.items():
                 settle()
                 note(f"notifications round {round + 1} ({label} endpoint): manifest GET by tag,"
                      f" {c} connections, {seconds}s")
-                keep(label, "get", wrk(f"http://127.0.0.1:{registry.port}/v2/bench/manifests/latest",
-                                       seconds, c, [f"Accept: {OCI_MANIFEST}"])["rps"])
+                def get(registry: Registry = registry) -> tuple[float, int]:
+                    rps = wrk(f"http://127.0.0.1:{registry.port}/v2/bench/manifests/latest",
+                              seconds, c, [f"Accept: {OCI_MANIFEST}"])["rps"]
+                    return rps, int(rps * seconds)
+
+                measured(label, "get", get)
             for label, registry in registries.items():
                 blobs = [b"%s%d-%d" % (label.encode(), round, i) + base[16:] for i in range(count)]
                 digests = [digestOf(b) for b in blobs]
@@ -819,7 +838,8 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
                 settle()
                 note(f"notifications round {round + 1} ({label} endpoint): {count} x 1 MiB pushes,"
                      f" {concurrency} at a time")
-                keep(label, "push", count / inParallel(count, concurrency, registry.port, push))
+                measured(label, "push", lambda registry=registry, push=push: (
+                    count / inParallel(count, concurrency, registry.port, push), count))
             for label, registry in registries.items():
                 def tag(conn: Connection, i: int, manifest: bytes = tagged[label],
                         round: int = round) -> None:
@@ -828,7 +848,8 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
 
                 settle()
                 note(f"notifications round {round + 1} ({label} endpoint): {tags} manifest PUTs, 16 at a time")
-                keep(label, "put", tags / inParallel(tags, 16, registry.port, tag))
+                measured(label, "put", lambda registry=registry, tag=tag: (
+                    tags / inParallel(tags, 16, registry.port, tag), tags))
         note(f"notifications: the live receiver has {receiver.received()} events")
     finally:
         for registry in registries.values():
@@ -839,9 +860,15 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
     for label, results in best.items():
         for kind, value in results.items():
             figures.add(f"notify_{label}_{names[kind]}", value)
+    for label in variants:
+        for kind, value in cpu[label].items():
+            figures.add(f"notify_{label}_{kind}_cpu_us_per_op", value)
     for label in ("live", "dead"):
         for kind in ("get", "push", "put"):
             figures.add(f"notify_{label}_{kind}_ratio", best[label][kind] / best["none"][kind], 3)
+            # What the registry itself spends, less sensitive than the
+            # rate to what else the machine runs.
+            figures.add(f"notify_{label}_{kind}_cpu_ratio", cpu["none"][kind] / cpu[label][kind], 3)
 
 
 def targets(figures: Figures, options: argparse.Namespace) -> None:

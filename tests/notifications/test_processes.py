@@ -148,3 +148,27 @@ class DockerEventTests(TestCase):
         self.assertEqual({json.dumps(e["actor"]) for e in receiver.events}, {'{"name": "alice"}'})
         self.assertTrue(all(e["request"]["useragent"].startswith("docker/") or "containerd" in
                             e["request"]["useragent"] for e in receiver.events), receiver.events)
+
+
+class OutboxLockTests(TestCase):
+    def test_secondProcessRefused(self) -> None:
+        """
+        A second registry on the same outbox (several instances on one
+        storage, without their own outbox directories) stops at start in
+        one line naming the key and the process that has it.
+        """
+        directory = os.path.abspath(self.mktemp())
+        receiver = Receiver()
+        environ = _environment(directory, receiver)
+        os.makedirs(os.path.join(directory, "first"))
+        os.makedirs(os.path.join(directory, "second"))
+        first = RegistryProcess(os.path.join(directory, "first"), env=environ)
+        self.addCleanup(first.stop)
+        with self.assertRaises(RuntimeError) as raised:
+            RegistryProcess(os.path.join(directory, "second"), env=environ)
+        self.assertIn(
+            "txregistry: configuration error: notifications.outbox.directory: "
+            f"{os.path.join(directory, 'storage-outbox')} is in use by another registry process"
+            f" (pid {first.process.pid})",
+            str(raised.exception),
+        )
