@@ -246,8 +246,13 @@ class StartFailureTests(TestCase):
             REGISTRY_AUTH_HTPASSWD_PATH="/nonexistent/htpasswd", REGISTRY_AUTH_HTPASSWD_REALM="r",
         )
         self.assertFailsInOneLine(
-            ("configuration error: notifications: not supported yet",),
-            REGISTRY_NOTIFICATIONS_ENDPOINTS="[]",
+            ("configuration error: proxy: not supported yet",),
+            REGISTRY_PROXY_REMOTEURL="https://registry-1.docker.io",
+        )
+        self.assertFailsInOneLine(
+            ("configuration error: notifications.endpoints[0].url: expected an http or https URL,"
+             " got 'ftp://hooks.example.com/x'",),
+            REGISTRY_NOTIFICATIONS_ENDPOINTS="[{name: a, url: 'ftp://hooks.example.com/x'}]",
         )
 
 
