@@ -56,11 +56,17 @@ UNSUPPORTED = frozenset(
 ANY = object()
 KNOWN_KEYS: dict[str, Any] = {
     "version": None,
-    # One scheme; auth.token's keys are checked by the token verifier.
+    # One scheme; auth.token's keys are checked by the token verifier and
+    # auth.access's by its policy (a plugin may have keys of its own).
     "auth": {
         "silly": {"realm": None, "service": None},
         "htpasswd": {"realm": None, "path": None},
         "token": ANY,
+        "tokenserver": {
+            "realm": None, "service": None, "issuer": None, "algorithm": None, "key": None,
+            "keydirectory": None, "expiration": None, "refreshexpiration": None,
+        },
+        "access": ANY,
     },
     "log": {
         "level": None,
@@ -204,14 +210,38 @@ class HTTPConfig:
 
 
 @dataclass(frozen=True)
+class TokenServerConfig:
+    """
+    C{auth.tokenserver}: the registry's own token server.
+
+    @ivar realm: the token endpoint's absolute URL for challenges; empty to
+        make it from the URL each client addressed.
+    @ivar key: a PEM private key to sign with; empty to use (and at the
+        first start make) one in C{keyDirectory}.
+    """
+
+    service: str = "txregistry"
+    issuer: str = "txregistry"
+    realm: str = ""
+    algorithm: str = "ES256"
+    key: str = ""
+    keyDirectory: str = ""
+    expiration: float = 300.0
+    refreshExpiration: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     """
     The C{auth} section: one scheme (C{silly}, C{htpasswd}, C{token}) and
-    its parameters, or no scheme (everyone may do everything).
+    its parameters, or no scheme (everyone may do everything); the
+    built-in token server beside C{htpasswd}; and the access policy.
     """
 
     scheme: str | None
     parameters: dict[str, Any]
+    tokenServer: TokenServerConfig | None = None
+    access: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -350,10 +380,52 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
     )
 
 
+def _checkTokenServer(section: Any) -> TokenServerConfig:
+    section = _expectMapping("auth.tokenserver", section or {})
+    strings = {key: _expectString(f"auth.tokenserver.{key}", section.get(key))
+               for key in ("realm", "service", "issuer", "algorithm", "key", "keydirectory")}
+    algorithm = (strings["algorithm"] or "ES256").upper()
+    if algorithm not in ("ES256", "RS256"):
+        raise ConfigurationError(f"auth.tokenserver.algorithm: expected ES256 or RS256, got {strings['algorithm']!r}")
+    realm = strings["realm"]
+    if realm and not realm.startswith(("https://", "http://")):
+        raise ConfigurationError(f"auth.tokenserver.realm: {realm!r} is not an http(s) URL")
+    expiration = parseDuration("auth.tokenserver.expiration", section.get("expiration", "5m"))
+    if expiration < 60:
+        # oauth.md: "a token should never be returned with less than 60
+        # seconds to live".
+        raise ConfigurationError("auth.tokenserver.expiration: at least 60s")
+    refresh = parseDuration("auth.tokenserver.refreshexpiration",
+                            section.get("refreshexpiration", "168h"))
+    if refresh <= 0:
+        raise ConfigurationError("auth.tokenserver.refreshexpiration: must be positive")
+    return TokenServerConfig(
+        service=strings["service"] or "txregistry", issuer=strings["issuer"] or "txregistry",
+        realm=realm, algorithm=algorithm, key=strings["key"],
+        keyDirectory=strings["keydirectory"], expiration=expiration, refreshExpiration=refresh,
+    )
+
+
 def _checkAuth(auth: Any) -> AuthConfig:
     if auth is None:
         return AuthConfig(None, {})
     _expectMapping("auth", auth)
+    auth = dict(auth)
+    tokenServer = None
+    if "tokenserver" in auth:
+        tokenServer = _checkTokenServer(auth.pop("tokenserver"))
+        if "htpasswd" not in auth:
+            raise ConfigurationError("auth.tokenserver: needs auth.htpasswd (the users it checks)")
+    access = None
+    if "access" in auth:
+        access = dict(_expectMapping("auth.access", auth.pop("access") or {}))
+        from txregistry.auth.errors import AuthConfigurationError
+        from txregistry.auth.policy import policyFromConfig
+
+        try:
+            policyFromConfig(access)
+        except AuthConfigurationError as e:
+            raise ConfigurationError(str(e)) from None
     schemes = sorted(auth)
     if len(schemes) != 1:
         raise ConfigurationError(
@@ -365,7 +437,7 @@ def _checkAuth(auth: Any) -> AuthConfig:
     for key in required:
         if not _expectString(f"auth.{scheme}.{key}", parameters.get(key)):
             raise ConfigurationError(f"auth.{scheme}.{key}: required")
-    return AuthConfig(scheme, parameters)
+    return AuthConfig(scheme, parameters, tokenServer, access)
 
 
 def checkKeys(

@@ -14,10 +14,11 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 
 from txregistry.auth.cred import SillyChecker, TokenChecker
+from txregistry.auth.issuer import TokenIssuer
 from txregistry.auth.scopes import Access, bearerChallenge, quoted
 from txregistry.auth.token import TokenVerifier, tokenVerifierFromConfig
 
-__all__ = ["Scheme", "schemeFor"]
+__all__ = ["Scheme", "schemeFor", "withTokenServer"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class Scheme:
 
     @ivar checkers: what its portal logs in with.
     @ivar verifier: the token verifier, for C{token} (to warm its key set).
+    @ivar issuer: the built-in token server's issuer, when there is one;
+        C{realm} is then its endpoint's URL, or empty to make that from
+        the URL the client addressed and C{tokenPath}.
+    @ivar basicRealm: the realm of a C{Basic} challenge (C{htpasswd}).
     """
 
     name: str
@@ -34,11 +39,18 @@ class Scheme:
     realm: str
     service: str
     verifier: TokenVerifier | None = None
+    issuer: TokenIssuer | None = None
+    tokenPath: str = "/auth/token"
+    basicRealm: str = ""
 
-    def challenge(self, required: frozenset[Access], error: str | None) -> str:
+    def challenge(self, required: frozenset[Access], error: str | None, origin: str = "") -> str:
         """
         The C{WWW-Authenticate} value for a request that lacks C{required}.
+
+        @param origin: the C{scheme://host} the client addressed.
         """
+        if self.issuer is not None:
+            return bearerChallenge(self.realm or origin + self.tokenPath, self.service, required, error)
         if self.verifier is not None:
             return self.verifier.challenge(required, error)
         if self.name == "htpasswd":
@@ -58,8 +70,23 @@ def schemeFor(name: str, parameters: Mapping[str, Any], reactor: Any) -> Scheme:
         from txregistry.auth.htpasswd import HtpasswdChecker
 
         checker = HtpasswdChecker.fromPath(str(parameters["path"]), reactor)
-        return Scheme(name, (checker,), str(parameters["realm"]), "")
+        return Scheme(name, (checker,), str(parameters["realm"]), "",
+                      basicRealm=str(parameters["realm"]))
     verifier = tokenVerifierFromConfig(parameters, reactor=reactor)
     return Scheme(
         name, (TokenChecker(verifier, reactor),), verifier.realm, verifier.service, verifier
+    )
+
+
+def withTokenServer(scheme: Scheme, issuer: TokenIssuer, realm: str, tokenPath: str, reactor: Any) -> Scheme:
+    """
+    C{scheme} (C{htpasswd}) with the registry's own token server in
+    front: clients are challenged to get a token from it (at C{realm}, or
+    at C{tokenPath} of the URL they addressed), and its tokens let them in
+    beside the passwords the scheme checks.
+    """
+    verifier = issuer.verifier(realm, autoRedirect=False)
+    return Scheme(
+        "tokenserver", (*scheme.checkers, TokenChecker(verifier, reactor)), realm,
+        issuer.service, issuer=issuer, tokenPath=tokenPath, basicRealm=scheme.basicRealm,
     )
