@@ -147,6 +147,11 @@ def makeAuth(
             scheme = withTokenServer(scheme, issuer, server.realm, tokenPath, reactor)
     except AuthConfigurationError as e:
         raise ConfigurationError(str(e)) from None
+    if scheme.name == "htpasswd" and policy is not None and policy.anonymousUse:
+        _log.warn(
+            "auth.access grants anonymous callers access, but with auth.htpasswd alone docker "
+            "cannot pull anonymously (it stops at a Basic challenge it has no password for); "
+            "add auth.tokenserver for docker's anonymous pulls")
     portal = registryPortal(scheme.checkers, policy)
     if scheme.issuer is not None:
         endpoint = TokenEndpoint(scheme.issuer, portal, throttle, scheme.basicRealm)
