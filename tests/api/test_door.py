@@ -156,9 +156,17 @@ class HtpasswdTests(TestCase):
                       "Bearer " + "x" * 15000, "Bearer \u00e9t\u00e9"):
             response = await self.registry.request("GET", "/v2/", headers={"Authorization": [value]})
             await assertError(self, response, 401, "UNAUTHORIZED")
-        # A header past the HTTP layer's line limit never reaches the door.
+
+    async def test_hugeAuthorization(self) -> None:
+        """
+        A 1 MiB token, past the HTTP layer's line limit, is refused there
+        as credentials: 401 C{UNAUTHORIZED}, and the connection closed.
+        """
         response = await self.registry.request(
             "GET", "/v2/", headers={"Authorization": ["Bearer " + "x" * (1024 * 1024)]})
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        response = await self.registry.request(
+            "GET", "/v2/", headers={"X-Other": ["x" * (1024 * 1024)]})
         await assertError(self, response, 431, "UNSUPPORTED")
 
     async def test_wrongPasswordCannotPush(self) -> None:
