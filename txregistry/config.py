@@ -61,6 +61,7 @@ KNOWN_KEYS: dict[str, Any] = {
     "auth": {
         "silly": {"realm": None, "service": None},
         "htpasswd": {"realm": None, "path": None},
+        "basic": {"realm": None, "checker": None},
         "token": ANY,
         "tokenserver": {
             "realm": None, "service": None, "issuer": None, "algorithm": None, "key": None,
@@ -414,8 +415,9 @@ def _checkAuth(auth: Any) -> AuthConfig:
     tokenServer = None
     if "tokenserver" in auth:
         tokenServer = _checkTokenServer(auth.pop("tokenserver"))
-        if "htpasswd" not in auth:
-            raise ConfigurationError("auth.tokenserver: needs auth.htpasswd (the users it checks)")
+        if "htpasswd" not in auth and "basic" not in auth:
+            raise ConfigurationError(
+                "auth.tokenserver: needs auth.htpasswd or auth.basic (the users it checks)")
     access = None
     if "access" in auth:
         access = dict(_expectMapping("auth.access", auth.pop("access") or {}))
@@ -429,11 +431,12 @@ def _checkAuth(auth: Any) -> AuthConfig:
     schemes = sorted(auth)
     if len(schemes) != 1:
         raise ConfigurationError(
-            f"auth: exactly one of silly, htpasswd, token must be configured, found {', '.join(schemes) or 'none'}"
+            f"auth: exactly one of silly, htpasswd, basic, token must be configured, found {', '.join(schemes) or 'none'}"
         )
     scheme = schemes[0]
     parameters = dict(_expectMapping(f"auth.{scheme}", auth[scheme] or {}))
-    required = {"silly": ("realm", "service"), "htpasswd": ("realm", "path")}.get(scheme, ())
+    required = {"silly": ("realm", "service"), "htpasswd": ("realm", "path"),
+                "basic": ("realm", "checker")}.get(scheme, ())
     for key in required:
         if not _expectString(f"auth.{scheme}.{key}", parameters.get(key)):
             raise ConfigurationError(f"auth.{scheme}.{key}: required")

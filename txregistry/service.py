@@ -136,7 +136,7 @@ def makeAuth(
         scheme = schemeFor(config.auth.scheme, config.auth.parameters, reactor)
         server = config.auth.tokenServer
         if server is not None:
-            [passwords] = scheme.checkers
+            passwords = scheme.checkers[0] if len(scheme.checkers) == 1 else None
             key = loadOrCreateKey(server.algorithm, server.key or None, _keyDirectory(config),
                                   server.issuer)
             issuer = TokenIssuer(key, server.algorithm, server.issuer, server.service, policy,
@@ -147,7 +147,7 @@ def makeAuth(
             scheme = withTokenServer(scheme, issuer, server.realm, tokenPath, reactor)
     except AuthConfigurationError as e:
         raise ConfigurationError(str(e)) from None
-    if scheme.name == "htpasswd" and policy is not None and policy.anonymousUse:
+    if scheme.name in ("htpasswd", "basic") and policy is not None and policy.anonymousUse:
         _log.warn(
             "auth.access grants anonymous callers access, but with auth.htpasswd alone docker "
             "cannot pull anonymously (it stops at a Basic challenge it has no password for); "

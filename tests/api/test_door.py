@@ -250,3 +250,46 @@ class TokenTests(TestCase):
         response = await self.registry.request(
             "POST", f"/v2/team/app/blobs/uploads/?mount={digest}&from=secret/repo", headers=both)
         self.assertEqual(response.code, 201)
+
+
+class PluginCheckerTests(TestCase):
+    """
+    C{auth.basic}: Basic passwords checked by a L{twisted.cred.strcred}
+    checker plugin, named as twistd's C{--auth} names them.
+    """
+
+    async def test_strcredChecker(self) -> None:
+        """
+        A checker found as a plugin (txregistry's own C{htpasswd:} here)
+        checks the passwords.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"bob:" + bcrypt.hashpw(b"builder", bcrypt.gensalt(rounds=4)) + b"\n")
+        registry = await startRegistry(self, {"auth": {"basic": {
+            "realm": "R", "checker": f"htpasswd:{path}"}}})
+        response = await registry.request("GET", "/v2/", headers=basic("bob", "builder"))
+        self.assertEqual(response.code, 200)
+        response = await registry.request("GET", "/v2/", headers=basic("bob", "guess"))
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        self.assertEqual(header(response, "www-authenticate"), 'Basic realm="R"')
+
+    def test_unknownChecker(self) -> None:
+        """
+        A checker no plugin makes, or one that takes no passwords, stops
+        the start naming the key.
+        """
+        from twisted.internet import reactor
+
+        from txregistry.config import ConfigurationError, checkConfiguration
+        from txregistry.service import makeSite
+        from txregistry.storage.factories import createDriver
+
+        for checker, part in (("ldap:x", "ldap"), ("anonymous", "does not check passwords"),
+                              ("htpasswd:/nonexistent", "/nonexistent")):
+            with self.assertRaises(ConfigurationError) as raised:
+                config = checkConfiguration({"storage": {"inmemory": {}},
+                                             "auth": {"basic": {"realm": "R", "checker": checker}}})
+                makeSite(config, createDriver("inmemory", {}, reactor))
+            self.assertIn("auth.basic.checker", str(raised.exception))
+            self.assertIn(part, str(raised.exception))

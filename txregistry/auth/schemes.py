@@ -1,6 +1,8 @@
 # -*- test-case-name: tests.api.test_door -*-
 """
-The reference's three C{auth} schemes, each as what the door needs: the
+The reference's three C{auth} schemes, and C{basic} (Basic passwords
+checked by L{twisted.cred.strcred} checker plugins: C{htpasswd:...} or a
+site's own), each as what the door needs: the
 checkers its portal logs in with, and the C{WWW-Authenticate} challenge
 for what a request lacks.
 """
@@ -14,6 +16,7 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 
 from txregistry.auth.cred import SillyChecker, TokenChecker
+from txregistry.auth.errors import AuthConfigurationError
 from txregistry.auth.issuer import TokenIssuer
 from txregistry.auth.scopes import Access, bearerChallenge, quoted
 from txregistry.auth.token import TokenVerifier, tokenVerifierFromConfig
@@ -53,7 +56,7 @@ class Scheme:
             return bearerChallenge(self.realm or origin + self.tokenPath, self.service, required, error)
         if self.verifier is not None:
             return self.verifier.challenge(required, error)
-        if self.name == "htpasswd":
+        if self.name in ("htpasswd", "basic"):
             return f'Basic realm="{quoted(self.realm)}"'
         return bearerChallenge(self.realm, self.service, required, error)
 
@@ -66,6 +69,10 @@ def schemeFor(name: str, parameters: Mapping[str, Any], reactor: Any) -> Scheme:
     """
     if name == "silly":
         return Scheme(name, (SillyChecker(),), str(parameters["realm"]), str(parameters["service"]))
+    if name == "basic":
+        checker = _pluginChecker("auth.basic.checker", str(parameters["checker"]))
+        return Scheme(name, (checker,), str(parameters["realm"]), "",
+                      basicRealm=str(parameters["realm"]))
     if name == "htpasswd":
         from txregistry.auth.htpasswd import HtpasswdChecker
 
@@ -90,3 +97,31 @@ def withTokenServer(scheme: Scheme, issuer: TokenIssuer, realm: str, tokenPath: 
         "tokenserver", (*scheme.checkers, TokenChecker(verifier, reactor)), realm,
         issuer.service, issuer=issuer, tokenPath=tokenPath, basicRealm=scheme.basicRealm,
     )
+
+
+def _pluginChecker(key: str, description: str) -> ICredentialsChecker:
+    """
+    The checker a L{twisted.cred.strcred} string (C{htpasswd:/path}, or a
+    site's own plugin's C{ldap:...}) names; it must take user names and
+    passwords, which is what Basic credentials are.
+
+    @raise AuthConfigurationError: naming C{key}.
+    """
+    from twisted.cred.credentials import IUsernamePassword
+    from twisted.cred.strcred import StrcredException, makeChecker
+
+    try:
+        checker = makeChecker(description)
+    except StrcredException as e:
+        raise AuthConfigurationError(f"{key}: {e}") from None
+    except AuthConfigurationError as e:
+        # Our own factories name the key of their scheme (auth.htpasswd.path).
+        message = str(e)
+        if message.startswith("auth."):
+            message = message.partition(": ")[2]
+        raise AuthConfigurationError(f"{key}: {message}") from None
+    except Exception as e:
+        raise AuthConfigurationError(f"{key}: the checker could not be made: {e}") from None
+    if IUsernamePassword not in checker.credentialInterfaces:
+        raise AuthConfigurationError(f"{key}: {description.split(':')[0]!r} does not check passwords")
+    return checker
