@@ -151,9 +151,19 @@ class HtpasswdTests(TestCase):
         Each malformed header is a 401 with the envelope: never a 5xx, and
         never access.
         """
-        for value in ("Basic", "Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(),
-                      "Basic " + base64.b64encode(b"\xff\xfe:x").decode(), "Digest abc", "Bearer",
-                      "Bearer " + "x" * 15000, "Bearer \u00e9t\u00e9"):
+        for value in ("Basic", "Digest abc", "Bearer", "Bearer " + "x" * 15000,
+                      "Bearer \u00e9t\u00e9", "basic  "):
+            response = await self.registry.request("GET", "/v2/", headers={"Authorization": [value]})
+            await assertError(self, response, 401, "UNAUTHORIZED")
+
+    async def test_nonBase64Basic(self) -> None:
+        """
+        Basic credentials that are not base64 of UTF-8 C{user:password}
+        are a 401 with the envelope.
+        """
+        for value in ("Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(),
+                      "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+                      "Basic " + base64.b64encode(b":nouser").decode(), "Basic YWxpY2U6d29uZGVybGFuZA"):
             response = await self.registry.request("GET", "/v2/", headers={"Authorization": [value]})
             await assertError(self, response, 401, "UNAUTHORIZED")
 
@@ -293,3 +303,98 @@ class PluginCheckerTests(TestCase):
                 makeSite(config, createDriver("inmemory", {}, reactor))
             self.assertIn("auth.basic.checker", str(raised.exception))
             self.assertIn(part, str(raised.exception))
+
+
+class BadTokenTests(TestCase):
+    """
+    Item by item, the tokens that must never get in through the door
+    (C{auth.token} with an x5c root bundle): each is a 401 with the
+    envelope and an C{invalid_token} challenge, never a 5xx.
+    """
+
+    access = [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]
+
+    async def setUp(self) -> None:
+        self.issuer = currentIssuer()
+        bundle = os.path.abspath(self.mktemp())
+        with open(bundle, "wb") as f:
+            f.write(pem(self.issuer.root))
+        self.registry = await startRegistry(self, {"auth": {"token": {
+            "realm": "https://auth.example/token", "service": SERVICE, "issuer": ISSUER,
+            "rootcertbundle": bundle, "signingalgorithms": ["ES256", "HS256"]}}})
+
+    async def assertRefused(self, token: str) -> None:
+        response = await self.registry.request(
+            "GET", "/v2/team/app/tags/list", headers={"Authorization": [f"Bearer {token}"]})
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        self.assertIn('error="invalid_token"', header(response, "www-authenticate") or "")
+
+    def good(self, **extra: object) -> str:
+        return self.issuer.token(claims(self.access, issuedAt=time.time(), **extra))
+
+    async def test_genuineTokenGetsIn(self) -> None:
+        """
+        The control: the same issuer's genuine token is let in.
+        """
+        response = await self.registry.request(
+            "GET", "/v2/team/app/tags/list", headers={"Authorization": [f"Bearer {self.good()}"]})
+        await assertError(self, response, 404, "NAME_UNKNOWN")
+
+    async def test_algNone(self) -> None:
+        _, payload, _ = self.good().split(".")
+        for alg in ("none", "None"):
+            head = base64.urlsafe_b64encode(json.dumps(
+                {"alg": alg, "typ": "JWT", "x5c": self.issuer.chain()}).encode()).rstrip(b"=").decode()
+            await self.assertRefused(f"{head}.{payload}.")
+
+    async def test_hmacWithThePublicKeyAsSecret(self) -> None:
+        """
+        HS256 is allowed here, yet a token "signed" with the root's public
+        key (which anyone has) as the HMAC secret is refused.
+        """
+        import hashlib
+        import hmac
+
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        from txregistry.auth.token import thumbprint
+
+        public = self.issuer.root.public_key()
+        secret = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        head = base64.urlsafe_b64encode(json.dumps(
+            {"alg": "HS256", "typ": "JWT", "kid": thumbprint(public)}).encode()).rstrip(b"=").decode()
+        payload = self.good().split(".")[1]
+        signature = hmac.new(secret, f"{head}.{payload}".encode(), hashlib.sha256).digest()
+        await self.assertRefused(
+            f"{head}.{payload}." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode())
+
+    async def test_expired(self) -> None:
+        await self.assertRefused(self.issuer.token(
+            claims(self.access, issuedAt=time.time() - 3600, lifetime=60)))
+
+    async def test_notYetValid(self) -> None:
+        now = time.time()
+        await self.assertRefused(self.good(nbf=now + 600, exp=now + 1200))
+
+    async def test_wrongAudience(self) -> None:
+        await self.assertRefused(self.issuer.token(
+            claims(self.access, issuedAt=time.time(), audience="other.example.com")))
+
+    async def test_wrongIssuer(self) -> None:
+        await self.assertRefused(self.issuer.token(
+            claims(self.access, issuedAt=time.time(), issuer="evil.example.com")))
+
+    async def test_untrustedSigner(self) -> None:
+        await self.assertRefused(currentIssuer("Someone Else").token(
+            claims(self.access, issuedAt=time.time())))
+
+    async def test_tampered(self) -> None:
+        head, payload, signature = self.good().split(".")
+        other = claims([{"type": "repository", "name": "team/app", "actions": ["*"]}],
+                       issuedAt=time.time())
+        forged = base64.urlsafe_b64encode(json.dumps(other).encode()).rstrip(b"=").decode()
+        await self.assertRefused(f"{head}.{forged}.{signature}")
+
+    async def test_notAJWT(self) -> None:
+        for token in ("a.b.c", "onlyonepart", "x" * 15000, "e30.e30.e30"):
+            await self.assertRefused(token)
