@@ -171,11 +171,11 @@ class Door:
         else:
             route, arguments = matched
             required = requiredAccess(route, arguments, request.args)
-        here = origin(request)
         try:
             credentials = credentialsOf(request.getHeader(b"authorization"))
         except ValueError as e:
-            return Deferred.fromCoroutine(self._refuse(required, "invalid_token", str(e), here))
+            return Deferred.fromCoroutine(self._refuse(required, "invalid_token", str(e),
+                                                             origin(request)))
         if credentials is None:
             # The base route (nothing required) is challenged even where
             # anonymous pulls are allowed: it is how docker login checks a
@@ -184,7 +184,8 @@ class Door:
                 if route is not None and (source := mountSource(route, request.args)) is not None:
                     self._dropMountUnlessAllowed(self._anonymous, source, request)
                 return succeed(self._anonymous)
-            return Deferred.fromCoroutine(self._refuse(required, None, "authentication required", here))
+            return Deferred.fromCoroutine(self._refuse(required, None, "authentication required",
+                                                             origin(request)))
         if isinstance(credentials, UsernamePassword):
             # Passwords can be guessed: each failure from an address slows
             # its next attempt.
