@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 #: Keys under C{storage:} that configure the registry, not a driver.
-STORAGE_OPTIONS = frozenset({"delete", "redirect", "maintenance", "cache", "tag"})
+STORAGE_OPTIONS = frozenset({"delete", "redirect", "maintenance", "cache", "tag", "gc"})
 
 #: Reference keys (and C{key=value} choices) that txregistry does not honour
 #: yet.  They are refused at start, not ignored: a registry told to
@@ -79,6 +79,7 @@ KNOWN_KEYS: dict[str, Any] = {
         "delete": {"enabled": None},
         "redirect": {"disable": None},
         "cache": {"tagttl": None, "blobdescriptor": None},
+        "gc": {"enabled": None, "interval": None, "delay": None, "dryrun": None},
         "maintenance": {
             "uploadpurging": {"enabled": None, "age": None, "interval": None, "dryrun": None},
             "readonly": {"enabled": None},
@@ -169,6 +170,21 @@ class UploadPurging:
 
 
 @dataclass(frozen=True)
+class OnlineCollection:
+    """
+    C{storage.gc}: garbage collection inside the running registry.
+
+    @ivar delay: the grace window: a blob used (pushed, mounted, named by
+        a manifest) this recently is never collected.
+    """
+
+    enabled: bool = False
+    interval: float = 3600.0
+    delay: float = 3600.0
+    dryRun: bool = False
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     driver: str
     parameters: dict[str, Any]
@@ -177,6 +193,7 @@ class StorageConfig:
     readOnly: bool
     uploadPurging: UploadPurging
     tagTTL: float
+    gc: OnlineCollection = OnlineCollection()
 
 
 @dataclass(frozen=True)
@@ -550,6 +567,19 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
             f"storage.cache.blobdescriptor: expected inmemory, got {descriptor!r}"
         )
     prefix = "storage.maintenance.uploadpurging"
+    gc = _expectMapping("storage.gc", storage.get("gc") or {})
+    online = OnlineCollection(
+        enabled=_expectBool("storage.gc.enabled", gc.get("enabled", False)),
+        interval=parseDuration("storage.gc.interval", gc.get("interval", "1h")),
+        delay=parseDuration("storage.gc.delay", gc.get("delay", "1h")),
+        dryRun=_expectBool("storage.gc.dryrun", gc.get("dryrun", False)),
+    )
+    if online.enabled and online.interval <= 0:
+        raise ConfigurationError("storage.gc.interval: must be positive")
+    if online.enabled and online.delay < 60:
+        # The grace window also bounds how long a manifest PUT may take
+        # (half of it): less than a minute would fail slow pushes.
+        raise ConfigurationError("storage.gc.delay: at least 1m")
     return StorageConfig(
         driver=name,
         parameters=dict(parameters),
@@ -565,6 +595,7 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
             dryRun=_expectBool(f"{prefix}.dryrun", purging.get("dryrun", False)),
         ),
         tagTTL=parseDuration("storage.cache.tagttl", cache.get("tagttl", "1s")),
+        gc=online,
     )
 
 

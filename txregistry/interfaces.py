@@ -19,7 +19,7 @@ does I/O returns a L{Deferred}.
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -32,6 +32,7 @@ __all__ = [
     "ANONYMOUS",
     "Caller",
     "BlobDescriptor",
+    "CollectionReport",
     "Manifest",
     "PutManifest",
     "Page",
@@ -89,6 +90,32 @@ class Page:
 
     items: list[str]
     more: bool
+
+
+@dataclass
+class CollectionReport:
+    """
+    What a collection removed (or, in a dry run, would remove).
+
+    @ivar manifests: C{(repository, digest)} of each manifest deleted.
+    @ivar blobs: each blob removed, with its size.
+    @ivar spared: blobs that were not marked but were in use (online).
+    """
+
+    dryRun: bool
+    manifests: list[tuple[str, Digest]] = field(default_factory=list)
+    blobs: list[tuple[Digest, int]] = field(default_factory=list)
+    spared: list[Digest] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.blobs)
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dryRun else "removed"
+        return (f"{verb} {len(self.manifests)} manifests and {len(self.blobs)} blobs "
+                f"({self.bytes} bytes)")
+
 
 
 @dataclass(frozen=True)
@@ -151,6 +178,19 @@ class INamespace(Interface):
         @param n: at most this many; L{None} for all.
         @param last: the page starts after this name.
         @return: L{Deferred} of L{Page}.
+        """
+
+    def collectGarbage(
+        deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+    ) -> Deferred[CollectionReport]:
+        """
+        Remove every blob no manifest revision needs (and, with
+        C{deleteUntagged}, every manifest no tag reaches).
+
+        @param online: whether writes may run meanwhile: blobs in use
+            within the grace window are spared (see
+            L{txregistry.registry.collection}).
+        @return: L{Deferred} of the L{CollectionReport}.
         """
 
     def purgeUploads(olderThan: float, dryRun: bool = False) -> Deferred[list[str]]:

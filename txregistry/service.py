@@ -37,7 +37,7 @@ from txregistry.auth.throttle import LoginThrottle
 from txregistry.config import Configuration, ConfigurationError, HTTPConfig
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
-from txregistry.maintenance import UploadPurger
+from txregistry.maintenance import OnlineCollector, UploadPurger
 from txregistry.registry.namespace import StorageNamespace
 from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.registry.visibility import VisibleCatalog
@@ -91,8 +91,10 @@ def makeNamespace(
     """
     The registry's namespace over C{driver}, wrapped in every layer.
     """
+    gc = config.storage.gc
     namespace: INamespace = StorageNamespace(
-        driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect
+        driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect,
+        collectionGrace=gc.delay if gc.enabled else None,
     )
     for layer in layers(config, policy):
         namespace = layer(namespace)
@@ -243,6 +245,8 @@ class RegistryService(MultiService):
         purging = config.storage.uploadPurging
         if purging.enabled and not config.storage.readOnly and purging.interval > 0:
             UploadPurger(self.namespace, purging, reactor).setServiceParent(self)
+        if config.storage.gc.enabled and not config.storage.readOnly:
+            OnlineCollector(self.namespace, config.storage.gc, reactor).setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd asks the application for an ILogObserver before it starts

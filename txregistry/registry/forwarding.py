@@ -23,6 +23,7 @@ from txregistry.interfaces import (
     ANONYMOUS,
     BlobDescriptor,
     Caller,
+    CollectionReport,
     IBlobReader,
     IBlobStore,
     IBlobUpload,
@@ -84,6 +85,11 @@ class ForwardingNamespace:
 
     def catalog(self, n: int | None, last: str | None) -> Deferred[Page]:
         return self.inner.catalog(n, last)
+
+    def collectGarbage(
+        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+    ) -> Deferred[CollectionReport]:
+        return self.inner.collectGarbage(deleteUntagged, dryRun, online)
 
     def purgeUploads(self, olderThan: float, dryRun: bool = False) -> Deferred[builtins.list[str]]:
         return self.inner.purgeUploads(olderThan, dryRun)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import builtins
 import json
+import time
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -173,6 +174,20 @@ class ManifestIndex:
         else:
             digest = Digest.of(content)
         parsed = ParsedManifest(content, contentType)
+        started = time.monotonic()
+        existed = False
+        if self._content.leases:
+            existed = await self.hasRevision(name, digest)
+            for blob in (*parsed.blobs, digest):
+                try:
+                    await self._content.touch(blob)
+                except (OSError, PathNotFoundError):
+                    # A collection removing the blob's directory meanwhile
+                    # makes the touch fail: that blob is gone, not broken.
+                    if await self._content.usable(blob):
+                        raise
+                    if blob != digest:
+                        raise ManifestBlobUnknown([str(blob)]) from None
         await self._checkReferences(name, parsed)
         await self._content.putContent(content, digest)
         if not parsed.declaresMediaType:
@@ -185,10 +200,41 @@ class ManifestIndex:
                 layout.referrerLink(name, parsed.subject, digest),
                 json.dumps(parsed.referrerDescriptor(digest, len(content))).encode(),
             )
+        if self._content.leases:
+            await self._stillThere(name, digest, parsed, started, existed)
         self._manifests.put(
             digest, (content, parsed.mediaType if parsed.declaresMediaType else None)
         )
         return PutManifest(digest, parsed.subject)
+
+    async def _stillThere(
+        self, name: str, digest: Digest, parsed: ParsedManifest, started: float, existed: bool
+    ) -> None:
+        """
+        Step 3 of online collection's protocol
+        (L{txregistry.registry.collection}): with the revision written,
+        every blob it names must still be usable and the PUT quick enough
+        for its leases to count; else the revision is withdrawn.
+        """
+        gone = [str(blob) for blob in (*parsed.blobs, digest)
+                if not await self._content.usable(blob)]
+        if not gone and time.monotonic() - started < self.maxPutSeconds:
+            return
+        if not existed:
+            self._forgetDigest(name, digest)
+            paths = [layout.revisionDirectory(name, digest)]
+            if parsed.subject is not None:
+                paths.append(layout.referrerDirectory(name, parsed.subject, digest))
+            for path in paths:
+                try:
+                    await self._driver.delete(path)
+                except PathNotFoundError:
+                    pass
+        raise ManifestBlobUnknown(gone or [str(blob) for blob in parsed.blobs])
+
+    #: A manifest PUT under online collection must finish its checks in
+    #: less than half the grace window (set by the composition).
+    maxPutSeconds = float("inf")
 
     async def _checkReferences(self, name: str, parsed: ParsedManifest) -> None:
         missing = []

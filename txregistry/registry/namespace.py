@@ -19,6 +19,7 @@ from zope.interface import implementer
 from txregistry.errors import NameInvalid
 from txregistry.interfaces import (
     Caller,
+    CollectionReport,
     IBlobStore,
     IManifestService,
     INamespace,
@@ -28,6 +29,7 @@ from txregistry.interfaces import (
 )
 from txregistry.registry import layout
 from txregistry.registry.blobs import BlobContent, RepositoryBlobs
+from txregistry.registry.collection import Collector
 from txregistry.registry.digest import Digest
 from txregistry.registry.faults import FaultTranslatingDriver
 from txregistry.registry.index import ManifestIndex, RepositoryManifests, RepositoryTags
@@ -54,13 +56,23 @@ class StorageNamespace:
         clock: IReactorTime,
         tagTTL: float = 0.0,
         redirect: bool = True,
+        collectionGrace: float | None = None,
     ) -> None:
+        """
+        @param collectionGrace: with online garbage collection, its grace
+            window in seconds: writes then touch the leases of the blobs
+            they depend on (L{txregistry.registry.collection}).
+        """
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
         self._redirect = redirect
-        self._content = BlobContent(driver)
+        self._content = BlobContent(driver, leases=collectionGrace is not None)
         self._uploads = UploadArea(driver, self._content, clock)
         self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL)
+        self._grace = collectionGrace
+        if collectionGrace is not None:
+            self._index.maxPutSeconds = collectionGrace / 2
+        self._collector = Collector(driver, self._content, self._index)
 
     def actingFor(self, caller: Caller) -> INamespace:
         # Storage is the same for every caller.
@@ -122,6 +134,21 @@ class StorageNamespace:
             childName = f"{name}/{leaf}" if name else leaf
             if _mayFollow(childName, last):
                 heapq.heappush(heap, (childName, child))
+
+    def collectGarbage(
+        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+    ) -> Deferred[CollectionReport]:
+        if online and self._grace is None:
+            raise ValueError("online collection needs the namespace made with a collectionGrace")
+        return Deferred.fromCoroutine(self._collector.collect(
+            deleteUntagged, dryRun, self._grace if online else None))
+
+    @property
+    def collector(self) -> Collector:
+        """
+        The collector itself, for the offline command's progress.
+        """
+        return self._collector
 
     def purgeUploads(self, olderThan: float, dryRun: bool = False) -> Deferred[list[str]]:
         return Deferred.fromCoroutine(self._uploads.purge(olderThan, dryRun))
