@@ -33,6 +33,7 @@ __all__ = [
     "Caller",
     "BlobDescriptor",
     "CollectionReport",
+    "Usage",
     "Manifest",
     "PutManifest",
     "Page",
@@ -116,6 +117,23 @@ class CollectionReport:
         return (f"{verb} {len(self.manifests)} manifests and {len(self.blobs)} blobs "
                 f"({self.bytes} bytes)")
 
+
+
+@dataclass(frozen=True)
+class Usage:
+    """
+    What one repository holds: the bytes and number of the blobs it links
+    (each counted once), its tags, and the limits a quota sets (L{None}:
+    none).
+    """
+
+    repository: str
+    bytes: int
+    blobs: int
+    tags: int
+    maxBytes: int | None = None
+    maxTags: int | None = None
+    quota: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +241,11 @@ class IRepository(Interface):
     def blobs() -> "IBlobStore":
         """
         The repository's blobs and uploads.
+        """
+
+    def usage() -> Deferred[Usage]:
+        """
+        @return: L{Deferred} of the repository's L{Usage}.
         """
 
     def referrers(subject: Digest) -> Deferred[list[dict[str, Any]]]:
@@ -365,7 +388,7 @@ class IBlobUpload(Interface):
     startedAt = Attribute("When it began (POSIX time), or L{None} if unknown.")
     size = Attribute("How many bytes it holds (int), as of when it was looked up.")
 
-    def append(start: int | None = None) -> Deferred[IBlobWriter]:
+    def append(start: int | None = None, length: int | None = None) -> Deferred[IBlobWriter]:
         """
         A writer for the next chunk; until it is closed or aborted, the
         upload takes no other chunk.
@@ -373,6 +396,8 @@ class IBlobUpload(Interface):
         @param start: the offset the caller says the chunk starts at,
             which must be the upload's size; L{None} to append wherever
             it ends.
+        @param length: how many bytes the chunk has, when the caller knows
+            (a layer such as a quota may refuse before any is written).
         @return: L{Deferred} of an L{IBlobWriter}.
         @raise txregistry.errors.RangeMismatch:
         @raise txregistry.errors.BlobUploadUnknown:
@@ -437,10 +462,12 @@ class IBlobStore(Interface):
         @raise txregistry.errors.BlobUploadUnknown:
         """
 
-    def put(digest: Digest) -> Deferred[IBlobWriter]:
+    def put(digest: Digest, length: int | None = None) -> Deferred[IBlobWriter]:
         """
         A writer for a whole blob given in one go; its C{close} checks the
         content against C{digest} and stores it.
+
+        @param length: the blob's size, when the caller knows it.
 
         @return: L{Deferred} of an L{IBlobWriter}.
         """

@@ -38,7 +38,10 @@ from txregistry.config import Configuration, ConfigurationError, HTTPConfig
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
 from txregistry.maintenance import OnlineCollector, UploadPurger
+from txregistry.patterns import compileRepositoryPattern
+from txregistry.registry.immutability import ImmutabilityRule, ImmutableTags
 from txregistry.registry.namespace import StorageNamespace
+from txregistry.registry.quotas import Quota, Quotas
 from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.registry.visibility import VisibleCatalog
 from txregistry.storage.factories import createDriver
@@ -65,7 +68,9 @@ def accessPolicy(config: Configuration) -> IAccessPolicy | None:
         raise ConfigurationError(str(e)) from None
 
 
-def layers(config: Configuration, policy: IAccessPolicy | None = None) -> list[Layer]:
+def layers(
+    config: Configuration, policy: IAccessPolicy | None = None, clock: Any = None
+) -> list[Layer]:
     """
     The layers C{config} asks for, innermost first.
 
@@ -77,6 +82,17 @@ def layers(config: Configuration, policy: IAccessPolicy | None = None) -> list[L
         chain.append(deletesDisabled)
     if config.storage.readOnly:
         chain.append(readOnly)
+    storage = config.storage
+    if storage.immutableTags:
+        rules = [ImmutabilityRule(rule.repository, compileRepositoryPattern(rule.repository),
+                                  rule.tags) for rule in storage.immutableTags]
+        chain.append(lambda namespace: ImmutableTags(namespace, rules))
+    if storage.quotas:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        quotas = [Quota(rule.repository, compileRepositoryPattern(rule.repository),
+                        rule.maxBytes, rule.maxTags) for rule in storage.quotas]
+        chain.append(lambda namespace: Quotas(namespace, quotas, clock))
     if policy is not None:
         def mayPull(account: str | None, name: str) -> bool:
             return "pull" in policy.granted(account, name)
@@ -96,7 +112,7 @@ def makeNamespace(
         driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect,
         collectionGrace=gc.delay if gc.enabled else None,
     )
-    for layer in layers(config, policy):
+    for layer in layers(config, policy, clock):
         namespace = layer(namespace)
     return namespace
 

@@ -105,6 +105,29 @@ class BlobContent:
             return None
         return await self.size(digest)
 
+    async def linkedSizes(self, name: str) -> dict[Digest, int]:
+        """
+        The size of each blob repository C{name} links (whose content is
+        still there).
+        """
+        try:
+            entries = await self._driver.walk(layout.layersDirectory(name))
+        except PathNotFoundError:
+            return {}
+        sizes: dict[Digest, int] = {}
+        for entry in entries:
+            parts = entry.path.rsplit("/", 3)
+            if entry.isDirectory or len(parts) != 4 or parts[3] != "link":
+                continue
+            try:
+                digest = Digest.parse(f"{parts[1]}:{parts[2]}")
+            except ValueError:
+                continue
+            size = await self.size(digest)
+            if size is not None:
+                sizes[digest] = size
+        return sizes
+
     async def link(self, name: str, digest: Digest) -> None:
         """
         Make the stored blob C{digest} part of repository C{name}.
@@ -224,7 +247,7 @@ class RepositoryBlobs:
     def resume(self, uploadID: str) -> Deferred[IBlobUpload]:
         return self._uploads.resume(self._name, uploadID)
 
-    def put(self, digest: Digest) -> Deferred[IBlobWriter]:
+    def put(self, digest: Digest, length: int | None = None) -> Deferred[IBlobWriter]:
         return self._uploads.whole(self._name, digest)
 
     def mount(self, digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:

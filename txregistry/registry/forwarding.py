@@ -35,6 +35,7 @@ from txregistry.interfaces import (
     Manifest,
     Page,
     PutManifest,
+    Usage,
 )
 from txregistry.registry.digest import Digest
 
@@ -113,6 +114,9 @@ class ForwardingRepository:
     def referrers(self, subject: Digest) -> Deferred[list[dict[str, Any]]]:
         return self.inner.referrers(subject)
 
+    def usage(self) -> Deferred[Usage]:
+        return self.inner.usage()
+
 
 @implementer(IManifestService)
 class ForwardingManifestService:
@@ -180,8 +184,8 @@ class ForwardingBlobStore:
     def resume(self, uploadID: str) -> Deferred[IBlobUpload]:
         return self.inner.resume(uploadID).addCallback(self.wrapUpload)
 
-    def put(self, digest: Digest) -> Deferred[IBlobWriter]:
-        return self.inner.put(digest)
+    def put(self, digest: Digest, length: int | None = None) -> Deferred[IBlobWriter]:
+        return self.inner.put(digest, length)
 
     def mount(self, digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:
         return self.inner.mount(digest, source)
@@ -207,8 +211,8 @@ class ForwardingBlobUpload:
     def size(self) -> int:
         return self.inner.size  # type: ignore[no-any-return]
 
-    def append(self, start: int | None = None) -> Deferred[IBlobWriter]:
-        return self.inner.append(start)
+    def append(self, start: int | None = None, length: int | None = None) -> Deferred[IBlobWriter]:
+        return self.inner.append(start, length)
 
     def commit(self, digest: Digest) -> Deferred[BlobDescriptor]:
         return self.inner.commit(digest)

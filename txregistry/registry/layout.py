@@ -98,6 +98,10 @@ def repository(name: str) -> str:
     return f"{REPOSITORIES}/{name}"
 
 
+def layersDirectory(name: str) -> str:
+    return f"{repository(name)}/_layers"
+
+
 def layerLink(name: str, digest: Digest) -> str:
     return f"{repository(name)}/_layers/{digest.algorithm}/{digest.encoded}/link"
 

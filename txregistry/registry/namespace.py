@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from txregistry.errors import NameInvalid
+from txregistry.errors import NameInvalid, NameUnknown
 from txregistry.interfaces import (
     Caller,
     CollectionReport,
@@ -26,6 +26,7 @@ from txregistry.interfaces import (
     IRepository,
     ITagService,
     Page,
+    Usage,
 )
 from txregistry.registry import layout
 from txregistry.registry.blobs import BlobContent, RepositoryBlobs
@@ -185,6 +186,17 @@ class StorageRepository:
 
     def referrers(self, subject: Digest) -> Deferred[list[dict]]:  # type: ignore[type-arg]
         return Deferred.fromCoroutine(self._index.referrers(self.name, subject))
+
+    def usage(self) -> Deferred[Usage]:
+        return Deferred.fromCoroutine(self._usage())
+
+    async def _usage(self) -> Usage:
+        sizes = await self._content.linkedSizes(self.name)
+        try:
+            tags = len(await self._index.tags(self.name))
+        except NameUnknown:
+            tags = 0
+        return Usage(self.name, sum(sizes.values()), len(sizes), tags)
 
 
 def _mayFollow(name: str, last: str | None) -> bool:
