@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 from txregistry.config import ConfigurationError, loadConfiguration
 from txregistry.interfaces import CollectionReport
 from txregistry.registry.namespace import StorageNamespace
+from txregistry.service import retentionPolicies
 from txregistry.storage.factories import createDriver
 
 __all__ = ["garbageCollect", "run"]
@@ -68,7 +69,7 @@ async def garbageCollect(
         err.write("txregistry garbage-collect: storage.maintenance.readonly is on; "
                   "nothing can be removed (use --dry-run)\n")
         return 1
-    namespace = StorageNamespace(driver, reactor)
+    namespace = StorageNamespace(driver, reactor, retention=retentionPolicies(config))
     progress = _ProgressLine(err)
     try:
         report: CollectionReport = await namespace.collector.collect(
@@ -78,6 +79,8 @@ async def garbageCollect(
         await driver.close()
     if not quiet:
         verb = "would delete" if dryRun else "deleted"
+        for name, tag in report.tags:
+            out.write(f"{name}: {verb} tag {tag}\n")
         for name, digest in report.manifests:
             out.write(f"{name}: {verb} manifest {digest}\n")
         for digest, size in report.blobs:

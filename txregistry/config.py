@@ -20,7 +20,7 @@ import yaml
 
 #: Keys under C{storage:} that configure the registry, not a driver.
 STORAGE_OPTIONS = frozenset(
-    {"delete", "redirect", "maintenance", "cache", "tag", "gc", "tags", "quotas"})
+    {"delete", "redirect", "maintenance", "cache", "tag", "gc", "tags", "quotas", "retention"})
 
 #: Reference keys (and C{key=value} choices) that txregistry does not honour
 #: yet.  They are refused at start, not ignored: a registry told to
@@ -84,6 +84,7 @@ KNOWN_KEYS: dict[str, Any] = {
         # Lists of rules, checked by _checkRules.
         "tags": {"immutable": None},
         "quotas": None,
+        "retention": {"policies": None},
         "maintenance": {
             "uploadpurging": {"enabled": None, "age": None, "interval": None, "dryrun": None},
             "readonly": {"enabled": None},
@@ -213,6 +214,30 @@ class QuotaRule:
 
 
 @dataclass(frozen=True)
+class KeepTagsRule:
+    """
+    One C{keeptags} entry of a retention policy.
+    """
+
+    patterns: tuple[str, ...] = ()
+    mostRecentlyPushedCount: int | None = None
+    pushedWithin: float | None = None
+    pulledWithin: float | None = None
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """
+    One C{storage.retention.policies} entry.
+    """
+
+    repository: str
+    keepTags: tuple[KeepTagsRule, ...] = ()
+    deleteUntagged: bool = False
+    deleteReferrers: bool = False
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     driver: str
     parameters: dict[str, Any]
@@ -224,6 +249,7 @@ class StorageConfig:
     gc: OnlineCollection = OnlineCollection()
     immutableTags: tuple[ImmutableTagsRule, ...] = ()
     quotas: tuple[QuotaRule, ...] = ()
+    retention: tuple[RetentionRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -628,7 +654,51 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
         gc=online,
         immutableTags=_checkImmutableTags(storage.get("tags")),
         quotas=_checkQuotas(storage.get("quotas")),
+        retention=_checkRetention(storage.get("retention")),
     )
+
+
+_KEEP_KEYS = {"patterns", "mostrecentlypushedcount", "pushedwithin", "pulledwithin"}
+
+
+def _checkRetention(retention: Any) -> tuple[RetentionRule, ...]:
+    retention = _expectMapping("storage.retention", retention or {})
+    rules = []
+    for where, entry in _ruleList("storage.retention.policies", retention.get("policies"),
+                                  {"keeptags", "deleteuntagged", "deletereferrers"}):
+        keep = entry.get("keeptags") or []
+        if not isinstance(keep, list):
+            raise ConfigurationError(f"{where}.keeptags: expected a list of rules")
+        keepRules = []
+        for index, rule in enumerate(keep):
+            at = f"{where}.keeptags[{index}]"
+            rule = _expectMapping(at, rule)
+            unknown = sorted(set(rule) - _KEEP_KEYS)
+            if unknown:
+                raise ConfigurationError(f"{at}.{unknown[0]}: unknown key")
+            patterns = rule.get("patterns") or []
+            if isinstance(patterns, str):
+                patterns = [patterns]
+            if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+                raise ConfigurationError(f"{at}.patterns: expected a list of tag patterns")
+            count = rule.get("mostrecentlypushedcount")
+            if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+                raise ConfigurationError(f"{at}.mostrecentlypushedcount: expected a count, got {count!r}")
+            keepRules.append(KeepTagsRule(
+                tuple(patterns), count,
+                None if rule.get("pushedwithin") is None
+                else parseDuration(f"{at}.pushedwithin", rule["pushedwithin"]),
+                None if rule.get("pulledwithin") is None
+                else parseDuration(f"{at}.pulledwithin", rule["pulledwithin"]),
+            ))
+        deleteUntagged = _expectBool(f"{where}.deleteuntagged", entry.get("deleteuntagged", False))
+        deleteReferrers = _expectBool(f"{where}.deletereferrers", entry.get("deletereferrers", False))
+        if not keepRules and not deleteUntagged and not deleteReferrers:
+            raise ConfigurationError(
+                f"{where}: deletes nothing (give keeptags, deleteuntagged or deletereferrers)")
+        rules.append(RetentionRule(entry["repository"], tuple(keepRules), deleteUntagged,
+                                   deleteReferrers))
+    return tuple(rules)
 
 
 def _ruleList(key: str, value: Any, known: set[str]) -> list[tuple[str, Mapping[str, Any]]]:

@@ -98,12 +98,14 @@ class CollectionReport:
     """
     What a collection removed (or, in a dry run, would remove).
 
+    @ivar tags: C{(repository, tag)} of each tag a retention policy deleted.
     @ivar manifests: C{(repository, digest)} of each manifest deleted.
     @ivar blobs: each blob removed, with its size.
     @ivar spared: blobs that were not marked but were in use (online).
     """
 
     dryRun: bool
+    tags: list[tuple[str, str]] = field(default_factory=list)
     manifests: list[tuple[str, Digest]] = field(default_factory=list)
     blobs: list[tuple[Digest, int]] = field(default_factory=list)
     spared: list[Digest] = field(default_factory=list)
@@ -114,7 +116,8 @@ class CollectionReport:
 
     def summary(self) -> str:
         verb = "would remove" if self.dryRun else "removed"
-        return (f"{verb} {len(self.manifests)} manifests and {len(self.blobs)} blobs "
+        tags = f"{len(self.tags)} tags, " if self.tags else ""
+        return (f"{verb} {tags}{len(self.manifests)} manifests and {len(self.blobs)} blobs "
                 f"({self.bytes} bytes)")
 
 

@@ -42,6 +42,7 @@ from txregistry.patterns import compileRepositoryPattern
 from txregistry.registry.immutability import ImmutabilityRule, ImmutableTags
 from txregistry.registry.namespace import StorageNamespace
 from txregistry.registry.quotas import Quota, Quotas
+from txregistry.registry.retention import KeepTags, RetentionPolicies, RetentionPolicy
 from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.registry.visibility import VisibleCatalog
 from txregistry.storage.factories import createDriver
@@ -101,6 +102,20 @@ def layers(
     return chain
 
 
+def retentionPolicies(config: Configuration) -> RetentionPolicies:
+    """
+    C{storage.retention.policies}, for the collections to apply.
+    """
+    return RetentionPolicies([
+        RetentionPolicy(
+            rule.repository, compileRepositoryPattern(rule.repository),
+            tuple(KeepTags(k.patterns, k.mostRecentlyPushedCount, k.pushedWithin, k.pulledWithin)
+                  for k in rule.keepTags),
+            rule.deleteUntagged, rule.deleteReferrers,
+        ) for rule in config.storage.retention
+    ])
+
+
 def makeNamespace(
     config: Configuration, driver: IStorageDriver, clock: Any, policy: IAccessPolicy | None = None
 ) -> INamespace:
@@ -111,6 +126,7 @@ def makeNamespace(
     namespace: INamespace = StorageNamespace(
         driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect,
         collectionGrace=gc.delay if gc.enabled else None,
+        retention=retentionPolicies(config),
     )
     for layer in layers(config, policy, clock):
         namespace = layer(namespace)

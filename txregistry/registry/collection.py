@@ -67,6 +67,7 @@ from txregistry.registry.blobs import BlobContent
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.index import ManifestIndex
 from txregistry.registry.manifests import ParsedManifest
+from txregistry.registry.retention import RetentionPolicies
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import FileInfo, IStorageDriver
 
@@ -80,9 +81,25 @@ Progress = Callable[[int, int, str], None]
 
 
 @dataclass
-class _Repository:
+class TagTimes:
+    """
+    Where a tag's current link is, when it was pushed (the link's time)
+    and last pulled (L{None}: never recorded).
+    """
+
+    path: str
+    pushed: float
+    pulled: float | None = None
+
+
+@dataclass
+class RepositoryInventory:
+    """
+    One repository as a collection walked it.
+    """
+
     revisions: set[Digest] = field(default_factory=set)
-    tags: dict[str, str] = field(default_factory=dict)  # tag -> current link path
+    tags: dict[str, TagTimes] = field(default_factory=dict)
     layers: dict[Digest, str] = field(default_factory=dict)  # digest -> link path
 
 
@@ -95,7 +112,7 @@ class Inventory:
         and lease's times.
     """
 
-    repositories: dict[str, _Repository] = field(default_factory=dict)
+    repositories: dict[str, RepositoryInventory] = field(default_factory=dict)
     blobs: dict[Digest, tuple[int, float]] = field(default_factory=dict)
     condemned: set[Digest] = field(default_factory=set)
     orphans: list[str] = field(default_factory=list)
@@ -112,11 +129,13 @@ class Collector:
     def __init__(
         self, driver: IStorageDriver, content: BlobContent, index: ManifestIndex,
         clock: Callable[[], float] = time.time,
+        retention: RetentionPolicies | None = None,
     ) -> None:
         self._driver = driver
         self._content = content
         self._index = index
         self._clock = clock
+        self.retention = retention or RetentionPolicies()
 
     async def inventory(self) -> Inventory:
         """
@@ -128,12 +147,19 @@ class Collector:
             if entry.isDirectory or parsed is None:
                 continue
             name, state = parsed
-            repository = found.repositories.setdefault(name, _Repository())
+            repository = found.repositories.setdefault(name, RepositoryInventory())
             digest = _digestOf(state)
             if state[:2] == ["_manifests", "revisions"] and state[-1] == "link" and digest:
                 repository.revisions.add(digest)
             elif state[:2] == ["_manifests", "tags"] and state[-2:] == ["current", "link"]:
-                repository.tags[state[2]] = entry.path
+                times = repository.tags.get(state[2])
+                if times is None:
+                    repository.tags[state[2]] = TagTimes(entry.path, entry.modified)
+                else:
+                    times.path, times.pushed = entry.path, entry.modified
+            elif state[:2] == ["_manifests", "tags"] and len(state) == 4 and state[3] == "pulled":
+                times = repository.tags.setdefault(state[2], TagTimes("", 0.0))
+                times.pulled = entry.modified
             elif state[0] == "_layers" and state[-1] == "link" and digest:
                 repository.layers[digest] = entry.path
         leases: dict[Digest, float] = {}
@@ -186,8 +212,17 @@ class Collector:
             repository = found.repositories[name]
             parsed = {digest: await self._parsed(name, digest) for digest in sorted(repository.revisions, key=str)}
             kept = set(parsed)
-            if deleteUntagged:
-                kept = await self._reachable(name, repository, parsed)
+            policy = self.retention.policyFor(name)
+            untagged = deleteUntagged or (policy is not None and policy.deleteUntagged)
+            # The command's --delete-untagged drops the referrers of what it
+            # deletes; a policy only with deletereferrers.
+            referrers = deleteUntagged or (policy is not None and policy.deleteReferrers)
+            if untagged:
+                kept = await self._reachable(name, repository, parsed, keepReferrers=not referrers)
+            elif referrers:
+                kept = {digest for digest, manifest in parsed.items()
+                        if manifest is None or manifest.subject is None or manifest.subject in parsed}
+            if kept != set(parsed):
                 for digest in sorted(set(parsed) - kept, key=str):
                     report.manifests.append((name, digest))
                     if not report.dryRun:
@@ -203,16 +238,23 @@ class Collector:
         return marked
 
     async def _reachable(
-        self, name: str, repository: _Repository, parsed: dict[Digest, ParsedManifest | None]
+        self, name: str, repository: RepositoryInventory, parsed: dict[Digest, ParsedManifest | None],
+        keepReferrers: bool = False,
     ) -> set[Digest]:
         """
         The revisions of one repository a tag reaches: tagged, children of
-        kept indexes, referrers of kept manifests.
+        kept indexes, referrers of kept manifests (and, with
+        C{keepReferrers}, every referrer).
         """
         pending: list[Digest] = []
-        for path in repository.tags.values():
+        if keepReferrers:
+            pending.extend(d for d, m in parsed.items() if m is not None and m.subject is not None)
+        for times in repository.tags.values():
+            if not times.path:
+                continue
             try:
-                pending.append(Digest.parse((await self._driver.getContent(path)).decode().strip()))
+                pending.append(Digest.parse(
+                    (await self._driver.getContent(times.path)).decode().strip()))
             except (PathNotFoundError, InvalidDigest, UnicodeDecodeError):
                 continue
         referrers: dict[Digest, list[Digest]] = {}
@@ -277,6 +319,28 @@ class Collector:
             for path in found.orphans:
                 await self._removeLeftover(path)
 
+    async def applyRetention(self, found: Inventory, now: float, report: CollectionReport) -> None:
+        """
+        Delete (or, in a dry run, list) the tags the retention policies do
+        not keep, and take them out of C{found} either way, so that the
+        mark after sees what a real run leaves.
+        """
+        for name in sorted(found.repositories):
+            policy = self.retention.policyFor(name)
+            if policy is None:
+                continue
+            repository = found.repositories[name]
+            tags = {tag: (times.pushed, times.pulled)
+                    for tag, times in repository.tags.items() if times.path}
+            for tag in policy.tagsToDelete(tags, now):
+                report.tags.append((name, tag))
+                del repository.tags[tag]
+                if not report.dryRun:
+                    try:
+                        await self._index.untag(name, tag)
+                    except ManifestUnknown:
+                        pass
+
     async def storageTime(self) -> float:
         """
         What time the storage stamps on a file written now.
@@ -339,8 +403,10 @@ class Collector:
         One whole collection: inventory, mark, sweep.
         """
         report = CollectionReport(dryRun)
-        since = None if grace is None else await self.storageTime() - grace
+        now = await self.storageTime()
+        since = None if grace is None else now - grace
         found = await self.inventory()
+        await self.applyRetention(found, now, report)
         marked = await self.mark(found, deleteUntagged, report, progress)
         await self.sweep(found, marked, report, grace, since)
         return report

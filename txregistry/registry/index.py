@@ -19,6 +19,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from txregistry.errors import (
@@ -38,6 +39,8 @@ from txregistry.registry.manifests import OCI_MANIFEST, ParsedManifest, declared
 from txregistry.registry.names import isValidTag
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver
+
+_log = Logger()
 
 #: How many resolved references are kept.
 _MAX_REFERENCES = 65536
@@ -90,6 +93,23 @@ class ManifestIndex:
         self._references: BoundedCache[tuple[str, str], Digest] = BoundedCache(
             _MAX_REFERENCES, ttl=referenceTTL, clock=clock
         )
+        # Tags whose pull was recorded within the hour (see notePull).
+        self._pulled: BoundedCache[tuple[str, str], bool] = BoundedCache(
+            _MAX_REFERENCES, ttl=3600.0, clock=clock
+        )
+        self.recordPulls = False
+
+    def notePull(self, name: str, tag: str) -> None:
+        """
+        Record that C{tag} was pulled, for retention's C{pulledwithin}: at
+        most once an hour per tag, and without making the pull wait.
+        """
+        if not self.recordPulls or (name, tag) in self._pulled:
+            return
+        self._pulled.put((name, tag), True)
+        d = self._driver.putContent(layout.tagPulled(name, tag), b"")
+        d.addErrback(lambda failure: _log.failure(
+            "Recording a pull of {name}:{tag} failed", failure, name=name, tag=tag))
 
     # Reading
 
@@ -397,10 +417,21 @@ class RepositoryTags:
         self._index = index
 
     def get(self, tag: str) -> Deferred[Digest]:
+        # A tag resolved is a tag pulled (or, through the immutable-tag and
+        # quota layers, checked by a push: retention then keeps it longer,
+        # never shorter).
         cached = self._index.cachedTag(self._name, tag)
         if cached is not None:
+            self._index.notePull(self._name, tag)
             return succeed(cached)
-        return Deferred.fromCoroutine(self._index.resolveTag(self._name, tag))
+        d = Deferred.fromCoroutine(self._index.resolveTag(self._name, tag))
+        if self._index.recordPulls:
+            d.addCallback(self._pulled, tag)
+        return d
+
+    def _pulled(self, digest: Digest, tag: str) -> Digest:
+        self._index.notePull(self._name, tag)
+        return digest
 
     def tag(self, tag: str, digest: Digest) -> Deferred[None]:
         return Deferred.fromCoroutine(self._index.tag(self._name, tag, digest))

@@ -179,6 +179,14 @@ def tagCurrentLink(name: str, tag: str) -> str:
     return f"{tagDirectory(name, tag)}/current/link"
 
 
+def tagPulled(name: str, tag: str) -> str:
+    """
+    Rewritten (at most hourly) when the tag is pulled, while a retention
+    policy asks for pull times: its time is the tag's last pull.
+    """
+    return f"{tagDirectory(name, tag)}/pulled"
+
+
 def tagIndexLink(name: str, tag: str, digest: Digest) -> str:
     return f"{tagDirectory(name, tag)}/index/{digest.algorithm}/{digest.encoded}/link"
 

@@ -35,6 +35,7 @@ from txregistry.registry.digest import Digest
 from txregistry.registry.faults import FaultTranslatingDriver
 from txregistry.registry.index import ManifestIndex, RepositoryManifests, RepositoryTags
 from txregistry.registry.names import isValidName
+from txregistry.registry.retention import RetentionPolicies
 from txregistry.registry.uploads import UploadArea
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver
@@ -58,11 +59,13 @@ class StorageNamespace:
         tagTTL: float = 0.0,
         redirect: bool = True,
         collectionGrace: float | None = None,
+        retention: RetentionPolicies | None = None,
     ) -> None:
         """
         @param collectionGrace: with online garbage collection, its grace
             window in seconds: writes then touch the leases of the blobs
             they depend on (L{txregistry.registry.collection}).
+        @param retention: the retention policies collections apply.
         """
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
@@ -73,7 +76,8 @@ class StorageNamespace:
         self._grace = collectionGrace
         if collectionGrace is not None:
             self._index.maxPutSeconds = collectionGrace / 2
-        self._collector = Collector(driver, self._content, self._index)
+        self._collector = Collector(driver, self._content, self._index, retention=retention)
+        self._index.recordPulls = self._collector.retention.recordsPulls
 
     def actingFor(self, caller: Caller) -> INamespace:
         # Storage is the same for every caller.
