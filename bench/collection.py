@@ -10,7 +10,7 @@ measures the collection, not the pushes that would fill it), in memory
 walks, reads and stats through the filesystem driver's thread pool), not
 the disk's.
 
-    python bench/gc.py 1000 10000
+    python bench/collection.py 1000 10000
 """
 
 from __future__ import annotations
