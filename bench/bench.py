@@ -459,10 +459,11 @@ def _collection(options: argparse.Namespace, figures: Figures) -> None:
     import collection
 
     sizes = [int(size) for size in options.gc_repositories.split(",") if size]
-    seconds = {}
+    if not sizes:
+        return
+    note(f"garbage collection of {', '.join(map(str, sizes))} repositories x 10 tags")
+    seconds = collection.measure(sizes)
     for size in sizes:
-        note(f"garbage collection of {size} repositories x 10 tags")
-        seconds[size] = collection.measure(size)
         figures.add(f"gc_{size}x10_s", seconds[size], 2)
     if len(sizes) > 1 and seconds[sizes[0]]:
         figures.add(f"gc_growth_{sizes[-1]}_over_{sizes[0]}", seconds[sizes[-1]] / seconds[sizes[0]], 2)
