@@ -4,6 +4,8 @@ The C{txregistry} command.
 
     txregistry serve [twistd options] [-- plugin options]
     txregistry config check [FILE]
+    txregistry garbage-collect [--dry-run] [--delete-untagged] [--quiet] CONFIG
+    txregistry usage [--json] CONFIG [REPOSITORY ...]
     txregistry notifications list [--config FILE]
     txregistry notifications replay NAME (--dead-letter | --file PATH | --since TIME) [--config FILE]
 
@@ -154,9 +156,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--since", help="every event still in the outbox from TIME (RFC 3339, or 2h for two hours ago)")
     for sub in (listing, replaying):
         sub.add_argument("--config", help="YAML file (default: REGISTRY_CONFIGURATION_PATH)")
+    collect = commands.add_parser(
+        "garbage-collect", help="remove blobs no manifest needs (nothing may write meanwhile)")
+    collect.add_argument("config", help="the registry's YAML configuration")
+    collect.add_argument("--dry-run", "-d", action="store_true", help="only print what would be removed")
+    collect.add_argument("--delete-untagged", "-m", action="store_true",
+                         help="also delete manifests no tag reaches (never an index's child or a referrer of a kept one)")
+    collect.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    usage = commands.add_parser("usage", help="what each repository holds, and its quota")
+    usage.add_argument("config", help="the registry's YAML configuration")
+    usage.add_argument("repositories", nargs="*", help="repositories (default: all)")
+    usage.add_argument("--json", action="store_true", help="print JSON")
     options = parser.parse_args(arguments)
     if options.command == "notifications":
         return notifications(options, os.environ, sys.stdout, sys.stderr)
+    if options.command == "usage":
+        from txregistry.usage import run as usageRun
+
+        return usageRun(options, os.environ)
+    if options.command == "garbage-collect":
+        from txregistry.collect import run
+
+        return run(options, os.environ)
     return checkConfig(options.file, os.environ, sys.stdout, sys.stderr)
 
 

@@ -304,8 +304,8 @@ class _Blobs(ForwardingBlobStore):
 
         return self.inner.reader(digest, offset, length).addCallback(opened)
 
-    def put(self, digest: Digest) -> Deferred[IBlobWriter]:
-        return self.inner.put(digest).addCallback(lambda writer: _Writer(writer, digest, self))
+    def put(self, digest: Digest, length: int | None = None) -> Deferred[IBlobWriter]:
+        return self.inner.put(digest, length).addCallback(lambda writer: _Writer(writer, digest, self))
 
     def mount(self, digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:
         def mounted(descriptor: BlobDescriptor | None) -> Any:
