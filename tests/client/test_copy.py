@@ -1,0 +1,102 @@
+"""
+L{txregistry.client.copy} between every pair of transports, through
+txregistry itself.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import TestCase
+
+from tests.client.helpers import pushLayeredImage, pushTwoPlatformIndex
+from tests.support import startRegistry
+from txregistry import errors as model
+from txregistry.client.copy import CopyOptions, copyImage
+from txregistry.client.references import parseRegistry
+from txregistry.client.registry import Registry
+from txregistry.client.transports.docker import RegistryDestination, RegistrySource
+
+
+class RegistryToRegistryTests(TestCase):
+    async def setUp(self) -> None:
+        self.source = await startRegistry(self)
+        self.target = await startRegistry(self)
+        self.clients: list[Registry] = []
+
+    def client(self, registry) -> Registry:
+        client = Registry(registry.url.split("//")[1])
+        self.clients.append(client)
+        self.addCleanup(client.close)
+        return client
+
+    def ref(self, registry, text: str):
+        return parseRegistry(f"{registry.url.split('//')[1]}/{text}")
+
+    async def raw(self, registry, path: str) -> tuple[int, bytes]:
+        response = await registry.request("GET", path, headers={"Accept": ["*/*"]})
+        return response.code, await response.content()
+
+    async def test_copyKeepsBytes(self) -> None:
+        """
+        Every blob and the manifest arrive byte for byte, tagged as asked.
+        """
+        image = await pushLayeredImage(self, self.source, "team/app", "v1")
+        source = RegistrySource(self.client(self.source), self.ref(self.source, "team/app:v1"))
+        destination = RegistryDestination(self.client(self.target), self.ref(self.target, "copy/app:v2"))
+        result = await copyImage(source, destination)
+        self.assertEqual(str(result.digest), image["digest"])
+        self.assertEqual(sorted(result.copied), sorted(image["blobs"]))
+        code, body = await self.raw(self.target, "/v2/copy/app/manifests/v2")
+        self.assertEqual((code, body), (200, image["manifest"]))
+        for digest, content in image["blobs"].items():
+            self.assertEqual(await self.raw(self.target, f"/v2/copy/app/blobs/{digest}"), (200, content))
+
+    async def test_skipsWhatIsThere(self) -> None:
+        image = await pushLayeredImage(self, self.source, "team/app", "v1")
+        source = RegistrySource(self.client(self.source), self.ref(self.source, "team/app:v1"))
+        destination = RegistryDestination(self.client(self.target), self.ref(self.target, "copy/app:v2"))
+        await copyImage(source, destination)
+        again = await copyImage(source, destination)
+        self.assertEqual(again.copied, [])
+        self.assertEqual(sorted(again.skipped), sorted(image["blobs"]))
+
+    async def test_mountsInTheSameRegistry(self) -> None:
+        image = await pushLayeredImage(self, self.source, "team/app", "v1")
+        client = self.client(self.source)
+        source = RegistrySource(client, self.ref(self.source, "team/app:v1"))
+        destination = RegistryDestination(client, self.ref(self.source, "other/app:v1"))
+        result = await copyImage(source, destination)
+        self.assertEqual(sorted(result.mounted), sorted(image["blobs"]))
+        self.assertEqual(result.bytes, 0)
+        self.assertEqual((await self.raw(self.source, "/v2/other/app/manifests/v1"))[1], image["manifest"])
+
+    async def test_indexAll(self) -> None:
+        """
+        C{all} copies the index and both images; the index keeps its digest.
+        """
+        index = await pushTwoPlatformIndex(self, self.source, "multi/app", "1")
+        source = RegistrySource(self.client(self.source), self.ref(self.source, "multi/app:1"))
+        destination = RegistryDestination(self.client(self.target), self.ref(self.target, "multi/app:1"))
+        result = await copyImage(source, destination, CopyOptions(all=True, preserveDigests=True))
+        self.assertEqual(str(result.digest), index["digest"])
+        self.assertEqual((await self.raw(self.target, "/v2/multi/app/manifests/1"))[1], index["manifest"])
+        for image in index["images"].values():
+            code, _ = await self.raw(self.target, f"/v2/multi/app/manifests/{image['digest']}")
+            self.assertEqual(code, 200)
+
+    async def test_indexOnePlatform(self) -> None:
+        index = await pushTwoPlatformIndex(self, self.source, "multi/app", "1")
+        source = RegistrySource(self.client(self.source), self.ref(self.source, "multi/app:1"))
+        destination = RegistryDestination(self.client(self.target), self.ref(self.target, "one/app:1"))
+        result = await copyImage(source, destination, CopyOptions(platform="linux/arm64"))
+        self.assertEqual(str(result.digest), index["images"]["arm64"]["digest"])
+        with self.assertRaises(model.ManifestUnknown) as raised:
+            await copyImage(source, destination, CopyOptions(platform="windows/amd64"))
+        self.assertIn("linux/amd64, linux/arm64", str(raised.exception))
+
+    async def test_unknownReference(self) -> None:
+        source = RegistrySource(self.client(self.source), self.ref(self.source, "team/none:v1"))
+        destination = RegistryDestination(self.client(self.target), self.ref(self.target, "copy/app:v2"))
+        with self.assertRaises(model.ManifestUnknown) as raised:
+            await copyImage(source, destination)
+        self.assertIn("team/none:v1", str(raised.exception))
+        self.assertEqual((await self.raw(self.target, "/v2/_catalog"))[1], b'{"repositories":[]}')
