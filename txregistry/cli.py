@@ -4,12 +4,14 @@ The C{txregistry} command.
 
     txregistry serve [twistd options] [-- plugin options]
     txregistry config check [FILE]
+    txregistry copy|push|pull|catalog|tags|manifest|blob|inspect|digest|tag|delete|referrers|login|logout ...
 
 C{serve} is C{twistd --nodaemon --pidfile= txregistry ...}: what a system
 service runs.  C{config check} reads FILE (or C{REGISTRY_CONFIGURATION_PATH},
 or the embedded defaults) with the environment's C{REGISTRY_*} overrides,
 as the registry would, and prints the effective configuration with its
-secrets masked, or one line naming the wrong key and exits 1.
+secrets masked, or one line naming the wrong key and exits 1.  The
+other commands are the registry client's (L{txregistry.client.command}).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from txregistry.client import command as clientCommands
 from txregistry.config import ConfigurationError, loadConfiguration
 
 #: Keys whose values are secrets, wherever they appear.
@@ -96,7 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help="validate a configuration and print it, secrets masked"
     )
     check.add_argument("file", nargs="?", help="YAML file (default: REGISTRY_CONFIGURATION_PATH)")
+    clientCommands.register(commands)
     options = parser.parse_args(arguments)
+    if getattr(options, "client", None):
+        return clientCommands.run(options)
     return checkConfig(options.file, os.environ, sys.stdout, sys.stderr)
 
 

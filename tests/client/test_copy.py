@@ -5,15 +5,21 @@ txregistry itself.
 
 from __future__ import annotations
 
+import json
+import os
+
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from tests.client.helpers import pushLayeredImage, pushTwoPlatformIndex
 from tests.support import startRegistry
 from txregistry import errors as model
+from txregistry.client.connect import Connector
 from txregistry.client.copy import CopyOptions, copyImage
 from txregistry.client.references import parseRegistry
 from txregistry.client.registry import Registry
 from txregistry.client.transports.docker import RegistryDestination, RegistrySource
+from txregistry.registry.digest import Digest
 
 
 class RegistryToRegistryTests(TestCase):
@@ -100,3 +106,92 @@ class RegistryToRegistryTests(TestCase):
             await copyImage(source, destination)
         self.assertIn("team/none:v1", str(raised.exception))
         self.assertEqual((await self.raw(self.target, "/v2/_catalog"))[1], b'{"repositories":[]}')
+
+
+class _Collect:
+    """
+    A consumer keeping what it is written (for small test blobs).
+    """
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def registerProducer(self, producer, streaming) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+
+async def readImage(source) -> tuple[Digest, dict[str, bytes]]:
+    """
+    The manifest digest and every blob (config and layers) of an image,
+    read through C{source}.
+    """
+    manifest = await source.manifest(None)
+    document = json.loads(manifest.content)
+    blobs = {}
+    for descriptor in [document["config"], *document["layers"]]:
+        reader = await source.blob(descriptor)
+        collected = _Collect()
+        await reader.startProducing(collected)
+        blobs[descriptor["digest"]] = b"".join(collected.chunks)
+    return manifest.digest, blobs
+
+
+TRANSPORTS = ("docker", "oci", "archive")
+
+
+class TransportPairTests(TestCase):
+    """
+    An image copied from a registry to transport A, from A to B, and read
+    back from B: the same blobs, and the same manifest digest unless an
+    archive (which keeps no manifest) was on the way.
+    """
+
+    async def setUp(self) -> None:
+        self.registry = await startRegistry(self)
+        self.host = self.registry.url.split("//")[1]
+        self.connector = Connector()
+        self.addCleanup(lambda: Deferred.fromCoroutine(self.connector.close()))
+        self.work = os.path.abspath(self.mktemp())
+        os.makedirs(self.work)
+        self.image = await pushLayeredImage(self, self.registry, "team/app", "v1")
+
+    def place(self, transport: str, name: str) -> str:
+        if transport == "docker":
+            return f"docker://{self.host}/{name}:t"
+        if transport == "oci":
+            return f"oci:{os.path.join(self.work, name)}:t"
+        return f"docker-archive:{os.path.join(self.work, name)}.tar:{self.host}/{name}:t"
+
+    async def copy(self, source: str, destination: str, **options) -> None:
+        opened = self.connector.source(source)
+        await copyImage(opened, self.connector.destination(destination, opened), CopyOptions(**options))
+
+    async def checkPair(self, a: str, b: str) -> None:
+        origin = f"docker://{self.host}/team/app:v1"
+        first = self.place(a, f"first-{a}-{b}")
+        second = self.place(b, f"second-{a}-{b}")
+        await self.copy(origin, first)
+        await self.copy(first, second)
+        digest, blobs = await readImage(self.connector.source(second))
+        self.assertEqual(blobs, self.image["blobs"], (a, b))
+        if "archive" not in (a, b):
+            self.assertEqual(str(digest), self.image["digest"], (a, b))
+
+
+def _pairTest(a: str, b: str):
+    async def test(self: TransportPairTests) -> None:
+        await self.checkPair(a, b)
+
+    test.__doc__ = f"A registry's image through {a} then {b}."
+    return test
+
+
+for _a in TRANSPORTS:
+    for _b in TRANSPORTS:
+        setattr(TransportPairTests, f"test_{_a}_{_b}", _pairTest(_a, _b))
