@@ -26,6 +26,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import treq
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer, IResponse
 
 from txregistry.client.errors import AuthenticationFailed
@@ -106,6 +108,29 @@ def _covers(granted: list[str], needed: list[str]) -> bool:
     return True
 
 
+class _Once:
+    """
+    One token request that every request wanting it waits for.
+    """
+
+    def __init__(self, running: Deferred[None]) -> None:
+        self._waiters: list[Deferred[None]] = []
+        running.addBoth(self._done)
+
+    def _done(self, result: object) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(None)
+
+    def wait(self) -> Deferred[None]:
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+
 @dataclass
 class _Token:
     value: str
@@ -122,14 +147,17 @@ class Authenticator:
     """
 
     def __init__(self, session: Session,
-                 credentials: Callable[[], Awaitable[Credentials | None]]) -> None:
+                 credentials: Callable[[], Awaitable[Credentials | None]],
+                 now: Callable[[], float] = time.time) -> None:
         self.session = session
+        self.now = now
         self._credentials = credentials
         self._account: Credentials | None = None
         self._looked = False
         self._scheme: str | None = None
         self._challenge: dict[str, str] = {}
         self._tokens: list[_Token] = []
+        self._fetching: dict[tuple[str, ...], _Once] = {}
 
     async def account(self) -> Credentials | None:
         if not self._looked:
@@ -141,7 +169,7 @@ class Authenticator:
         if self._scheme == "basic" and self._account is not None:
             return self._account.basic()
         if self._scheme == "bearer":
-            now = time.time()
+            now = self.now()
             self._tokens = [t for t in self._tokens if t.expires > now]
             for token in self._tokens:
                 if _covers(token.scopes, scopes):
@@ -167,6 +195,10 @@ class Authenticator:
         """
         headers = dict(headers or {})
         authorization = self._authorization(scopes)
+        if authorization is None and self._scheme == "bearer":
+            # The realm is known: get a token before asking, not after a 401.
+            await self._token(scopes, await self.account())
+            authorization = self._authorization(scopes)
         if authorization:
             headers["Authorization"] = [authorization]
         response = await self.session.request(method, url, headers=headers, data=data)
@@ -181,15 +213,14 @@ class Authenticator:
         if scheme == "basic":
             if account is None:
                 raise AuthenticationFailed(f"{url}: the registry asks for a login (no credentials)", 401)
-            if self._scheme == "basic":
+            if authorization is not None:
                 raise AuthenticationFailed(f"{url}: login refused for {account.username!r}", 401)
             self._scheme = "basic"
         elif scheme == "bearer" and parameters.get("realm"):
             self._scheme = "bearer"
             self._challenge = parameters
-            wanted = mergeScopes(scopes, [parameters.get("scope", "")],
-                                 *[t.scopes for t in self._tokens if t.expires > time.time()])
-            await self._fetchToken(wanted, account)
+            await self._token(mergeScopes(scopes, [parameters.get("scope", "")]), account,
+                              renew=authorization is not None)
         else:
             raise AuthenticationFailed(f"{url}: 401 with an unusable challenge {challenge!r}", 401)
         headers["Authorization"] = [self._authorization(scopes) or self._lastToken()]
@@ -199,6 +230,26 @@ class Authenticator:
             who = f" for {account.username!r}" if account else " (anonymous)"
             raise AuthenticationFailed(f"{method} {url}: access refused{who}", 401)
         return response
+
+    async def _token(self, scopes: list[str], account: Credentials | None,
+                     renew: bool = False) -> None:
+        """
+        A token for C{scopes} and every scope a live token holds (widened),
+        fetched once however many requests want it at the same time.
+        """
+        if not renew and self._authorization(scopes) is not None:
+            return
+        wanted = tuple(mergeScopes(scopes, *[t.scopes for t in self._tokens
+                                             if t.expires > self.now()]))
+        once = self._fetching.get(wanted)
+        if once is None:
+            running = ensureDeferred(self._fetchToken(list(wanted), account))
+            once = self._fetching[wanted] = _Once(running)
+            waiter = once.wait()
+            running.addBoth(lambda _: self._fetching.pop(wanted, None))
+        else:
+            waiter = once.wait()
+        await waiter
 
     def _lastToken(self) -> str:
         return f"Bearer {self._tokens[-1].value}" if self._tokens else ""
@@ -253,4 +304,4 @@ class Authenticator:
             value = None
         if not isinstance(value, str) or not value:
             raise AuthenticationFailed(f"token server {realm} answered no token")
-        self._tokens.append(_Token(value, scopes, time.time() + max(lifetime - _MARGIN, 1.0)))
+        self._tokens.append(_Token(value, scopes, self.now() + max(lifetime - _MARGIN, 1.0)))
