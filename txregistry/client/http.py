@@ -202,6 +202,8 @@ class Session:
                 response: IResponse = await self.client.request(
                     method, url, headers=headers, data=data,  # type: ignore[arg-type]
                     allow_redirects=followRedirects and method in ("GET", "HEAD"),
+                    # treq would otherwise keep every body it receives in memory.
+                    unbuffered=True,
                 )
             except _DROPPED as e:
                 if attempt == attempts:
