@@ -93,10 +93,9 @@ def copyFigures(options: Any, work: str, figures: Any, fd: int, size: int,
     """
     label = f"{size >> 30}GiB" if size % (1 << 30) == 0 else f"{size >> 20}MiB"
     skopeo = shutil.which("skopeo")
-    sourceDir, targetDir = os.path.join(work, "copy-source"), os.path.join(work, "copy-target")
+    sourceDir = os.path.join(work, "copy-source")
     os.makedirs(sourceDir)
-    os.makedirs(targetDir)
-    source, target = makeRegistry(sourceDir), makeRegistry(targetDir)
+    source = makeRegistry(sourceDir)
     try:
         note(f"copy: pushing a {label} 3-layer image to the source registry")
         pushThreeLayers(source.port, fd, size)
@@ -112,7 +111,13 @@ def copyFigures(options: Any, work: str, figures: Any, fd: int, size: int,
         for round_ in range(options.repeat):
             order = clients if round_ % 2 == 0 else clients[::-1]
             for client in order:
-                destination = f"127.0.0.1:{target.port}/{client}/round{round_}:1"
+                # A new destination registry each time: nothing there to
+                # skip or mount (skopeo remembers where it put blobs, and
+                # would mount them from its last round's repository).
+                targetDir = os.path.join(work, f"copy-target-{client}-{round_}")
+                os.makedirs(targetDir)
+                target = makeRegistry(targetDir)
+                destination = f"127.0.0.1:{target.port}/{client}/image:1"
                 if client == "txregistry":
                     arguments = [sys.executable, "-m", "txregistry.cli", "copy",
                                  f"docker://{src}", f"docker://{destination}"]
@@ -121,7 +126,11 @@ def copyFigures(options: Any, work: str, figures: Any, fd: int, size: int,
                                  "--dest-tls-verify=false", "--preserve-digests", "--quiet",
                                  f"docker://{src}", f"docker://{destination}"]
                 settle()
-                seconds, peak = _timed(arguments, env, sampler)
+                try:
+                    seconds, peak = _timed(arguments, env, sampler)
+                finally:
+                    target.stop()
+                    shutil.rmtree(targetDir, ignore_errors=True)
                 note(f"copy round {round_ + 1} {client}: {seconds:.2f}s, {size / seconds / 1e6:.0f} MB/s, "
                      f"client peak RSS {peak:.1f} MiB")
                 best[client] = min(best.get(client, seconds), seconds)
@@ -135,4 +144,3 @@ def copyFigures(options: Any, work: str, figures: Any, fd: int, size: int,
             figures.add("copy_ratio", best["skopeo"] / best["txregistry"], 3)
     finally:
         source.stop()
-        target.stop()

@@ -24,7 +24,6 @@ from typing import Any, TextIO
 
 import yaml
 
-from txregistry.client import command as clientCommands
 from txregistry.config import ConfigurationError, loadConfiguration
 
 #: Keys whose values are secrets, wherever they appear.
@@ -90,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["serve"]:
         # Everything after "serve" is twistd's (and the plugin's) to parse.
         return serve(arguments[1:])
+    from txregistry.client import command as clientCommands  # not for serve: treq is heavy
+
     parser = argparse.ArgumentParser(prog="txregistry", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the registry in the foreground (twistd options, then -- and the plugin's)")

@@ -19,7 +19,7 @@ import os
 import tarfile
 from typing import IO, Any
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
@@ -157,7 +157,7 @@ class ArchiveSource:
     def blob(self, descriptor: dict[str, Any]) -> Deferred[IBlobReader]:
         digest = Digest.parse(descriptor["digest"])
         if digest not in self._blobs:
-            raise model.BlobUnknown(str(digest))
+            return fail(model.BlobUnknown(str(digest)))
         offset, size = self._blobs[digest]
         return succeed(FileReader(self.path, offset, size, digest, f"{self.reference}@{digest}"))
 
