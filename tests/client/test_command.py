@@ -198,3 +198,29 @@ class CommandTests(TestCase):
                       f"docker-archive:{archive}:example/multi:arm")
         document = json.loads(await self.ok("inspect", "--json", f"docker-archive:{archive}"))
         self.assertEqual(document["config"]["architecture"], "arm64")
+
+
+class ProgressTests(TestCase):
+    """
+    Progress bars go to a terminal, and nowhere else.
+    """
+
+    async def setUp(self) -> None:
+        self.registry = await deletingRegistry(self)
+        self.host = self.registry.url.split("//")[1]
+        await pushLayeredImage(self, self.registry, "team/app", "v1")
+
+    async def copy(self, terminal: bool) -> str:
+        from tests.client import commands
+
+        self.patch(commands.Output, "isatty", lambda stream: terminal)
+        work = os.path.abspath(self.mktemp())
+        status, out, err = await txregistry("copy", f"docker://{self.host}/team/app:v1", f"oci:{work}:v1")
+        self.assertEqual(status, 0, err.getvalue())
+        return err.getvalue()
+
+    async def test_terminal(self) -> None:
+        self.assertIn("copying", await self.copy(True))
+
+    async def test_notTerminal(self) -> None:
+        self.assertEqual(await self.copy(False), "")

@@ -63,7 +63,10 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document")
     common.add_argument("--insecure", action="store_true",
-                        help="plain HTTP, or HTTPS without checking certificates")
+                        help="HTTPS without checking the registry's certificate")
+    common.add_argument("--plain-http", action="store_true",
+                        help="plain HTTP to every registry (loopback hosts get it anyway, "
+                             "unless --ca-file or --cert is given)")
     common.add_argument("--ca-file", help="PEM bundle of the authorities to trust")
     common.add_argument("--cert", help="PEM client certificate (and key, unless --key)")
     common.add_argument("--key", help="PEM key of the client certificate")
@@ -177,7 +180,7 @@ class _Context:
         self.reactor = reactor
         tls = TLSOptions(options.ca_file, options.cert, options.key, options.insecure)
         self.config = DockerConfig(options.config_dir, reactor)
-        self.connector = Connector(reactor, tls, self.config, True if options.insecure else None)
+        self.connector = Connector(reactor, tls, self.config, True if options.plain_http else None)
         if options.creds:
             username, _, password = options.creds.partition(":")
             fixed = Credentials(username, password)

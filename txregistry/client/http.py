@@ -66,8 +66,9 @@ class TLSOptions:
         platform's.
     @ivar certFile: PEM client certificate (with C{keyFile}, or the key in
         the same file), for registries that ask for one.
-    @ivar insecure: do not check the registry's certificate, and talk
-        plain HTTP to it (what C{--tls-verify=false} means to skopeo).
+    @ivar insecure: do not check the registry's certificate (still TLS;
+        plain HTTP is L{txregistry.client.registry.Registry}'s
+        C{plainHTTP}).
     """
 
     caFile: str | None = None

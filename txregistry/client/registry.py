@@ -88,7 +88,8 @@ class Registry:
     @param credentials: the account to log in as; a callable giving one
         (docker's C{config.json} lookup); or L{None} for anonymous.
     @param plainHTTP: talk C{http://}; by default, only to a loopback
-        host, or with C{tls.insecure}.
+        host for which no CA bundle or client certificate is given (as
+        docker treats 127.0.0.0/8 as an insecure registry).
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class Registry:
     ) -> None:
         self.host = host
         if plainHTTP is None:
-            plainHTTP = tls.insecure or _isLoopback(host)
+            plainHTTP = _isLoopback(host) and not (tls.caFile or tls.certFile)
         self.url = f"{'http' if plainHTTP else 'https'}://{host}"
         self.session = session or Session(reactor, tls)
         if credentials is None or isinstance(credentials, Credentials):
