@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import os
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.protocols import portforward
 from twisted.trial.unittest import TestCase
 
 from tests.client.helpers import pushLayeredImage, pushTwoPlatformIndex
@@ -195,3 +198,61 @@ def _pairTest(a: str, b: str):
 for _a in TRANSPORTS:
     for _b in TRANSPORTS:
         setattr(TransportPairTests, f"test_{_a}_{_b}", _pairTest(_a, _b))
+
+
+class _Dropping(portforward.ProxyClient):
+    """
+    The registry's side of the proxy: the first connection that carries
+    more than L{limit} bytes back is cut there.
+    """
+
+    limit = 200_000
+
+    def connectionMade(self) -> None:
+        self.carried = 0
+        super().connectionMade()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.carried += len(data)
+        factory = self.peer.factory
+        if self.carried > self.limit and not factory.dropped:
+            factory.dropped += 1
+            self.peer.transport.abortConnection()
+            self.transport.abortConnection()
+            return
+        super().dataReceived(data)
+
+
+class _DroppingClientFactory(portforward.ProxyClientFactory):
+    protocol = _Dropping
+
+
+class _DroppingServer(portforward.ProxyServer):
+    clientProtocolFactory = _DroppingClientFactory
+
+
+class DroppedConnectionTests(TestCase):
+    async def test_blobStreamedAgain(self) -> None:
+        """
+        A connection that drops in the middle of a blob's download makes the
+        copy stream that blob again; the copy ends whole and verified.
+        """
+        source = await startRegistry(self)
+        target = await startRegistry(self)
+        image = await pushLayeredImage(self, source, "team/app", "v1")
+        factory = portforward.ProxyFactory("127.0.0.1", int(source.url.rsplit(":", 1)[1]))
+        factory.protocol = _DroppingServer
+        factory.dropped = 0
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        connector = Connector()
+        self.addCleanup(lambda: Deferred.fromCoroutine(connector.close()))
+        opened = connector.source(f"docker://127.0.0.1:{port.getHost().port}/team/app:v1")
+        result = await copyImage(opened, connector.destination(
+            f"docker://{target.url.split('//')[1]}/team/app:v1", opened))
+        self.assertEqual(factory.dropped, 1)
+        self.assertEqual(str(result.digest), image["digest"])
+        self.assertEqual(result.bytes, sum(len(b) for b in image["blobs"].values()))
+        for digest, content in image["blobs"].items():
+            response = await target.request("GET", f"/v2/team/app/blobs/{digest}")
+            self.assertEqual(await response.content(), content)

@@ -9,7 +9,8 @@ refuses a destination that does not (an archive).  Each blob is skipped
 when the destination has it, mounted when the source is another
 repository of the same registry, and otherwise streamed from the source's
 reader into the destination's writer, several at once (the
-destination's C{concurrency}), each verified against its digest.  The
+destination's C{concurrency}), each verified against its digest, and
+streamed again from its start when a connection drops on the way.  The
 manifests go last, the top one tagged; the destination's L{commit} makes
 the copy visible, its L{abort} removes it on failure.
 """
@@ -26,7 +27,7 @@ from twisted.internet.interfaces import IConsumer
 from zope.interface import implementer
 
 from txregistry import errors as model
-from txregistry.client.errors import ClientError
+from txregistry.client.errors import ClientError, NetworkError
 from txregistry.client.transports import IImageDestination, IImageSource
 from txregistry.interfaces import Manifest
 from txregistry.registry.digest import Digest
@@ -134,6 +135,10 @@ def choosePlatform(index: ParsedManifest, wanted: str, reference: str) -> dict[s
 
 
 class _Copy:
+    #: How many times a blob is streamed before a dropped connection fails
+    #: the copy.
+    attempts = 3
+
     def __init__(self, source: IImageSource, destination: IImageDestination,
                  options: CopyOptions, progress: Progress) -> None:
         self.source = source
@@ -163,24 +168,43 @@ class _Copy:
             self.progress.finished(name, "mounted")
             return
         self.progress.started(name, size)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                await self._stream(name, descriptor)
+                break
+            except NetworkError:
+                # A dropped connection mid-blob: the destination kept
+                # nothing of it; send it again from the start.
+                if attempt == self.attempts:
+                    raise
+        self.result.copied.append(name)
+        self.progress.finished(name, "copied")
+
+    async def _stream(self, name: str, descriptor: dict[str, Any]) -> None:
         reader = await self.source.blob(descriptor)
         writer = await self.destination.blobWriter(descriptor)
+        sent = 0
 
         def counted(count: int) -> None:
+            nonlocal sent
+            sent += count
             self.result.bytes += count
             self.progress.advanced(name, count)
 
         try:
             await reader.startProducing(_Counting(writer, counted))
         except BaseException:
+            self.result.bytes -= sent
             early = getattr(writer, "failure", None)
             await writer.abort()
             if early is not None:
                 early.raiseException()
             raise
-        await writer.close()
-        self.result.copied.append(name)
-        self.progress.finished(name, "copied")
+        try:
+            await writer.close()
+        except BaseException:
+            self.result.bytes -= sent
+            raise
 
     async def manifest(self, manifest: Manifest, top: bool) -> Manifest:
         parsed = ParsedManifest(manifest.content, manifest.mediaType)

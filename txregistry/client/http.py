@@ -208,7 +208,7 @@ class Session:
                 )
             except _DROPPED as e:
                 if attempt == attempts:
-                    raise NetworkError(f"{method} {url}: {_describe(e)}") from None
+                    raise NetworkError(f"{method} {url}: {describe(e)}") from None
             else:
                 if response.code not in RETRIED_STATUSES or attempt == attempts:
                     return response
@@ -221,8 +221,12 @@ class Session:
         raise AssertionError("unreachable")
 
 
-def _describe(failure: Exception) -> str:
+def describe(failure: BaseException | None) -> str:
+    """
+    What went wrong with a connection, in a few words (a
+    L{twisted.web.client.ResponseFailed} holds several failures).
+    """
     reasons = getattr(failure, "reasons", None)
     if reasons:
-        return "; ".join(str(r.value) or type(r.value).__name__ for r in reasons)
+        return "; ".join(str(r.value).strip() or type(r.value).__name__ for r in reasons)
     return str(failure) or type(failure).__name__

@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from txregistry import errors as model
 from txregistry.client.errors import NetworkError
+from txregistry.client.http import describe
 from txregistry.interfaces import IBlobReader, IBlobWriter
 from txregistry.registry.digest import Digest, DigestingConsumer
 
@@ -93,7 +94,7 @@ class ResponseReader:
         self._consumer.unregisterProducer()
         if not reason.check(ResponseDone, PotentialDataLoss):
             raise NetworkError(f"{self.what}: the connection dropped after "
-                               f"{self._received_} of {self.length} bytes ({reason.value})")
+                               f"{self._received_} of {self.length} bytes ({describe(reason.value)})")
         if self._received_ != self.length:
             raise NetworkError(f"{self.what}: {self._received_} bytes came, not {self.length}")
         if self._digesting is not None and self.expected is not None:
