@@ -224,3 +224,50 @@ class ProgressTests(TestCase):
 
     async def test_notTerminal(self) -> None:
         self.assertEqual(await self.copy(False), "")
+
+
+class LayoutTests(TestCase):
+    """
+    Writing into an OCI layout that exists: other images stay, a tag is
+    replaced, and a failed copy leaves C{index.json} as it was.
+    """
+
+    async def setUp(self) -> None:
+        self.registry = await deletingRegistry(self)
+        self.host = self.registry.url.split("//")[1]
+        self.layout = os.path.join(os.path.abspath(self.mktemp()), "layout")
+
+    async def test_addAndReplace(self) -> None:
+        one = await pushLayeredImage(self, self.registry, "team/one", "v1", (100,))
+        two = await pushLayeredImage(self, self.registry, "team/two", "v1", (200,))
+        for name, tag in (("one", "a"), ("two", "b"), ("one", "b")):
+            status, _, err = await txregistry("copy", f"docker://{self.host}/team/{name}:v1",
+                                              f"oci:{self.layout}:{tag}")
+            self.assertEqual(status, 0, err.getvalue())
+        self.assertEqual(ocilayout.refDescriptor(self.layout, "a")["digest"], one["digest"])
+        self.assertEqual(ocilayout.refDescriptor(self.layout, "b")["digest"], one["digest"])
+        self.assertEqual(len(ocilayout.readIndex(self.layout)["manifests"]), 2)
+        status, out, _ = await txregistry("digest", f"oci:{self.layout}:b")
+        self.assertEqual(out.getvalue(), one["digest"] + "\n")
+        self.assertTrue(os.path.exists(os.path.join(self.layout, "blobs", "sha256", two["digest"][7:])))
+
+    async def test_failedCopyLeavesIndex(self) -> None:
+        await pushLayeredImage(self, self.registry, "team/one", "v1", (100,))
+        broken = await pushLayeredImage(self, self.registry, "team/broken", "v1", (300,))
+        status, _, err = await txregistry("copy", f"docker://{self.host}/team/one:v1", f"oci:{self.layout}:a")
+        self.assertEqual(status, 0, err.getvalue())
+        with open(os.path.join(self.layout, "index.json"), "rb") as f:
+            before = f.read()
+        # The broken image's layer is gone from the registry: its copy fails
+        # after its config was written.
+        layer = [d for d, c in broken["blobs"].items() if len(c) == 300][0]
+        response = await self.registry.request("DELETE", f"/v2/team/broken/blobs/{layer}")
+        self.assertEqual(response.code, 202)
+        status, _, err = await txregistry("copy", f"docker://{self.host}/team/broken:v1",
+                                          f"oci:{self.layout}:b")
+        self.assertEqual(status, 1)
+        self.assertIn(layer, err.getvalue())
+        with open(os.path.join(self.layout, "index.json"), "rb") as f:
+            self.assertEqual(f.read(), before)
+        leftovers = [n for n in os.listdir(os.path.join(self.layout, "blobs", "sha256")) if n.endswith(".partial")]
+        self.assertEqual(leftovers, [])

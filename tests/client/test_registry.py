@@ -146,3 +146,15 @@ class RegistryTests(TestCase):
     async def test_purgeUnsupported(self) -> None:
         with self.assertRaises(model.Unsupported):
             await self.registry.purgeUploads(0)
+
+    async def test_blobOfUnknownLength(self) -> None:
+        """
+        A whole blob whose length is not known is sent chunked, and stored.
+        """
+        content = os.urandom(70000)
+        digest = Digest.parse(sha256(content))
+        writer = await self.repository.blobs().put(digest)
+        writer.write(content[:1000])
+        writer.write(content[1000:])
+        self.assertEqual(await writer.close(), len(content))
+        self.assertEqual((await self.repository.blobs().stat(digest)).size, len(content))

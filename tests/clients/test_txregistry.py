@@ -148,3 +148,23 @@ class DockerTests(TestCase):
         pulled = f"{otherHost}/copied/pushed:1"
         self.images.append(pulled)
         self.dockerRun("pull", pulled)
+
+    def test_dockerSaveArchivePushes(self) -> None:
+        """
+        What C{docker save} writes copies to a registry; docker pulls it
+        back as the same image (the config, hence the image id, is kept).
+        """
+        tarball = os.path.join(self.work, "rootfs.tar")
+        wire.tarball(tarball, {"saved.txt": os.urandom(40000)})
+        self.images.append("example.com/saved/image:1")
+        self.dockerRun("import", tarball, "example.com/saved/image:1")
+        saved = json.loads(self.dockerRun("image", "inspect", "example.com/saved/image:1").stdout)[0]
+        archive = os.path.join(self.work, "saved.tar")
+        self.dockerRun("save", "-o", archive, "example.com/saved/image:1")
+        remote = f"{self.host}/test/saved:1"
+        txregistry("copy", f"docker-archive:{archive}:example.com/saved/image:1", f"docker://{remote}",
+                   context=self.registry)
+        self.images.append(remote)
+        self.dockerRun("pull", remote)
+        pulled = json.loads(self.dockerRun("image", "inspect", remote).stdout)[0]
+        self.assertEqual(pulled["Id"], saved["Id"])

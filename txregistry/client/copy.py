@@ -22,7 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    DeferredSemaphore,
+    ensureDeferred,
+    gatherResults,
+)
 from twisted.internet.interfaces import IConsumer
 from zope.interface import implementer
 
@@ -258,6 +264,9 @@ async def copyImage(source: IImageSource, destination: IImageDestination,
         stored = await copy.manifest(top, True)
         await destination.commit()
     except BaseException as e:
+        # Let the blobs still on their way end (each cleans up after
+        # itself) before the destination is taken back.
+        await DeferredList(list(copy.blobs.values()), consumeErrors=True)
         await destination.abort()
         from twisted.python.failure import Failure
 
