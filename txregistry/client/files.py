@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from txregistry import errors as model
 from txregistry.interfaces import IBlobReader, IBlobWriter
-from txregistry.registry.digest import Digest, DigestingConsumer
+from txregistry.registry.digest import Digest
 
 __all__ = ["FileReader", "FileWriter", "temporaryName"]
 
@@ -63,13 +63,11 @@ class FileReader:
         self._reading = False
         self._stopped = False
         self._consumer: Any = None
-        self._digesting: DigestingConsumer | None = None
+        # Hashed on the reading thread, as each chunk is read.
+        self._hasher = hashlib.new(expected.algorithm) if expected is not None else None
         self._done: Deferred[None] = Deferred()
 
     def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        if self.expected is not None:
-            self._digesting = DigestingConsumer(consumer, hashlib.new(self.expected.algorithm))
-            consumer = self._digesting
         self._consumer = consumer
         consumer.registerProducer(self, True)
         deferToThread(self._open).addCallbacks(lambda _: self._next(), self._fail)
@@ -81,7 +79,10 @@ class FileReader:
 
     def _read(self, size: int) -> bytes:
         assert self._file is not None
-        return self._file.read(size)
+        data = self._file.read(size)
+        if self._hasher is not None:
+            self._hasher.update(data)
+        return data
 
     def _next(self) -> None:
         if self._paused or self._reading or self._done.called:
@@ -107,9 +108,8 @@ class FileReader:
     async def _finish(self) -> None:
         self._consumer.unregisterProducer()
         self._close()
-        if self._digesting is not None and self.expected is not None:
-            await self._digesting.idle()
-            actual = Digest(self.expected.algorithm, self._digesting.hasher.hexdigest())
+        if self._hasher is not None and self.expected is not None:
+            actual = Digest(self.expected.algorithm, self._hasher.hexdigest())
             if actual != self.expected:
                 raise model.DigestInvalid(f"{self.what}: the content's digest is {actual}",
                                           str(self.expected), str(actual))

