@@ -16,25 +16,21 @@ import builtins
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote, urlencode, urljoin
+from urllib.parse import urlencode, urljoin
 
 import treq
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
 from txregistry import errors as model
 from txregistry.client.auth import Authenticator, Credentials
-from txregistry.client.errors import ClientError, errorFor
+from txregistry.client.blobs import RemoteBlobs
 from txregistry.client.http import Session, TLSOptions
-from txregistry.client.streams import BodyWriter, ResponseReader
+from txregistry.client.wire import check, header, scopes
 from txregistry.interfaces import (
     BlobDescriptor,
     Caller,
-    IBlobReader,
-    IBlobStore,
-    IBlobUpload,
-    IBlobWriter,
     IManifestService,
     INamespace,
     IRepository,
@@ -63,20 +59,6 @@ MANIFEST_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFES
 def _isLoopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return name in ("localhost", "[::1]") or name.startswith("127.")
-
-
-def _header(response: IResponse, name: str) -> str | None:
-    values = response.headers.getRawHeaders(name.encode("ascii"))
-    return values[0].decode("latin-1") if values else None
-
-
-async def _check(response: IResponse, what: str,
-                 notFound: type[model.RegistryModelError] | None = None,
-                 expected: tuple[int, ...] = (200,)) -> IResponse:
-    if response.code in expected:
-        return response
-    body = await treq.content(response)
-    raise errorFor(response.code, body, what, notFound)
 
 
 @implementer(INamespace)
@@ -148,10 +130,10 @@ class Registry:
     async def _catalog(self, n: int | None, last: str | None) -> Page:
         query = {k: v for k, v in (("n", n), ("last", last)) if v is not None}
         path = "/v2/_catalog" + (f"?{urlencode(query)}" if query else "")
-        response = await _check(
+        response = await check(
             await self.request("GET", path, ["registry:catalog:*"]), f"{self.host} catalog")
         document = json.loads(await treq.content(response))
-        return Page(list(document.get("repositories") or []), _header(response, "link") is not None)
+        return Page(list(document.get("repositories") or []), header(response, "link") is not None)
 
     def purgeUploads(self, olderThan: float, dryRun: bool = False) -> Deferred[list[str]]:
         return fail(model.Unsupported("a registry's uploads are purged by the registry"))
@@ -160,11 +142,7 @@ class Registry:
         """
         C{GET /v2/}: the registry answers, and takes the credentials.
         """
-        await _check(await self.request("GET", "/v2/", []), f"{self.host}")
-
-
-def _scopes(name: str, *actions: str) -> list[str]:
-    return [f"repository:{name}:{','.join(actions)}"]
+        await check(await self.request("GET", "/v2/", []), f"{self.host}")
 
 
 @implementer(IRepository)
@@ -197,13 +175,13 @@ class RemoteRepository:
         path = f"{self.path}/referrers/{subject}"
         if artifactType:
             path += "?" + urlencode({"artifactType": artifactType})
-        response = await _check(await self.request("GET", path, "pull"),
+        response = await check(await self.request("GET", path, "pull"),
                                 f"{self.registry.host}/{self.name}@{subject} referrers")
         document = json.loads(await treq.content(response))
         return sorted(document.get("manifests") or [], key=lambda d: d.get("digest", ""))
 
     def request(self, method: str, path: str, *actions: str, **kwargs: Any) -> Deferred[IResponse]:
-        return self.registry.request(method, path, _scopes(self.name, *actions), **kwargs)
+        return self.registry.request(method, path, scopes(self.name, *actions), **kwargs)
 
 
 @implementer(IManifestService)
@@ -230,7 +208,7 @@ class RemoteManifests:
         await treq.content(response)
         if response.code == 404:
             return False
-        await _check(response, self._what(reference))
+        await check(response, self._what(reference))
         return True
 
     def head(self, reference: str) -> Deferred[BlobDescriptor | None]:
@@ -247,12 +225,12 @@ class RemoteManifests:
         await treq.content(response)
         if response.code == 404:
             return None
-        await _check(response, self._what(reference))
-        digest = _header(response, "docker-content-digest")
+        await check(response, self._what(reference))
+        digest = header(response, "docker-content-digest")
         if digest is None:
             return BlobDescriptor((await self._fetch(reference)).digest,
-                                  int(_header(response, "content-length") or 0))
-        return BlobDescriptor(Digest.parse(digest), int(_header(response, "content-length") or 0))
+                                  int(header(response, "content-length") or 0))
+        return BlobDescriptor(Digest.parse(digest), int(header(response, "content-length") or 0))
 
     def get(self, digest: Digest) -> Deferred[Manifest]:
         return ensureDeferred(self._fetch(str(digest)))
@@ -265,7 +243,7 @@ class RemoteManifests:
 
     async def _fetch(self, reference: str) -> Manifest:
         what = self._what(reference)
-        response = await _check(
+        response = await check(
             await self.repository.request(
                 "GET", f"{self.repository.path}/manifests/{reference}", "pull",
                 headers={"Accept": MANIFEST_ACCEPT}),
@@ -282,7 +260,7 @@ class RemoteManifests:
         if expected is not None and digest != expected:
             raise model.DigestInvalid(f"{what}: the registry sent a manifest of digest {digest}",
                                       str(expected), str(digest))
-        mediaType = (_header(response, "content-type") or "").split(";")[0].strip()
+        mediaType = (header(response, "content-type") or "").split(";")[0].strip()
         mediaType = declaredMediaType(content) or mediaType or OCI_MANIFEST
         return Manifest(digest, mediaType, content)
 
@@ -299,14 +277,14 @@ class RemoteManifests:
 
     async def _put(self, reference: str, content: bytes, mediaType: str | None) -> PutManifest:
         mediaType = mediaType or declaredMediaType(content) or OCI_MANIFEST
-        response = await _check(
+        response = await check(
             await self.repository.request(
                 "PUT", f"{self.repository.path}/manifests/{reference}", "pull", "push",
                 headers={"Content-Type": [mediaType]}, data=content),
             self._what(reference), expected=(201, 200, 202))
         await treq.content(response)
-        digest = _header(response, "docker-content-digest")
-        subject = _header(response, "oci-subject")
+        digest = header(response, "docker-content-digest")
+        subject = header(response, "oci-subject")
         return PutManifest(Digest.parse(digest) if digest else Digest.of(content),
                            Digest.parse(subject) if subject else None)
 
@@ -314,7 +292,7 @@ class RemoteManifests:
         return ensureDeferred(self._delete(str(digest)))
 
     async def _delete(self, reference: str) -> None:
-        response = await _check(
+        response = await check(
             await self.repository.request(
                 "DELETE", f"{self.repository.path}/manifests/{reference}", "delete"),
             self._what(reference), model.ManifestUnknown, expected=(202, 200, 204))
@@ -358,11 +336,11 @@ class RemoteTags:
     async def _list(self, n: int | None, last: str | None) -> Page:
         query = {k: v for k, v in (("n", n), ("last", last)) if v is not None}
         path = f"{self.repository.path}/tags/list" + (f"?{urlencode(query)}" if query else "")
-        response = await _check(await self.repository.request("GET", path, "pull"),
+        response = await check(await self.repository.request("GET", path, "pull"),
                                 f"{self.repository.registry.host}/{self.repository.name} tags",
                                 model.NameUnknown)
         document = json.loads(await treq.content(response))
-        return Page(sorted(document.get("tags") or []), _header(response, "link") is not None)
+        return Page(sorted(document.get("tags") or []), header(response, "link") is not None)
 
     async def listAll(self) -> "builtins.list[str]":
         """
@@ -387,253 +365,3 @@ class RemoteTags:
             if found is not None and found.digest == digest:
                 named.append(tag)
         return named
-
-
-@implementer(IBlobUpload)
-class RemoteUpload:
-    """
-    An upload in progress at a registry: its URL (the last C{Location}).
-    """
-
-    def __init__(self, repository: RemoteRepository, location: str, size: int = 0,
-                 uploadID: str | None = None) -> None:
-        self.repository = repository
-        self.location = location
-        self.size = size
-        self.id = uploadID or location.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-        self.startedAt = None
-
-    def _what(self) -> str:
-        return f"{self.repository.registry.host}/{self.repository.name} upload {self.id}"
-
-    def _moved(self, response: IResponse) -> None:
-        location = _header(response, "location")
-        if location:
-            self.location = urljoin(self.repository.registry.url + "/", location)
-        ranged = _header(response, "range")
-        if ranged and "-" in ranged:
-            self.size = int(ranged.rsplit("-", 1)[1]) + 1
-
-    def append(self, start: int | None = None, length: int | None = None) -> Deferred[IBlobWriter]:
-        """
-        A writer of the next chunk (a streamed C{PATCH}).
-
-        @param length: the chunk's length, when known (sent as
-            C{Content-Range}; otherwise the chunk is streamed).
-        """
-        headers = {"Content-Type": ["application/octet-stream"]}
-        if start is not None and length is not None and length > 0:
-            headers["Content-Range"] = [f"{start}-{start + length - 1}"]
-
-        def send(body: BodyWriter) -> Deferred[IResponse]:
-            return self.repository.request("PATCH", self.location, "pull", "push",
-                                           headers=headers, data=body)
-
-        async def finish(response: IResponse) -> int:
-            await _check(response, self._what(), model.BlobUploadUnknown, expected=(202, 204))
-            await treq.content(response)
-            self._moved(response)
-            return self.size
-
-        return succeed(BodyWriter(send, finish, length))
-
-    def commit(self, digest: Digest) -> Deferred[BlobDescriptor]:
-        return ensureDeferred(self._commit(digest))
-
-    def _withDigest(self, digest: Digest) -> str:
-        separator = "&" if "?" in self.location else "?"
-        return f"{self.location}{separator}digest={quote(str(digest))}"
-
-    async def _commit(self, digest: Digest) -> BlobDescriptor:
-        response = await _check(
-            await self.repository.request("PUT", self._withDigest(digest), "pull", "push",
-                                          data=b""),
-            self._what(), model.BlobUploadUnknown, expected=(201, 204))
-        await treq.content(response)
-        return BlobDescriptor(digest, self.size)
-
-    def cancel(self) -> Deferred[None]:
-        return ensureDeferred(self._cancel())
-
-    async def _cancel(self) -> None:
-        response = await _check(
-            await self.repository.request("DELETE", self.location, "pull", "push"),
-            self._what(), model.BlobUploadUnknown, expected=(204, 200, 202))
-        await treq.content(response)
-
-
-@implementer(IBlobStore)
-class RemoteBlobs:
-    """
-    The blobs of a L{RemoteRepository}, and their uploads.
-    """
-
-    def __init__(self, repository: RemoteRepository) -> None:
-        self.repository = repository
-
-    def _what(self, digest: Digest) -> str:
-        return f"{self.repository.registry.host}/{self.repository.name}@{digest}"
-
-    def _path(self, digest: Digest) -> str:
-        return f"{self.repository.path}/blobs/{digest}"
-
-    def stat(self, digest: Digest) -> Deferred[BlobDescriptor]:
-        return ensureDeferred(self._stat(digest))
-
-    async def _stat(self, digest: Digest) -> BlobDescriptor:
-        response = await self.repository.request("HEAD", self._path(digest), "pull")
-        await treq.content(response)
-        await _check(response, self._what(digest), model.BlobUnknown)
-        return BlobDescriptor(digest, int(_header(response, "content-length") or 0))
-
-    def exists(self, digest: Digest) -> Deferred[bool]:
-        """
-        Whether the repository has the blob (a C{HEAD}).
-        """
-        return ensureDeferred(self._exists(digest))
-
-    async def _exists(self, digest: Digest) -> bool:
-        try:
-            await self._stat(digest)
-        except model.BlobUnknown:
-            return False
-        return True
-
-    def reader(self, digest: Digest, offset: int = 0,
-               length: int | None = None) -> Deferred[IBlobReader]:
-        return ensureDeferred(self._reader(digest, offset, length))
-
-    async def _reader(self, digest: Digest, offset: int, length: int | None) -> IBlobReader:
-        headers: dict[str, list[str]] = {}
-        ranged = offset > 0 or length is not None
-        if ranged:
-            end = "" if length is None else str(offset + length - 1)
-            headers["Range"] = [f"bytes={offset}-{end}"]
-        response = await _check(
-            await self.repository.request("GET", self._path(digest), "pull", headers=headers),
-            self._what(digest), model.BlobUnknown, expected=(200, 206))
-        size = int(_header(response, "content-length") or response.length)
-        if ranged and response.code == 200:
-            raise ClientError(f"{self._what(digest)}: the registry ignored the Range", 200)
-        return ResponseReader(response, size, None if ranged else digest, self._what(digest))
-
-    def redirectURL(self, digest: Digest, method: str = "GET") -> Deferred[str | None]:
-        return succeed(None)
-
-    def create(self) -> Deferred[IBlobUpload]:
-        return ensureDeferred(self._start(""))
-
-    async def _start(self, query: str) -> RemoteUpload:
-        response = await _check(
-            await self.repository.request(
-                "POST", f"{self.repository.path}/blobs/uploads/{query}", "pull", "push",
-                data=b""),
-            f"{self.repository.registry.host}/{self.repository.name} upload", expected=(202,))
-        await treq.content(response)
-        location = _header(response, "location")
-        if not location:
-            raise ClientError(f"{self.repository.registry.host}: an upload without a Location", 202)
-        upload = RemoteUpload(self.repository, urljoin(self.repository.registry.url + "/", location),
-                              uploadID=_header(response, "docker-upload-uuid"))
-        return upload
-
-    def resume(self, uploadID: str) -> Deferred[IBlobUpload]:
-        return ensureDeferred(self._resume(uploadID))
-
-    async def _resume(self, uploadID: str) -> IBlobUpload:
-        upload = RemoteUpload(self.repository,
-                              f"{self.repository.registry.url}{self.repository.path}/blobs/uploads/{uploadID}",
-                              uploadID=uploadID)
-        response = await _check(
-            await self.repository.request("GET", upload.location, "pull", "push"),
-            upload._what(), model.BlobUploadUnknown, expected=(204, 200))
-        await treq.content(response)
-        upload._moved(response)
-        return upload
-
-    def put(self, digest: Digest, length: int | None = None) -> Deferred[IBlobWriter]:
-        """
-        A writer of the whole blob C{digest}: an upload begun with a
-        C{POST}, whose content goes in the closing C{PUT}.
-
-        @param length: the blob's size when known (C{Content-Length});
-            otherwise the body is chunked.
-        """
-        return ensureDeferred(self._put(digest, length))
-
-    async def _put(self, digest: Digest, length: int | None) -> IBlobWriter:
-        upload = await self._start("")
-        headers = {"Content-Type": ["application/octet-stream"]}
-
-        def send(body: BodyWriter) -> Deferred[IResponse]:
-            return self.repository.request("PUT", upload._withDigest(digest), "pull", "push",
-                                           headers=headers, data=body)
-
-        async def finish(response: IResponse) -> int:
-            await _check(response, self._what(digest), model.BlobUploadUnknown,
-                         expected=(201, 204))
-            await treq.content(response)
-            return (await self._stat(digest)).size if length is None else length
-
-        async def abandon() -> None:
-            try:
-                await upload._cancel()
-            except model.RegistryModelError:
-                pass
-
-        return BodyWriter(send, finish, length, abandon)
-
-    def putBytes(self, digest: Digest, content: bytes) -> Deferred[BlobDescriptor]:
-        """
-        Store a small blob given whole (a config): retried like any
-        body-less request.
-        """
-        return ensureDeferred(self._putBytes(digest, content))
-
-    async def _putBytes(self, digest: Digest, content: bytes) -> BlobDescriptor:
-        upload = await self._start("")
-        response = await _check(
-            await self.repository.request(
-                "PUT", upload._withDigest(digest), "pull", "push",
-                headers={"Content-Type": ["application/octet-stream"]}, data=content),
-            self._what(digest), model.BlobUploadUnknown, expected=(201, 204))
-        await treq.content(response)
-        return BlobDescriptor(digest, len(content))
-
-    def mount(self, digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:
-        return ensureDeferred(self._mount(digest, source))
-
-    async def _mount(self, digest: Digest, source: str) -> BlobDescriptor | None:
-        query = "?" + urlencode({"mount": str(digest), "from": source})
-        response = await self._mountRequest(query, source)
-        if response.code == 201:
-            await treq.content(response)
-            return await self._stat(digest)
-        await _check(response, self._what(digest), expected=(202,))
-        await treq.content(response)
-        # 202: the registry would not mount (no such blob there, or no
-        # pull on it) and began an upload instead, which is not wanted.
-        location = _header(response, "location")
-        if location:
-            upload = RemoteUpload(self.repository,
-                                  urljoin(self.repository.registry.url + "/", location))
-            try:
-                await upload._cancel()
-            except model.RegistryModelError:
-                pass
-        return None
-
-    async def _mountRequest(self, query: str, source: str) -> IResponse:
-        scopes = _scopes(self.repository.name, "pull", "push") + _scopes(source, "pull")
-        return await self.repository.registry.request(
-            "POST", f"{self.repository.path}/blobs/uploads/{query}", scopes,
-            data=b"")
-
-    def delete(self, digest: Digest) -> Deferred[None]:
-        return ensureDeferred(self._delete(digest))
-
-    async def _delete(self, digest: Digest) -> None:
-        response = await _check(
-            await self.repository.request("DELETE", self._path(digest), "delete"),
-            self._what(digest), model.BlobUnknown, expected=(202, 200, 204))
-        await treq.content(response)
