@@ -20,7 +20,17 @@ from tests.api.helpers import (
     pushManifest,
     sha256,
 )
-from tests.support import InProcessRegistry
+from tests.support import InProcessRegistry, startRegistry
+
+
+async def filesystemRegistry(testCase: Any, **document: Any) -> InProcessRegistry:
+    """
+    An in-process registry on filesystem storage in the test's temporary
+    directory, deletes enabled.
+    """
+    root = os.path.abspath(testCase.mktemp())
+    storage = {"filesystem": {"rootdirectory": root}, "delete": {"enabled": True}}
+    return await startRegistry(testCase, {"storage": storage, **document})
 
 
 async def pushLayeredImage(testCase: Any, registry: InProcessRegistry, name: str, tag: str,

@@ -13,7 +13,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.api.helpers import OCI_MANIFEST, deletingRegistry, dumps, sha256
 from tests.client.commands import txregistry
-from tests.client.helpers import pushLayeredImage, pushTwoPlatformIndex
+from tests.client.helpers import filesystemRegistry, pushLayeredImage, pushTwoPlatformIndex
 from tests.clients import ocilayout
 from tests.support import freePort
 from txregistry.client.http import Session
@@ -21,7 +21,7 @@ from txregistry.client.http import Session
 
 class CommandTests(TestCase):
     async def setUp(self) -> None:
-        self.registry = await deletingRegistry(self)
+        self.registry = await filesystemRegistry(self)
         self.host = self.registry.url.split("//")[1]
         self.work = os.path.abspath(self.mktemp())
         os.makedirs(self.work)

@@ -14,7 +14,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.protocols import portforward
 from twisted.trial.unittest import TestCase
 
-from tests.client.helpers import pushLayeredImage, pushTwoPlatformIndex
+from tests.client.helpers import filesystemRegistry, pushLayeredImage, pushTwoPlatformIndex
 from tests.support import startRegistry
 from txregistry import errors as model
 from txregistry.client.connect import Connector
@@ -27,8 +27,8 @@ from txregistry.registry.digest import Digest
 
 class RegistryToRegistryTests(TestCase):
     async def setUp(self) -> None:
-        self.source = await startRegistry(self)
-        self.target = await startRegistry(self)
+        self.source = await filesystemRegistry(self)
+        self.target = await filesystemRegistry(self)
         self.clients: list[Registry] = []
 
     def client(self, registry) -> Registry:
@@ -156,7 +156,7 @@ class TransportPairTests(TestCase):
     """
 
     async def setUp(self) -> None:
-        self.registry = await startRegistry(self)
+        self.registry = await filesystemRegistry(self)
         self.host = self.registry.url.split("//")[1]
         self.connector = Connector()
         self.addCleanup(lambda: Deferred.fromCoroutine(self.connector.close()))
