@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO, TextIO
 
 from twisted.internet.interfaces import IConsumer
@@ -55,16 +56,17 @@ class Context:
         self.reactor = reactor
         tls = TLSOptions(options.ca_file, options.cert, options.key, options.insecure)
         self.config = DockerConfig(options.config_dir, reactor)
-        self.connector = Connector(reactor, tls, self.config, True if options.plain_http else None)
+        credentials: Callable[[str], Awaitable[Credentials | None]] = self.config.get
         if options.creds:
             username, _, password = options.creds.partition(":")
             fixed = Credentials(username, password)
 
-            class _Fixed(DockerConfig):
-                async def get(self, host: str) -> Credentials | None:
-                    return fixed
+            async def given(host: str) -> Credentials | None:
+                return fixed
 
-            self.connector.config = _Fixed(options.config_dir, reactor)
+            credentials = given
+        self.connector = Connector(reactor, tls, credentials,
+                                   True if options.plain_http else None)
 
     def emit(self, document: Any, text: str) -> None:
         if self.options.json:

@@ -1,17 +1,18 @@
 # -*- test-case-name: tests.client.test_copy -*-
 """
 From references to open transports: one L{Registry} per host (sharing one
-HTTP session and docker's C{config.json} for credentials), sources and
-destinations for each kind of reference.
+HTTP session and one source of credentials, usually docker's
+C{config.json}), sources and destinations for each kind of reference.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twisted.internet.defer import gatherResults
 
-from txregistry.client.credentials import DockerConfig
+from txregistry.client.auth import Credentials
 from txregistry.client.http import Session, TLSOptions
 from txregistry.client.references import (
     ArchiveReference,
@@ -33,28 +34,30 @@ class Connector:
     """
     Opens references.
 
-    @param config: where credentials come from; L{None} for none.
+    @param credentials: the account for a host (docker's C{config.json}
+        lookup, L{DockerConfig.get}); L{None} for anonymous everywhere.
     @param plainHTTP: C{http://} to every registry (L{None}: as
         L{Registry} decides per host).
     """
 
     def __init__(self, reactor: Any = None, tls: TLSOptions = TLSOptions(),
-                 config: DockerConfig | None = None, plainHTTP: bool | None = None) -> None:
+                 credentials: Callable[[str], Awaitable[Credentials | None]] | None = None,
+                 plainHTTP: bool | None = None) -> None:
         self.session = Session(reactor, tls)
         self.tls = tls
-        self.config = config
+        self.credentials = credentials
         self.plainHTTP = plainHTTP
         self._registries: dict[str, Registry] = {}
 
     def registry(self, host: str) -> Registry:
         """
-        The L{Registry} at C{host}, logged in as C{config.json} says.
+        The L{Registry} at C{host}, logged in with its C{credentials}.
         """
         if host not in self._registries:
-            config = self.config
+            lookup = self.credentials
 
-            async def credentials() -> Any:
-                return await config.get(host) if config is not None else None
+            async def credentials() -> Credentials | None:
+                return await lookup(host) if lookup is not None else None
 
             self._registries[host] = Registry(host, credentials, self.tls, self.plainHTTP,
                                               self.session)
