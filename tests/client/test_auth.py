@@ -148,9 +148,28 @@ class TokenServer(Resource):
                 kind, _, rest = one.partition(":")
                 name, _, actions = rest.rpartition(":")
                 access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        return self.grant(request, access)
+
+    def grant(self, request, access: list) -> bytes:
         token = self.issuer.token(claims(access, issuedAt=time.time(), lifetime=self.lifetime))
         request.setHeader("content-type", "application/json")
         return json.dumps({"token": token, "expires_in": self.lifetime}).encode()
+
+    def render_POST(self, request) -> bytes:
+        """
+        The OAuth2 form docker uses with an identity (refresh) token.
+        """
+        form = {k.decode(): v[0].decode() for k, v in request.args.items()}
+        self.asked.append(form.get("scope", "").split())
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != "refresh-alice":
+            request.setResponseCode(401)
+            return b'{"error":"invalid_grant"}'
+        access = []
+        for one in form.get("scope", "").split():
+            kind, _, rest = one.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        return self.grant(request, access)
 
 
 class TokenTests(TestCase):
@@ -212,6 +231,24 @@ class TokenTests(TestCase):
         with self.assertRaises(AuthenticationFailed) as raised:
             await stranger.repository("team/app").tags().list(None, None)
         self.assertIn("refused 'mallory'", str(raised.exception))
+
+    async def test_identityToken(self) -> None:
+        """
+        An identity token from C{config.json} is exchanged for access
+        tokens (the OAuth2 refresh grant), without a password.
+        """
+        await self.seed()
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump({"auths": {self.host: {"identitytoken": "refresh-alice"}}}, f)
+        status, out, err = await txregistry("tags", "--config-dir", directory, f"{self.host}/team/app")
+        self.assertEqual((status, out.getvalue(), err.getvalue()), (0, "v1\n", ""))
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump({"auths": {self.host: {"identitytoken": "stolen"}}}, f)
+        status, out, err = await txregistry("tags", "--config-dir", directory, f"{self.host}/team/app")
+        self.assertEqual(status, 1)
+        self.assertIn("refused the identity token", err.getvalue())
 
     async def test_commandsWithTokens(self) -> None:
         image = await self.seed()
