@@ -143,9 +143,16 @@ class RegistryTests(TestCase):
         self.assertEqual(mounted.digest, digest)
         self.assertTrue(await other.exists(digest))
 
-    async def test_purgeUnsupported(self) -> None:
+    async def test_serverSideWorkUnsupported(self) -> None:
+        """
+        What the distribution API has no request for is L{Unsupported}.
+        """
         with self.assertRaises(model.Unsupported):
             await self.registry.purgeUploads(0)
+        with self.assertRaises(model.Unsupported):
+            await self.registry.collectGarbage()
+        with self.assertRaises(model.Unsupported):
+            await self.repository.usage()
 
     async def test_blobOfUnknownLength(self) -> None:
         """

@@ -31,6 +31,7 @@ from txregistry.client.wire import check, header, scopes
 from txregistry.interfaces import (
     BlobDescriptor,
     Caller,
+    CollectionReport,
     IManifestService,
     INamespace,
     IRepository,
@@ -38,6 +39,7 @@ from txregistry.interfaces import (
     Manifest,
     Page,
     PutManifest,
+    Usage,
 )
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.manifests import (
@@ -138,6 +140,11 @@ class Registry:
     def purgeUploads(self, olderThan: float, dryRun: bool = False) -> Deferred[list[str]]:
         return fail(model.Unsupported("a registry's uploads are purged by the registry"))
 
+    def collectGarbage(self, deleteUntagged: bool = False, dryRun: bool = False,
+                       online: bool = False) -> Deferred[CollectionReport]:
+        return fail(model.Unsupported("a registry's garbage is collected by the registry "
+                                      "(the distribution API has no request for it)"))
+
     async def ping(self) -> None:
         """
         C{GET /v2/}: the registry answers, and takes the credentials.
@@ -179,6 +186,9 @@ class RemoteRepository:
                                 f"{self.registry.host}/{self.name}@{subject} referrers")
         document = json.loads(await treq.content(response))
         return sorted(document.get("manifests") or [], key=lambda d: d.get("digest", ""))
+
+    def usage(self) -> Deferred[Usage]:
+        return fail(model.Unsupported("the distribution API does not tell a repository's usage"))
 
     def request(self, method: str, path: str, *actions: str, **kwargs: Any) -> Deferred[IResponse]:
         return self.registry.request(method, path, scopes(self.name, *actions), **kwargs)
