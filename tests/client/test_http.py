@@ -91,3 +91,62 @@ class RetryTests(TestCase):
         await treq.content(response)
         self.assertEqual(response.code, 503)
         self.assertEqual(len(resource.times), Session.attempts)
+
+
+class ChunkedBlob(Resource):
+    """
+    A registry's blob route that answers GET chunked (no
+    C{Content-Length}), as some proxies do, and HEAD with the size.
+    """
+
+    isLeaf = True
+
+    def __init__(self, content: bytes) -> None:
+        super().__init__()
+        self.content = content
+
+    def render_HEAD(self, request):
+        request.setHeader("content-length", str(len(self.content)))
+        return b""
+
+    def render_GET(self, request):
+        for start in range(0, len(self.content), 10000):
+            request.write(self.content[start:start + 10000])
+        request.finish()
+        return NOT_DONE_YET
+
+
+class ChunkedAnswerTests(TestCase):
+    async def test_chunkedBlobVerified(self) -> None:
+        """
+        A blob answered chunked is read whole and checked against its
+        digest and its size (from a HEAD).
+        """
+        import hashlib
+        import os
+
+        from txregistry.client.registry import Registry
+        from txregistry.registry.digest import Digest
+
+        content = os.urandom(123456)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(ChunkedBlob(content)))
+        self.addCleanup(port.stopListening)
+        registry = Registry(f"127.0.0.1:{port.getHost().port}")
+        self.addCleanup(registry.close)
+        digest = Digest("sha256", hashlib.sha256(content).hexdigest())
+        reader = await registry.repository("a/b").blobs().reader(digest)
+        self.assertEqual(reader.length, len(content))
+        chunks: list[bytes] = []
+
+        class Consumer:
+            def registerProducer(self, producer, streaming):
+                pass
+
+            def unregisterProducer(self):
+                pass
+
+            def write(self, data):
+                chunks.append(data)
+
+        await reader.startProducing(Consumer())
+        self.assertEqual(b"".join(chunks), content)

@@ -151,9 +151,17 @@ class RemoteBlobs:
         response = await check(
             await self.repository.request("GET", self._path(digest), "pull", headers=headers),
             self._what(digest), model.BlobUnknown, expected=(200, 206))
-        size = int(header(response, "content-length") or response.length)
         if ranged and response.code == 200:
+            await treq.content(response)
             raise ClientError(f"{self._what(digest)}: the registry ignored the Range", 200)
+        sent = header(response, "content-length")
+        if sent is not None:
+            size = int(sent)
+        elif ranged and length is not None:
+            size = length
+        else:
+            # A chunked answer: the reader must still know what to expect.
+            size = (await self._stat(digest)).size - offset
         return ResponseReader(response, size, None if ranged else digest, self._what(digest))
 
     def redirectURL(self, digest: Digest, method: str = "GET") -> Deferred[str | None]:
