@@ -194,7 +194,7 @@ class CommandTests(TestCase):
                                    f"docker-archive:{archive}")
         self.assertIn("not an index", message)
         self.assertEqual(os.listdir(self.work), [])
-        await self.ok("copy", "--platform", "linux/arm64", f"docker://{self.host}/multi/app:1",
+        await self.ok("copy", "--platform", "linux/arm64", "--jobs", "8", f"docker://{self.host}/multi/app:1",
                       f"docker-archive:{archive}:example/multi:arm")
         document = json.loads(await self.ok("inspect", "--json", f"docker-archive:{archive}"))
         self.assertEqual(document["config"]["architecture"], "arm64")

@@ -256,3 +256,22 @@ class DroppedConnectionTests(TestCase):
         for digest, content in image["blobs"].items():
             response = await target.request("GET", f"/v2/team/app/blobs/{digest}")
             self.assertEqual(await response.content(), content)
+
+
+class ArchiveOrderTests(TestCase):
+    async def test_oneBlobAtATime(self) -> None:
+        """
+        An archive is written one member after the other even when more
+        blobs at once are asked for.
+        """
+        registry = await filesystemRegistry(self)
+        host = registry.url.split("//")[1]
+        image = await pushLayeredImage(self, registry, "team/app", "v1", (300000, 200000, 100000))
+        connector = Connector()
+        self.addCleanup(lambda: Deferred.fromCoroutine(connector.close()))
+        archive = os.path.join(os.path.abspath(self.mktemp()) + ".tar")
+        source = connector.source(f"docker://{host}/team/app:v1")
+        await copyImage(source, connector.destination(f"docker-archive:{archive}", source),
+                        CopyOptions(concurrency=8))
+        _, blobs = await readImage(connector.source(f"docker-archive:{archive}"))
+        self.assertEqual(blobs, image["blobs"])

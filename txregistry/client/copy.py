@@ -152,7 +152,10 @@ class _Copy:
         self.options = options
         self.progress = progress
         self.result = CopyResult()
-        self.semaphore = DeferredSemaphore(options.concurrency or destination.concurrency)
+        # A destination written in order (an archive) takes one at a time
+        # whatever was asked.
+        limit = 1 if destination.concurrency == 1 else (options.concurrency or destination.concurrency)
+        self.semaphore = DeferredSemaphore(max(1, limit))
         self.blobs: dict[Digest, Deferred[None]] = {}
 
     def blob(self, descriptor: dict[str, Any]) -> Deferred[None]:

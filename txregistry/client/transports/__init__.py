@@ -54,7 +54,9 @@ class IImageDestination(Interface):
     """
 
     reference = Attribute("What was opened, for messages (str).")
-    concurrency = Attribute("How many blobs it takes at once (int).")
+    concurrency = Attribute(
+        "How many blobs it takes at once by default (int); 1 for one written "
+        "in order (an archive), which never takes more.")
     holdsIndexes = Attribute("Whether it stores image indexes (bool).")
     keepsManifests = Attribute("Whether it stores manifests byte for byte (bool).")
 
