@@ -58,6 +58,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.logger import Logger
 
 from txregistry.errors import ManifestInvalid, ManifestUnknown
@@ -66,7 +67,7 @@ from txregistry.registry import layout
 from txregistry.registry.blobs import BlobContent
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.index import ManifestIndex
-from txregistry.registry.manifests import ParsedManifest
+from txregistry.registry.manifests import ParsedManifest, declaredMediaType
 from txregistry.registry.retention import RetentionPolicies
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import FileInfo, IStorageDriver
@@ -74,6 +75,9 @@ from txregistry.storage.interfaces import FileInfo, IStorageDriver
 __all__ = ["Collector", "Inventory"]
 
 _log = Logger()
+
+#: How many manifests the mark phase reads at once.
+PARALLEL_READS = 16
 
 #: Told how far the mark phase is: repositories done, of how many, and
 #: the one being marked.
@@ -190,12 +194,32 @@ class Collector:
 
     async def _parsed(self, name: str, digest: Digest) -> ParsedManifest | None:
         try:
-            manifest = await self._index.get(name, digest)
-            return ParsedManifest(manifest.content, manifest.mediaType)
+            # The walk found the revision: its content (and, for the few
+            # manifests that do not declare one, the stored media type) is
+            # all there is to read.
+            content = await self._content.getContent(digest)
+            declared = declaredMediaType(content)
+            if declared is None:
+                declared = (await self._index.get(name, digest)).mediaType
+            return ParsedManifest(content, declared)
         except (ManifestUnknown, ManifestInvalid, PathNotFoundError):
             # Its content is gone or was never a manifest txregistry can
             # read: nothing to keep for it (its own digest is kept below).
             return None
+
+    async def _parseAll(self, name: str, revisions: Iterable[Digest]) -> dict[Digest, ParsedManifest | None]:
+        """
+        Read and parse C{revisions}, several at once (as many as the
+        driver's thread pool is likely to serve in parallel).
+        """
+        digests = sorted(revisions, key=str)
+        semaphore = DeferredSemaphore(PARALLEL_READS)
+
+        def one(digest: Digest) -> Deferred[ParsedManifest | None]:
+            return semaphore.run(lambda: Deferred.fromCoroutine(self._parsed(name, digest)))
+
+        results = await gatherResults([one(d) for d in digests], consumeErrors=True)
+        return dict(zip(digests, results, strict=True))
 
     async def mark(
         self, found: Inventory, deleteUntagged: bool, report: CollectionReport,
@@ -210,7 +234,7 @@ class Collector:
         for done, name in enumerate(names):
             progress(done, len(names), name)
             repository = found.repositories[name]
-            parsed = {digest: await self._parsed(name, digest) for digest in sorted(repository.revisions, key=str)}
+            parsed = await self._parseAll(name, repository.revisions)
             kept = set(parsed)
             policy = self.retention.policyFor(name)
             untagged = deleteUntagged or (policy is not None and policy.deleteUntagged)
