@@ -8,6 +8,8 @@ setup(
     long_description_content_type="text/x-rst",
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
     package_data={
+        # PEP 561: txregistry.client is a typed public API.
+        "txregistry.client": ["py.typed"],
         "twisted": [
             "plugins/txregistry_plugin.py",
             "plugins/txregistry_storage.py",
@@ -34,11 +36,14 @@ setup(
         "cryptography>=45",
         # The field's tool for htpasswd's bcrypt entries (txregistry.auth.htpasswd).
         "bcrypt>=4.0",
+        # txregistry.client's HTTP: Twisted's own requests-like client.
+        "treq>=23.11.0,<28",
+        # The client commands' progress bars (on a terminal only): tqdm has
+        # no dependencies of its own and draws to any file object.
+        "tqdm>=4.66,<5",
     ],
     extras_require={
         "test": [
-            # The tests' HTTP client.
-            "treq>=23.11.0,<28",
             # Linters are pinned to a release series: a new rule or a new
             # inference must not turn CI red without a change here.
             "ruff>=0.17,<0.18",
