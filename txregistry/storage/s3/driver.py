@@ -40,7 +40,13 @@ from txregistry.storage.errors import (
     StorageError,
     asynchronousErrors,
 )
-from txregistry.storage.interfaces import FileInfo, IStorageDriver, IStorageReader, IStorageWriter
+from txregistry.storage.interfaces import (
+    FileInfo,
+    IStartChecked,
+    IStorageDriver,
+    IStorageReader,
+    IStorageWriter,
+)
 from txregistry.storage.paths import checkPath
 from txregistry.storage.s3.client import S3Client, S3Error, elementText, parseXML
 from txregistry.storage.s3.parameters import S3Parameters
@@ -75,7 +81,7 @@ def _timestamp(text: str) -> float:
         return time.time()
 
 
-@implementer(IStorageDriver)
+@implementer(IStorageDriver, IStartChecked)
 class S3Driver:
     """
     Stores each path as an object in C{parameters.bucket}.

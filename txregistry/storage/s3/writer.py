@@ -7,7 +7,7 @@ part is uploaded while the next fills; the writer pauses its producer while
 more than two parts wait, so memory stays a few parts per writer whatever
 the value's size.  So that a value of any size fits S3's 10 000 parts, the
 part size doubles after every L{TIER} parts (10 MiB parts reach 10 GiB in
-the first thousand, 30 GiB in the second, 5 TiB before the limit): parts
+the first thousand, 30 GiB in the second, 9 TiB before the limit): parts
 are equal within each thousand, and a value below C{1000 * chunksize} is
 all equal parts, as stores such as R2 require (give such a store a
 C{chunksize} to match the largest blobs).
