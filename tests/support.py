@@ -89,8 +89,12 @@ class RegistryProcess:
         self.logPath = os.path.join(directory, "registry.log")
         environ = dict(os.environ)
         environ["REGISTRY_HTTP_ADDR"] = f"127.0.0.1:{self.port}"
-        environ.setdefault("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", os.path.join(directory, "storage"))
         environ.update(env or {})
+        if "REGISTRY_STORAGE" not in environ:
+            # No driver chosen: filesystem storage in the test's directory.
+            environ.setdefault(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", os.path.join(directory, "storage")
+            )
         environ["PYTHONPATH"] = os.pathsep.join([_repositoryRoot()] + sys.path)
         arguments = [
             sys.executable,

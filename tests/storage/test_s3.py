@@ -9,10 +9,13 @@ line on a wrong key or a missing bucket.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import TYPE_CHECKING, Any
 
 import psutil
 import treq
+import yaml
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall, deferLater
@@ -32,7 +35,7 @@ from txregistry.storage.errors import (
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
 from txregistry.storage.s3 import client
-from txregistry.storage.s3.parameters import parseParameters
+from txregistry.storage.s3.parameters import KNOWN, parseParameters
 from txregistry.storage.s3.writer import FIRST_STREAMED, TIER, partSize, splitRanges
 from txregistry.storage.testing import (
     ChunkProducer,
@@ -402,3 +405,17 @@ class ThrottlingProxy(Resource):
 
         d.addCallback(lambda r: Deferred.fromCoroutine(relay(r)))
         return NOT_DONE_YET
+
+
+class DocumentationTests(TestCase):
+    def test_everyParameterDocumented(self) -> None:
+        """
+        etc/config.yml shows every C{storage.s3} key (on its C{#:} lines),
+        and the block it shows is a valid C{storage.s3}.
+        """
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        with open(os.path.join(here, "etc", "config.yml")) as f:
+            text = re.sub(r"^#:", "", f.read(), flags=re.M)
+        example = yaml.safe_load(text)["storage"]["s3"]
+        self.assertEqual(sorted(example), sorted(KNOWN))
+        parseParameters(dict(example, encrypt=True, keyid="k"))
