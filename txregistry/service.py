@@ -48,11 +48,22 @@ _log = Logger()
 Layer = Callable[[INamespace], INamespace]
 
 
-def layers(config: Configuration) -> list[Layer]:
+def layers(config: Configuration, reactor: Any = None) -> list[Layer]:
     """
     The layers C{config} asks for, innermost first.
+
+    @param reactor: for the layers' timers and connections (the Redis
+        cache's); the global reactor when L{None}.
     """
     chain: list[Layer] = []
+    if config.storage.blobDescriptorCache == "redis" and config.redis is not None:
+        from txregistry.rediscache.layer import redisCached
+
+        if reactor is None:
+            from twisted.internet import reactor
+        # Innermost: what the switches refuse never reaches it, and every
+        # write that reaches storage invalidates it.
+        chain.append(redisCached(config.redis, reactor))
     if not config.storage.deleteEnabled:
         chain.append(deletesDisabled)
     if config.storage.readOnly:
@@ -67,9 +78,23 @@ def makeNamespace(config: Configuration, driver: IStorageDriver, clock: Any) -> 
     namespace: INamespace = StorageNamespace(
         driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect
     )
-    for layer in layers(config):
+    for layer in layers(config, clock):
         namespace = layer(namespace)
     return namespace
+
+
+async def closeLayers(namespace: INamespace) -> None:
+    """
+    Release what the layers of C{namespace} hold (the Redis cache's
+    connections): each layer that has a C{closeLayer} method, outermost
+    first.
+    """
+    layer: Any = namespace
+    while layer is not None:
+        close = getattr(layer, "closeLayer", None)
+        if close is not None:
+            await close()
+        layer = getattr(layer, "inner", None)
 
 
 def makeDoor(config: Configuration, reactor: Any) -> Door | None:
@@ -197,6 +222,7 @@ class RegistryService(MultiService):
     async def _stop(self) -> None:
         notify("STOPPING=1")
         await super().stopService()
+        await closeLayers(self.namespace)
         await self.driver.close()
 
     def stopService(self) -> Any:
