@@ -182,6 +182,9 @@ class SeaweedFS(S3Server):
             f"-master.port={freePort()}", f"-master.port.grpc={freePort()}",
             f"-volume.port={freePort()}", f"-volume.port.grpc={freePort()}",
             f"-filer.port={freePort()}", f"-filer.port.grpc={freePort()}",
+            # Every other listener off or on a free port: several of these
+            # (other test runs, the benchmark) share the machine.
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false",
             "-master.volumeSizeLimitMB=1024", "-volume.max=64", "-master.telemetry=false",
             f"-metricsPort={freePort()}",
         ]
