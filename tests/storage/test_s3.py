@@ -171,6 +171,23 @@ class _S3Only(_TestCaseBase):
         )
         return list(found.get("Uploads", []))
 
+    async def partsUploaded(self, count: int) -> list[dict[str, Any]]:
+        """
+        The parts of the test's one multipart upload, once there are
+        C{count} (or after five seconds).
+        """
+        parts: list[dict[str, Any]] = []
+        for _ in range(100):
+            uploads = self.uploads()
+            if uploads:
+                parts = self.server.client().list_parts(
+                    Bucket=BUCKET, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]
+                ).get("Parts", [])
+            if len(parts) >= count:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        return parts
+
     async def test_equalParts(self) -> None:
         """
         A writer uploads its bytes as parts of exactly C{chunksize} while
@@ -181,16 +198,7 @@ class _S3Only(_TestCaseBase):
         writer = await self.driver.writer("/p/v")
         await ChunkProducer(chunks(3 * chunk // MiB), writer).start()
         writer.write(b"tail")
-        for _ in range(100):
-            uploads = self.uploads()
-            parts = []
-            if uploads:
-                parts = self.server.client().list_parts(
-                    Bucket=BUCKET, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]
-                ).get("Parts", [])
-            if len(parts) == 3:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
+        parts = await self.partsUploaded(3)
         self.assertEqual([p["Size"] for p in parts], [chunk] * 3)
         await self.assertFailure(self.driver.stat("/p/v"), PathNotFoundError)
         self.assertEqual(await writer.commit(), 3 * chunk + 4)
@@ -241,11 +249,9 @@ class _S3Only(_TestCaseBase):
         await self.driver.putContent("/d/up/data", b"")
         writer = await self.driver.writer("/d/up/data", append=True)
         await ChunkProducer(chunks(3 * chunk // MiB), writer).start()
-        for _ in range(100):
-            if self.uploads():
-                break
-            await deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(len(self.uploads()), 1)
+        # Its parts up (the first new part is held for the commit): then
+        # the process "dies".
+        self.assertEqual(len(await self.partsUploaded(2)), 2)
         await self.driver.delete("/d")
         self.assertEqual(self.uploads(), [])
 

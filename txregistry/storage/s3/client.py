@@ -20,6 +20,7 @@ L{StorageUnavailableError}, which the registry answers as 503.
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping, Sequence
@@ -33,13 +34,13 @@ from botocore.session import Session
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TimeoutError
-from twisted.internet.interfaces import IConsumer
 from twisted.internet.ssl import CertificateOptions
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.client import (
     Agent,
     BrowserLikePolicyForHTTPS,
+    FileBodyProducer,
     HTTPConnectionPool,
     ResponseFailed,
     ResponseNeverReceived,
@@ -78,6 +79,9 @@ _RETRY_FAILURES = (
 
 #: Bodies at least this long are hashed for signing on a thread.
 _HASH_IN_THREAD = 256 * 1024
+
+#: Bytes of a request body handed to the connection at a time.
+_BODY_SLICE = 256 * 1024
 
 #: Seconds to wait for a response's headers before giving up on the try.
 RESPONSE_TIMEOUT = 120.0
@@ -125,29 +129,14 @@ def elementText(element: ElementTree.Element, tag: str, default: str = "") -> st
     return child.text
 
 
-@implementer(IBodyProducer)
-class _BytesProducer:
+def _bodyProducer(body: bytes) -> IBodyProducer:
     """
     A request body that is already in memory (a part, a small value): S3
-    wants each body's length, and a retry sends it again.
+    wants each body's length, and a retry sends it again.  It is written
+    to the connection a slice at a time as the connection drains, so the
+    transport never holds a second copy of a whole part.
     """
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        consumer.write(self._body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
+    return FileBodyProducer(io.BytesIO(body), readSize=_BODY_SLICE)
 
 
 class _PrehashedSigner(S3SigV4Auth):
@@ -345,7 +334,7 @@ class S3Client:
                     method,
                     url,
                     headers=Headers({k: [v] for k, v in signed.items()}),
-                    data=_BytesProducer(body) if (body or method in ("PUT", "POST")) else None,
+                    data=_bodyProducer(body) if (body or method in ("PUT", "POST")) else None,
                     unbuffered=True,
                     allow_redirects=False,
                     timeout=RESPONSE_TIMEOUT,
