@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 
 from txregistry.config import checkConfiguration
-from txregistry.service import closeLayers, makeNamespace, siteFor
+from txregistry.service import accessPolicy, closeLayers, makeNamespace, siteFor
 from txregistry.storage.factories import createDriver
 
 
@@ -38,8 +38,9 @@ class InProcessRegistry:
         self.driver = driver or createDriver(
             self.config.storage.driver, self.config.storage.parameters, reactor
         )
-        self.namespace = makeNamespace(self.config, self.driver, reactor)
-        self.site = siteFor(self.config, self.namespace, reactor)
+        policy = accessPolicy(self.config)
+        self.namespace = makeNamespace(self.config, self.driver, reactor, policy)
+        self.site = siteFor(self.config, self.namespace, reactor, policy)
         self.url = ""
         self._port: Any = None
 

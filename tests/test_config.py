@@ -183,9 +183,9 @@ class LoadConfigurationTests(TestCase):
             "auth: {silly: {realm: r}}\n": "auth.silly.service: required",
             "auth: {htpasswd: {realm: r, path: /p, bogus: 1}}\n": "auth.htpasswd.bogus: unknown key",
             "auth: {ldap: {}}\n": "auth.ldap: unknown key",
-            "auth: {}\n": "auth: exactly one of silly, htpasswd, token must be configured, found none",
+            "auth: {}\n": "auth: exactly one of silly, htpasswd, basic, token must be configured, found none",
             "auth: {silly: {realm: r, service: s}, htpasswd: {realm: r, path: /p}}\n":
-                "auth: exactly one of silly, htpasswd, token must be configured, found htpasswd, silly",
+                "auth: exactly one of silly, htpasswd, basic, token must be configured, found htpasswd, silly",
         }.items():
             self.assertRefused(text, key)
         self.assertRefused("version: 0.1\n", "auth.htpasswd.realm: required",

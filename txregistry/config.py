@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 #: Keys under C{storage:} that configure the registry, not a driver.
-STORAGE_OPTIONS = frozenset({"delete", "redirect", "maintenance", "cache", "tag"})
+STORAGE_OPTIONS = frozenset(
+    {"delete", "redirect", "maintenance", "cache", "tag", "gc", "tags", "quotas", "retention"})
 
 #: Reference keys (and C{key=value} choices) that txregistry does not honour
 #: yet.  They are refused at start, not ignored: a registry told to
@@ -59,11 +60,18 @@ UNSUPPORTED = frozenset(
 ANY = object()
 KNOWN_KEYS: dict[str, Any] = {
     "version": None,
-    # One scheme; auth.token's keys are checked by the token verifier.
+    # One scheme; auth.token's keys are checked by the token verifier and
+    # auth.access's by its policy (a plugin may have keys of its own).
     "auth": {
         "silly": {"realm": None, "service": None},
         "htpasswd": {"realm": None, "path": None},
+        "basic": {"realm": None, "checker": None},
         "token": ANY,
+        "tokenserver": {
+            "realm": None, "service": None, "issuer": None, "algorithm": None, "key": None,
+            "keydirectory": None, "expiration": None, "refreshexpiration": None,
+        },
+        "access": ANY,
     },
     "log": {
         "level": None,
@@ -75,6 +83,11 @@ KNOWN_KEYS: dict[str, Any] = {
         "delete": {"enabled": None},
         "redirect": {"disable": None},
         "cache": {"tagttl": None, "blobdescriptor": None},
+        "gc": {"enabled": None, "interval": None, "delay": None, "dryrun": None},
+        # Lists of rules, checked by _checkRules.
+        "tags": {"immutable": None},
+        "quotas": None,
+        "retention": {"policies": None},
         "maintenance": {
             "uploadpurging": {"enabled": None, "age": None, "interval": None, "dryrun": None},
             "readonly": {"enabled": None},
@@ -175,6 +188,69 @@ class UploadPurging:
 
 
 @dataclass(frozen=True)
+class OnlineCollection:
+    """
+    C{storage.gc}: garbage collection inside the running registry.
+
+    @ivar delay: the grace window: a blob used (pushed, mounted, named by
+        a manifest) this recently is never collected.
+    """
+
+    enabled: bool = False
+    interval: float = 3600.0
+    delay: float = 3600.0
+    dryRun: bool = False
+
+
+@dataclass(frozen=True)
+class ImmutableTagsRule:
+    """
+    One C{storage.tags.immutable} entry: in repositories matching
+    C{repository}, tags matching one of C{tags} never move.
+    """
+
+    repository: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QuotaRule:
+    """
+    One C{storage.quotas} entry: each repository matching C{repository}
+    may hold at most C{maxBytes} of blobs and C{maxTags} tags (L{None}:
+    no limit).
+    """
+
+    repository: str
+    maxBytes: int | None
+    maxTags: int | None
+
+
+@dataclass(frozen=True)
+class KeepTagsRule:
+    """
+    One C{keeptags} entry of a retention policy.
+    """
+
+    patterns: tuple[str, ...] = ()
+    mostRecentlyPushedCount: int | None = None
+    pushedWithin: float | None = None
+    pulledWithin: float | None = None
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """
+    One C{storage.retention.policies} entry.
+    """
+
+    repository: str
+    keepTags: tuple[KeepTagsRule, ...] = ()
+    deleteUntagged: bool = False
+    deleteReferrers: bool = False
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     driver: str
     parameters: dict[str, Any]
@@ -183,6 +259,10 @@ class StorageConfig:
     readOnly: bool
     uploadPurging: UploadPurging
     tagTTL: float
+    gc: OnlineCollection = OnlineCollection()
+    immutableTags: tuple[ImmutableTagsRule, ...] = ()
+    quotas: tuple[QuotaRule, ...] = ()
+    retention: tuple[RetentionRule, ...] = ()
     #: C{storage.cache.blobdescriptor}: C{inmemory} (the registry's own
     #: caches only) or C{redis} (those, and L{RedisConfig}'s server, shared
     #: by every instance).
@@ -238,14 +318,38 @@ class HTTPConfig:
 
 
 @dataclass(frozen=True)
+class TokenServerConfig:
+    """
+    C{auth.tokenserver}: the registry's own token server.
+
+    @ivar realm: the token endpoint's absolute URL for challenges; empty to
+        make it from the URL each client addressed.
+    @ivar key: a PEM private key to sign with; empty to use (and at the
+        first start make) one in C{keyDirectory}.
+    """
+
+    service: str = "txregistry"
+    issuer: str = "txregistry"
+    realm: str = ""
+    algorithm: str = "ES256"
+    key: str = ""
+    keyDirectory: str = ""
+    expiration: float = 300.0
+    refreshExpiration: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     """
     The C{auth} section: one scheme (C{silly}, C{htpasswd}, C{token}) and
-    its parameters, or no scheme (everyone may do everything).
+    its parameters, or no scheme (everyone may do everything); the
+    built-in token server beside C{htpasswd}; and the access policy.
     """
 
     scheme: str | None
     parameters: dict[str, Any]
+    tokenServer: TokenServerConfig | None = None
+    access: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -440,22 +544,66 @@ def _checkRedis(redis: Any) -> RedisConfig | None:
     )
 
 
+def _checkTokenServer(section: Any) -> TokenServerConfig:
+    section = _expectMapping("auth.tokenserver", section or {})
+    strings = {key: _expectString(f"auth.tokenserver.{key}", section.get(key))
+               for key in ("realm", "service", "issuer", "algorithm", "key", "keydirectory")}
+    algorithm = (strings["algorithm"] or "ES256").upper()
+    if algorithm not in ("ES256", "RS256"):
+        raise ConfigurationError(f"auth.tokenserver.algorithm: expected ES256 or RS256, got {strings['algorithm']!r}")
+    realm = strings["realm"]
+    if realm and not realm.startswith(("https://", "http://")):
+        raise ConfigurationError(f"auth.tokenserver.realm: {realm!r} is not an http(s) URL")
+    expiration = parseDuration("auth.tokenserver.expiration", section.get("expiration", "5m"))
+    if expiration < 60:
+        # oauth.md: "a token should never be returned with less than 60
+        # seconds to live".
+        raise ConfigurationError("auth.tokenserver.expiration: at least 60s")
+    refresh = parseDuration("auth.tokenserver.refreshexpiration",
+                            section.get("refreshexpiration", "168h"))
+    if refresh <= 0:
+        raise ConfigurationError("auth.tokenserver.refreshexpiration: must be positive")
+    return TokenServerConfig(
+        service=strings["service"] or "txregistry", issuer=strings["issuer"] or "txregistry",
+        realm=realm, algorithm=algorithm, key=strings["key"],
+        keyDirectory=strings["keydirectory"], expiration=expiration, refreshExpiration=refresh,
+    )
+
+
 def _checkAuth(auth: Any) -> AuthConfig:
     if auth is None:
         return AuthConfig(None, {})
     _expectMapping("auth", auth)
+    auth = dict(auth)
+    tokenServer = None
+    if "tokenserver" in auth:
+        tokenServer = _checkTokenServer(auth.pop("tokenserver"))
+        if "htpasswd" not in auth and "basic" not in auth:
+            raise ConfigurationError(
+                "auth.tokenserver: needs auth.htpasswd or auth.basic (the users it checks)")
+    access = None
+    if "access" in auth:
+        access = dict(_expectMapping("auth.access", auth.pop("access") or {}))
+        from txregistry.auth.errors import AuthConfigurationError
+        from txregistry.auth.policy import policyFromConfig
+
+        try:
+            policyFromConfig(access)
+        except AuthConfigurationError as e:
+            raise ConfigurationError(str(e)) from None
     schemes = sorted(auth)
     if len(schemes) != 1:
         raise ConfigurationError(
-            f"auth: exactly one of silly, htpasswd, token must be configured, found {', '.join(schemes) or 'none'}"
+            f"auth: exactly one of silly, htpasswd, basic, token must be configured, found {', '.join(schemes) or 'none'}"
         )
     scheme = schemes[0]
     parameters = dict(_expectMapping(f"auth.{scheme}", auth[scheme] or {}))
-    required = {"silly": ("realm", "service"), "htpasswd": ("realm", "path")}.get(scheme, ())
+    required = {"silly": ("realm", "service"), "htpasswd": ("realm", "path"),
+                "basic": ("realm", "checker")}.get(scheme, ())
     for key in required:
         if not _expectString(f"auth.{scheme}.{key}", parameters.get(key)):
             raise ConfigurationError(f"auth.{scheme}.{key}: required")
-    return AuthConfig(scheme, parameters)
+    return AuthConfig(scheme, parameters, tokenServer, access)
 
 
 def checkKeys(
@@ -565,6 +713,19 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
             f"storage.cache.blobdescriptor: expected inmemory or redis, got {descriptor!r}"
         )
     prefix = "storage.maintenance.uploadpurging"
+    gc = _expectMapping("storage.gc", storage.get("gc") or {})
+    online = OnlineCollection(
+        enabled=_expectBool("storage.gc.enabled", gc.get("enabled", False)),
+        interval=parseDuration("storage.gc.interval", gc.get("interval", "1h")),
+        delay=parseDuration("storage.gc.delay", gc.get("delay", "1h")),
+        dryRun=_expectBool("storage.gc.dryrun", gc.get("dryrun", False)),
+    )
+    if online.enabled and online.interval <= 0:
+        raise ConfigurationError("storage.gc.interval: must be positive")
+    if online.enabled and online.delay < 60:
+        # The grace window also bounds how long a manifest PUT may take
+        # (half of it): less than a minute would fail slow pushes.
+        raise ConfigurationError("storage.gc.delay: at least 1m")
     return StorageConfig(
         driver=name,
         parameters=dict(parameters),
@@ -581,7 +742,133 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
         ),
         tagTTL=parseDuration("storage.cache.tagttl", cache.get("tagttl", "1s")),
         blobDescriptorCache=descriptor.lower(),
+        gc=online,
+        immutableTags=_checkImmutableTags(storage.get("tags")),
+        quotas=_checkQuotas(storage.get("quotas")),
+        retention=_checkRetention(storage.get("retention")),
     )
+
+
+_KEEP_KEYS = {"patterns", "mostrecentlypushedcount", "pushedwithin", "pulledwithin"}
+
+
+def _checkRetention(retention: Any) -> tuple[RetentionRule, ...]:
+    retention = _expectMapping("storage.retention", retention or {})
+    rules = []
+    for where, entry in _ruleList("storage.retention.policies", retention.get("policies"),
+                                  {"keeptags", "deleteuntagged", "deletereferrers"}):
+        keep = entry.get("keeptags") or []
+        if not isinstance(keep, list):
+            raise ConfigurationError(f"{where}.keeptags: expected a list of rules")
+        keepRules = []
+        for index, rule in enumerate(keep):
+            at = f"{where}.keeptags[{index}]"
+            rule = _expectMapping(at, rule)
+            unknown = sorted(set(rule) - _KEEP_KEYS)
+            if unknown:
+                raise ConfigurationError(f"{at}.{unknown[0]}: unknown key")
+            patterns = rule.get("patterns") or []
+            if isinstance(patterns, str):
+                patterns = [patterns]
+            if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+                raise ConfigurationError(f"{at}.patterns: expected a list of tag patterns")
+            count = rule.get("mostrecentlypushedcount")
+            if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+                raise ConfigurationError(f"{at}.mostrecentlypushedcount: expected a count, got {count!r}")
+            keepRules.append(KeepTagsRule(
+                tuple(patterns), count,
+                None if rule.get("pushedwithin") is None
+                else parseDuration(f"{at}.pushedwithin", rule["pushedwithin"]),
+                None if rule.get("pulledwithin") is None
+                else parseDuration(f"{at}.pulledwithin", rule["pulledwithin"]),
+            ))
+        deleteUntagged = _expectBool(f"{where}.deleteuntagged", entry.get("deleteuntagged", False))
+        deleteReferrers = _expectBool(f"{where}.deletereferrers", entry.get("deletereferrers", False))
+        if not keepRules and not deleteUntagged and not deleteReferrers:
+            raise ConfigurationError(
+                f"{where}: deletes nothing (give keeptags, deleteuntagged or deletereferrers)")
+        rules.append(RetentionRule(entry["repository"], tuple(keepRules), deleteUntagged,
+                                   deleteReferrers))
+    return tuple(rules)
+
+
+def _ruleList(key: str, value: Any, known: set[str]) -> list[tuple[str, Mapping[str, Any]]]:
+    """
+    The entries of a list of per-repository rules, each with its
+    C{repository} pattern checked.
+    """
+    from txregistry.patterns import PatternError, compileRepositoryPattern
+
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigurationError(f"{key}: expected a list of rules")
+    entries = []
+    for index, entry in enumerate(value):
+        where = f"{key}[{index}]"
+        entry = _expectMapping(where, entry)
+        unknown = sorted(set(entry) - known - {"repository"})
+        if unknown:
+            raise ConfigurationError(f"{where}.{unknown[0]}: unknown key")
+        pattern = entry.get("repository")
+        if not isinstance(pattern, str):
+            raise ConfigurationError(f"{where}.repository: required (a repository pattern)")
+        try:
+            compileRepositoryPattern(pattern, allowAccount=False)
+        except PatternError as e:
+            raise ConfigurationError(f"{where}.repository: {e}") from None
+        entries.append((where, entry))
+    return entries
+
+
+def _checkImmutableTags(tags: Any) -> tuple[ImmutableTagsRule, ...]:
+    tags = _expectMapping("storage.tags", tags or {})
+    rules = []
+    for where, entry in _ruleList("storage.tags.immutable", tags.get("immutable"), {"tags"}):
+        patterns = entry.get("tags")
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not patterns or not isinstance(patterns, list) or not all(
+                isinstance(p, str) and p for p in patterns):
+            raise ConfigurationError(f"{where}.tags: required (tag patterns such as v*)")
+        rules.append(ImmutableTagsRule(entry["repository"], tuple(patterns)))
+    return tuple(rules)
+
+
+def parseSize(key: str, value: Any) -> int:
+    """
+    Bytes in a size: a number, or C{"10GiB"}, C{"500MB"}, C{"1.5TiB"}.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]?i?B)?\s*", str(value)) \
+        if isinstance(value, str) else None
+    if match is None:
+        raise ConfigurationError(f"{key}: expected a size (bytes, or such as 10GiB), got {value!r}")
+    unit = (match.group(2) or "B").upper()
+    powers = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5,
+              "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "PIB": 1024**5}
+    if unit not in powers:
+        raise ConfigurationError(f"{key}: unknown unit in {value!r}")
+    return int(float(match.group(1)) * powers[unit])
+
+
+def _checkQuotas(quotas: Any) -> tuple[QuotaRule, ...]:
+    rules = []
+    for where, entry in _ruleList("storage.quotas", quotas, {"maxbytes", "maxtags"}):
+        maxBytes = entry.get("maxbytes")
+        maxTags = entry.get("maxtags")
+        if maxBytes is None and maxTags is None:
+            raise ConfigurationError(f"{where}: needs maxbytes, maxtags or both")
+        if maxTags is not None and (
+                not isinstance(maxTags, int) or isinstance(maxTags, bool) or maxTags < 0):
+            raise ConfigurationError(f"{where}.maxtags: expected a count, got {maxTags!r}")
+        rules.append(QuotaRule(
+            entry["repository"],
+            None if maxBytes is None else parseSize(f"{where}.maxbytes", maxBytes),
+            maxTags,
+        ))
+    return tuple(rules)
 
 
 def _checkHTTP(http: Any) -> HTTPConfig:

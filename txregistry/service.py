@@ -13,6 +13,7 @@ registry has and in which order.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -26,16 +27,24 @@ from txregistry.api.app import RegistryAPI, RegistryRoot
 from txregistry.api.door import Door
 from txregistry.api.errors import errorBody
 from txregistry.api.responses import URLBuilder
+from txregistry.api.tokens import TokenEndpoint
 from txregistry.auth.cred import registryPortal
 from txregistry.auth.errors import AuthConfigurationError
-from txregistry.auth.schemes import schemeFor
+from txregistry.auth.issuer import TokenIssuer, alwaysExists, loadOrCreateKey
+from txregistry.auth.policy import IAccessPolicy, policyFromConfig
+from txregistry.auth.schemes import schemeFor, withTokenServer
 from txregistry.auth.throttle import LoginThrottle
 from txregistry.config import Configuration, ConfigurationError, HTTPConfig
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
-from txregistry.maintenance import UploadPurger
+from txregistry.maintenance import OnlineCollector, UploadPurger
+from txregistry.patterns import compileRepositoryPattern
+from txregistry.registry.immutability import ImmutabilityRule, ImmutableTags
 from txregistry.registry.namespace import StorageNamespace
+from txregistry.registry.quotas import Quota, Quotas
+from txregistry.registry.retention import KeepTags, RetentionPolicies, RetentionPolicy
 from txregistry.registry.switches import deletesDisabled, readOnly
+from txregistry.registry.visibility import VisibleCatalog
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
 from txregistry.systemd import notify
@@ -48,37 +57,88 @@ _log = Logger()
 Layer = Callable[[INamespace], INamespace]
 
 
-def layers(config: Configuration, reactor: Any = None) -> list[Layer]:
+def accessPolicy(config: Configuration) -> IAccessPolicy | None:
+    """
+    The C{auth.access} policy, or L{None} for none.
+    """
+    if config.auth.access is None:
+        return None
+    try:
+        return policyFromConfig(config.auth.access)
+    except AuthConfigurationError as e:
+        raise ConfigurationError(str(e)) from None
+
+
+def layers(
+    config: Configuration, policy: IAccessPolicy | None = None, clock: Any = None
+) -> list[Layer]:
     """
     The layers C{config} asks for, innermost first.
 
-    @param reactor: for the layers' timers and connections (the Redis
-        cache's); the global reactor when L{None}.
+    @param policy: the access policy (L{accessPolicy}), whose catalog
+        lists only what each caller may pull.
+    @param clock: the reactor, for the layers' timers and connections
+        (the Redis cache's); the global reactor when L{None}.
     """
     chain: list[Layer] = []
     if config.storage.blobDescriptorCache == "redis" and config.redis is not None:
         from txregistry.rediscache.layer import redisCached
 
-        if reactor is None:
-            from twisted.internet import reactor
+        if clock is None:
+            from twisted.internet import reactor as clock
         # Innermost: what the switches refuse never reaches it, and every
         # write that reaches storage invalidates it.
-        chain.append(redisCached(config.redis, reactor))
+        chain.append(redisCached(config.redis, clock))
     if not config.storage.deleteEnabled:
         chain.append(deletesDisabled)
     if config.storage.readOnly:
         chain.append(readOnly)
+    storage = config.storage
+    if storage.immutableTags:
+        rules = [ImmutabilityRule(rule.repository, compileRepositoryPattern(rule.repository),
+                                  rule.tags) for rule in storage.immutableTags]
+        chain.append(lambda namespace: ImmutableTags(namespace, rules))
+    if storage.quotas:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        quotas = [Quota(rule.repository, compileRepositoryPattern(rule.repository),
+                        rule.maxBytes, rule.maxTags) for rule in storage.quotas]
+        chain.append(lambda namespace: Quotas(namespace, quotas, clock))
+    if policy is not None:
+        def mayPull(account: str | None, name: str) -> bool:
+            return "pull" in policy.granted(account, name)
+
+        chain.append(lambda namespace: VisibleCatalog(namespace, mayPull))
     return chain
 
 
-def makeNamespace(config: Configuration, driver: IStorageDriver, clock: Any) -> INamespace:
+def retentionPolicies(config: Configuration) -> RetentionPolicies:
+    """
+    C{storage.retention.policies}, for the collections to apply.
+    """
+    return RetentionPolicies([
+        RetentionPolicy(
+            rule.repository, compileRepositoryPattern(rule.repository),
+            tuple(KeepTags(k.patterns, k.mostRecentlyPushedCount, k.pushedWithin, k.pulledWithin)
+                  for k in rule.keepTags),
+            rule.deleteUntagged, rule.deleteReferrers,
+        ) for rule in config.storage.retention
+    ])
+
+
+def makeNamespace(
+    config: Configuration, driver: IStorageDriver, clock: Any, policy: IAccessPolicy | None = None
+) -> INamespace:
     """
     The registry's namespace over C{driver}, wrapped in every layer.
     """
+    gc = config.storage.gc
     namespace: INamespace = StorageNamespace(
-        driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect
+        driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect,
+        collectionGrace=gc.delay if gc.enabled else None,
+        retention=retentionPolicies(config),
     )
-    for layer in layers(config, clock):
+    for layer in layers(config, policy, clock):
         namespace = layer(namespace)
     return namespace
 
@@ -97,24 +157,70 @@ async def closeLayers(namespace: INamespace) -> None:
         layer = getattr(layer, "inner", None)
 
 
-def makeDoor(config: Configuration, reactor: Any) -> Door | None:
+#: Where the built-in token server answers, below C{http.prefix}.
+TOKEN_PATH = "auth/token"
+
+
+def _keyDirectory(config: Configuration) -> str | None:
     """
-    Access control for C{config}'s C{auth} scheme, or L{None} for none.
+    Where the token server keeps its key: C{auth.tokenserver.keydirectory},
+    or beside the filesystem driver's content.
+    """
+    assert config.auth.tokenServer is not None
+    if config.auth.tokenServer.keyDirectory:
+        return config.auth.tokenServer.keyDirectory
+    if config.storage.driver == "filesystem":
+        root = str(config.storage.parameters.get("rootdirectory") or "/var/lib/registry")
+        return os.path.join(root, "tokenserver")
+    return None
+
+
+def makeAuth(
+    config: Configuration, reactor: Any, policy: IAccessPolicy | None = None
+) -> tuple[Door | None, TokenEndpoint | None]:
+    """
+    Access control for C{config}'s C{auth} section: the door (L{None} for
+    no scheme) and the built-in token server's endpoint (L{None} for none).
 
     @raise ConfigurationError: naming the key when the scheme cannot be
-        built (a missing htpasswd file, an unreadable root bundle).
+        built (a missing htpasswd file, an unreadable root bundle, a key
+        that does not fit its algorithm).
     """
     if config.auth.scheme is None:
-        return None
+        return None, None
+    throttle = LoginThrottle(reactor)
+    endpoint = None
     try:
         scheme = schemeFor(config.auth.scheme, config.auth.parameters, reactor)
+        server = config.auth.tokenServer
+        if server is not None:
+            passwords = scheme.checkers[0] if len(scheme.checkers) == 1 else None
+            key = loadOrCreateKey(server.algorithm, server.key or None, _keyDirectory(config),
+                                  server.issuer)
+            issuer = TokenIssuer(key, server.algorithm, server.issuer, server.service, policy,
+                                 getattr(passwords, "hasUser", alwaysExists), reactor, int(server.expiration),
+                                 int(server.refreshExpiration))
+            prefix = "/" + config.http.prefix.strip("/")
+            tokenPath = prefix.rstrip("/") + "/" + TOKEN_PATH
+            scheme = withTokenServer(scheme, issuer, server.realm, tokenPath, reactor)
     except AuthConfigurationError as e:
         raise ConfigurationError(str(e)) from None
-    return Door(registryPortal(scheme.checkers), scheme.challenge, RegistryAPI.app.url_map,
-                LoginThrottle(reactor))
+    if scheme.name in ("htpasswd", "basic") and policy is not None and policy.anonymousUse:
+        _log.warn(
+            "auth.access grants anonymous callers access, but with auth.htpasswd alone docker "
+            "cannot pull anonymously (it stops at a Basic challenge it has no password for); "
+            "add auth.tokenserver for docker's anonymous pulls")
+    portal = registryPortal(scheme.checkers, policy)
+    if scheme.issuer is not None:
+        endpoint = TokenEndpoint(scheme.issuer, portal, throttle, scheme.basicRealm)
+    door = Door(portal, scheme.challenge, RegistryAPI.app.url_map, throttle, policy)
+    return door, endpoint
 
 
-def siteFor(config: Configuration, namespace: INamespace, reactor: Any = None) -> RegistrySite:
+def siteFor(
+    config: Configuration, namespace: INamespace, reactor: Any = None,
+    policy: IAccessPolicy | None = None,
+) -> RegistrySite:
     """
     The HTTP site serving the V2 API over C{namespace}.
     """
@@ -122,7 +228,9 @@ def siteFor(config: Configuration, namespace: INamespace, reactor: Any = None) -
         from twisted.internet import reactor
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
     api = RegistryAPI(namespace, urls)
-    root = RegistryRoot(api, config.http.prefix, config.http.headers, makeDoor(config, reactor))
+    door, tokens = makeAuth(config, reactor, policy)
+    root = RegistryRoot(api, config.http.prefix, config.http.headers, door,
+                        {tuple(TOKEN_PATH.encode().split(b"/")): tokens.handle} if tokens else None)
     return RegistrySite(root, errorBody, accessLog=config.log.accessLog, reactor=reactor)
 
 
@@ -135,7 +243,8 @@ def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -
     """
     if clock is None:
         from twisted.internet import reactor as clock
-    return siteFor(config, makeNamespace(config, driver, clock), clock)
+    policy = accessPolicy(config)
+    return siteFor(config, makeNamespace(config, driver, clock, policy), clock, policy)
 
 
 def endpointFor(reactor: Any, http: HTTPConfig, tls: ServerTLS | None) -> IStreamServerEndpoint:
@@ -178,8 +287,9 @@ class RegistryService(MultiService):
         self.config = config
         self.logOutput = logOutput
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
-        self.namespace = makeNamespace(config, self.driver, reactor)
-        self.site = siteFor(config, self.namespace, reactor)
+        policy = accessPolicy(config)
+        self.namespace = makeNamespace(config, self.driver, reactor, policy)
+        self.site = siteFor(config, self.namespace, reactor, policy)
         if endpoint is None:
             endpoint = endpointFor(reactor, config.http, tls)
         if tls is not None:
@@ -191,6 +301,8 @@ class RegistryService(MultiService):
         purging = config.storage.uploadPurging
         if purging.enabled and not config.storage.readOnly and purging.interval > 0:
             UploadPurger(self.namespace, purging, reactor).setServiceParent(self)
+        if config.storage.gc.enabled and not config.storage.readOnly:
+            OnlineCollector(self.namespace, config.storage.gc, reactor).setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd asks the application for an ILogObserver before it starts

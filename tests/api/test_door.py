@@ -151,14 +151,32 @@ class HtpasswdTests(TestCase):
         Each malformed header is a 401 with the envelope: never a 5xx, and
         never access.
         """
-        for value in ("Basic", "Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(),
-                      "Basic " + base64.b64encode(b"\xff\xfe:x").decode(), "Digest abc", "Bearer",
-                      "Bearer " + "x" * 15000, "Bearer \u00e9t\u00e9"):
+        for value in ("Basic", "Digest abc", "Bearer", "Bearer " + "x" * 15000,
+                      "Bearer \u00e9t\u00e9", "basic  "):
             response = await self.registry.request("GET", "/v2/", headers={"Authorization": [value]})
             await assertError(self, response, 401, "UNAUTHORIZED")
-        # A header past the HTTP layer's line limit never reaches the door.
+
+    async def test_nonBase64Basic(self) -> None:
+        """
+        Basic credentials that are not base64 of UTF-8 C{user:password}
+        are a 401 with the envelope.
+        """
+        for value in ("Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(),
+                      "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+                      "Basic " + base64.b64encode(b":nouser").decode(), "Basic YWxpY2U6d29uZGVybGFuZA"):
+            response = await self.registry.request("GET", "/v2/", headers={"Authorization": [value]})
+            await assertError(self, response, 401, "UNAUTHORIZED")
+
+    async def test_hugeAuthorization(self) -> None:
+        """
+        A 1 MiB token, past the HTTP layer's line limit, is refused there
+        as credentials: 401 C{UNAUTHORIZED}, and the connection closed.
+        """
         response = await self.registry.request(
             "GET", "/v2/", headers={"Authorization": ["Bearer " + "x" * (1024 * 1024)]})
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        response = await self.registry.request(
+            "GET", "/v2/", headers={"X-Other": ["x" * (1024 * 1024)]})
         await assertError(self, response, 431, "UNSUPPORTED")
 
     async def test_wrongPasswordCannotPush(self) -> None:
@@ -242,3 +260,141 @@ class TokenTests(TestCase):
         response = await self.registry.request(
             "POST", f"/v2/team/app/blobs/uploads/?mount={digest}&from=secret/repo", headers=both)
         self.assertEqual(response.code, 201)
+
+
+class PluginCheckerTests(TestCase):
+    """
+    C{auth.basic}: Basic passwords checked by a L{twisted.cred.strcred}
+    checker plugin, named as twistd's C{--auth} names them.
+    """
+
+    async def test_strcredChecker(self) -> None:
+        """
+        A checker found as a plugin (txregistry's own C{htpasswd:} here)
+        checks the passwords.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"bob:" + bcrypt.hashpw(b"builder", bcrypt.gensalt(rounds=4)) + b"\n")
+        registry = await startRegistry(self, {"auth": {"basic": {
+            "realm": "R", "checker": f"htpasswd:{path}"}}})
+        response = await registry.request("GET", "/v2/", headers=basic("bob", "builder"))
+        self.assertEqual(response.code, 200)
+        response = await registry.request("GET", "/v2/", headers=basic("bob", "guess"))
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        self.assertEqual(header(response, "www-authenticate"), 'Basic realm="R"')
+
+    def test_unknownChecker(self) -> None:
+        """
+        A checker no plugin makes, or one that takes no passwords, stops
+        the start naming the key.
+        """
+        from twisted.internet import reactor
+
+        from txregistry.config import ConfigurationError, checkConfiguration
+        from txregistry.service import makeSite
+        from txregistry.storage.factories import createDriver
+
+        for checker, part in (("ldap:x", "ldap"), ("anonymous", "does not check passwords"),
+                              ("htpasswd:/nonexistent", "/nonexistent")):
+            with self.assertRaises(ConfigurationError) as raised:
+                config = checkConfiguration({"storage": {"inmemory": {}},
+                                             "auth": {"basic": {"realm": "R", "checker": checker}}})
+                makeSite(config, createDriver("inmemory", {}, reactor))
+            self.assertIn("auth.basic.checker", str(raised.exception))
+            self.assertIn(part, str(raised.exception))
+
+
+class BadTokenTests(TestCase):
+    """
+    Item by item, the tokens that must never get in through the door
+    (C{auth.token} with an x5c root bundle): each is a 401 with the
+    envelope and an C{invalid_token} challenge, never a 5xx.
+    """
+
+    access = [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]
+
+    async def setUp(self) -> None:
+        self.issuer = currentIssuer()
+        bundle = os.path.abspath(self.mktemp())
+        with open(bundle, "wb") as f:
+            f.write(pem(self.issuer.root))
+        self.registry = await startRegistry(self, {"auth": {"token": {
+            "realm": "https://auth.example/token", "service": SERVICE, "issuer": ISSUER,
+            "rootcertbundle": bundle, "signingalgorithms": ["ES256", "HS256"]}}})
+
+    async def assertRefused(self, token: str) -> None:
+        response = await self.registry.request(
+            "GET", "/v2/team/app/tags/list", headers={"Authorization": [f"Bearer {token}"]})
+        await assertError(self, response, 401, "UNAUTHORIZED")
+        self.assertIn('error="invalid_token"', header(response, "www-authenticate") or "")
+
+    def good(self, **extra: object) -> str:
+        return self.issuer.token(claims(self.access, issuedAt=time.time(), **extra))
+
+    async def test_genuineTokenGetsIn(self) -> None:
+        """
+        The control: the same issuer's genuine token is let in.
+        """
+        response = await self.registry.request(
+            "GET", "/v2/team/app/tags/list", headers={"Authorization": [f"Bearer {self.good()}"]})
+        await assertError(self, response, 404, "NAME_UNKNOWN")
+
+    async def test_algNone(self) -> None:
+        _, payload, _ = self.good().split(".")
+        for alg in ("none", "None"):
+            head = base64.urlsafe_b64encode(json.dumps(
+                {"alg": alg, "typ": "JWT", "x5c": self.issuer.chain()}).encode()).rstrip(b"=").decode()
+            await self.assertRefused(f"{head}.{payload}.")
+
+    async def test_hmacWithThePublicKeyAsSecret(self) -> None:
+        """
+        HS256 is allowed here, yet a token "signed" with the root's public
+        key (which anyone has) as the HMAC secret is refused.
+        """
+        import hashlib
+        import hmac
+
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        from txregistry.auth.token import thumbprint
+
+        public = self.issuer.root.public_key()
+        secret = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        head = base64.urlsafe_b64encode(json.dumps(
+            {"alg": "HS256", "typ": "JWT", "kid": thumbprint(public)}).encode()).rstrip(b"=").decode()
+        payload = self.good().split(".")[1]
+        signature = hmac.new(secret, f"{head}.{payload}".encode(), hashlib.sha256).digest()
+        await self.assertRefused(
+            f"{head}.{payload}." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode())
+
+    async def test_expired(self) -> None:
+        await self.assertRefused(self.issuer.token(
+            claims(self.access, issuedAt=time.time() - 3600, lifetime=60)))
+
+    async def test_notYetValid(self) -> None:
+        now = time.time()
+        await self.assertRefused(self.good(nbf=now + 600, exp=now + 1200))
+
+    async def test_wrongAudience(self) -> None:
+        await self.assertRefused(self.issuer.token(
+            claims(self.access, issuedAt=time.time(), audience="other.example.com")))
+
+    async def test_wrongIssuer(self) -> None:
+        await self.assertRefused(self.issuer.token(
+            claims(self.access, issuedAt=time.time(), issuer="evil.example.com")))
+
+    async def test_untrustedSigner(self) -> None:
+        await self.assertRefused(currentIssuer("Someone Else").token(
+            claims(self.access, issuedAt=time.time())))
+
+    async def test_tampered(self) -> None:
+        head, payload, signature = self.good().split(".")
+        other = claims([{"type": "repository", "name": "team/app", "actions": ["*"]}],
+                       issuedAt=time.time())
+        forged = base64.urlsafe_b64encode(json.dumps(other).encode()).rstrip(b"=").decode()
+        await self.assertRefused(f"{head}.{forged}.{signature}")
+
+    async def test_notAJWT(self) -> None:
+        for token in ("a.b.c", "onlyonepart", "x" * 15000, "e30.e30.e30"):
+            await self.assertRefused(token)

@@ -207,7 +207,8 @@ def pushTwoPlatformIndex(
 
 
 def startRegistry(
-    testCase: Any, env: dict[str, str] | None = None, storage: str | None = None
+    testCase: Any, env: dict[str, str] | None = None, storage: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> RegistryProcess:
     """
     A C{twistd txregistry} child process with filesystem storage in the
@@ -227,15 +228,25 @@ def startRegistry(
             directory, "storage"
         )
     environ.update(env or {})
-    registry = RegistryProcess(directory, env=environ)
+    configPath = None
+    if config is not None:
+        import yaml
+
+        configPath = os.path.join(directory, "config.yml")
+        with open(configPath, "w") as f:
+            yaml.safe_dump({"version": "0.1", **config}, f)
+    registry = RegistryProcess(directory, config=configPath, env=environ)
     testCase.addCleanup(registry.stop)
     return registry
 
 
-def startRegistryWithUsers(testCase: Any, users: dict[str, str]) -> RegistryProcess:
+def startRegistryWithUsers(
+    testCase: Any, users: dict[str, str], auth: dict[str, Any] | None = None
+) -> RegistryProcess:
     """
     L{startRegistry} with C{auth.htpasswd}: C{users} (name to password)
-    in a bcrypt htpasswd file, realm C{txregistry}.
+    in a bcrypt htpasswd file, realm C{txregistry}; C{auth} adds to the
+    C{auth} section (C{tokenserver}, C{access}).
     """
     import bcrypt
 
@@ -245,10 +256,8 @@ def startRegistryWithUsers(testCase: Any, users: dict[str, str]) -> RegistryProc
     with open(path, "wb") as f:
         for user, password in users.items():
             f.write(user.encode() + b":" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)) + b"\n")
-    return startRegistry(testCase, {
-        "REGISTRY_AUTH_HTPASSWD_REALM": "txregistry",
-        "REGISTRY_AUTH_HTPASSWD_PATH": path,
-    })
+    htpasswd = {"realm": "txregistry", "path": path}
+    return startRegistry(testCase, config={"auth": {"htpasswd": htpasswd, **(auth or {})}})
 
 
 # The docker daemon

@@ -386,3 +386,85 @@ class DockerLoginTests(TestCase):
 
     def inspect(self, reference: str) -> dict:
         return json.loads(self.dockerRun("image", "inspect", reference).stdout)[0]
+
+
+#: Anonymous pulls of public/*, each user's own namespace, alice everywhere.
+PUBLIC_PULL = {
+    "rules": [
+        {"repository": "${account}/**", "authenticated": ["pull", "push", "delete"]},
+        {"repository": "public/**", "anonymous": ["pull"], "authenticated": ["pull"],
+         "users": {"alice": ["push"]}},
+    ],
+}
+
+
+class DockerAccessPolicyTests(TestCase):
+    """
+    docker against a registry with an access policy allowing anonymous
+    pulls of public repositories and authenticated pushes, through the
+    built-in token server.  (With Basic passwords alone docker cannot do
+    both: it will not go on after a Basic challenge it has no password
+    for, and will not send its password without one.)
+    """
+
+    def setUp(self) -> None:
+        self.docker = daemons.dockerDaemon()
+        self.images: list[str] = []
+        self.addCleanup(lambda: self.images and self.docker.run("rmi", "-f", *self.images, check=False))
+
+    def start(self, auth: dict) -> None:
+        self.registry = daemons.startRegistryWithUsers(
+            self, {"alice": "wonderland", "bob": "builder"}, auth)
+        self.host = f"127.0.0.1:{self.registry.port}"
+        self.addCleanup(lambda: self.docker.run("logout", self.host, check=False))
+
+    def dockerRun(self, *arguments: str, check: bool = True, input: bytes | None = None):
+        return self.docker.run(*arguments, check=check, context=self.registry, input=input)
+
+    def image(self, remote: str, content: bytes) -> None:
+        work = os.path.abspath(self.mktemp())
+        os.makedirs(work)
+        tarball = os.path.join(work, "rootfs.tar")
+        wire.tarball(tarball, {"file.txt": content})
+        local = "txregistry-test/policy:src"
+        self.images += [local, remote]
+        self.dockerRun("import", tarball, local)
+        self.dockerRun("tag", local, remote)
+
+    def anonymousPullAuthenticatedPush(self) -> None:
+        remote = f"{self.host}/public/app:1"
+        self.image(remote, b"public content\n")
+        anonymous = self.dockerRun("push", remote, check=False)
+        self.assertNotEqual(anonymous.returncode, 0, anonymous)
+        self.dockerRun("login", "-u", "bob", "--password-stdin", self.host, input=b"builder\n")
+        # bob may push his own namespace (not public/app: tests.api.test_access).
+        own = f"{self.host}/bob/app:1"
+        self.dockerRun("tag", remote, own)
+        self.images.append(own)
+        self.dockerRun("push", own)
+        self.dockerRun("logout", self.host)
+        self.dockerRun("login", "-u", "alice", "--password-stdin", self.host, input=b"wonderland\n")
+        digest = _pushedDigest(self.dockerRun("push", remote).stdout.decode())
+        self.dockerRun("logout", self.host)
+        # Anonymous: the public image pulls, bob's does not.
+        self.dockerRun("rmi", remote, own)
+        self.dockerRun("pull", remote)
+        self.assertIn(f"{self.host}/public/app@{digest}",
+                      json.loads(self.dockerRun("image", "inspect", remote).stdout)[0]["RepoDigests"])
+        private = self.dockerRun("pull", own, check=False)
+        self.assertNotEqual(private.returncode, 0, private)
+
+    def test_tokenServer(self) -> None:
+        """
+        The same through the built-in token server: docker is challenged
+        to get tokens from the registry itself, logs in there, and pulls
+        anonymously with an anonymous token.
+        """
+        self.start({"access": PUBLIC_PULL, "tokenserver": {"service": "txregistry-test"}})
+        wrong = self.dockerRun("login", "-u", "alice", "--password-stdin", self.host, check=False,
+                               input=b"guess\n")
+        self.assertNotEqual(wrong.returncode, 0, wrong)
+        self.anonymousPullAuthenticatedPush()
+        self.assertIn("Token server: issued bob a token", self.registry.log())
+        self.assertIn("Token server: issued (anonymous) a token for repository:public/app:pull",
+                      self.registry.log())

@@ -148,9 +148,16 @@ class RegistryRoot(Resource):
         prefix: str = "/",
         headers: dict[str, list[str]] | None = None,
         door: Door | None = None,
+        beside: dict[tuple[bytes, ...], Callable[[Any], Deferred[bytes]]] | None = None,
     ) -> None:
+        """
+        @param beside: handlers of paths outside C{/v2/} (below C{prefix}),
+            which the door does not guard: they do their own checks (the
+            built-in token server).
+        """
         super().__init__()
         self._door = door
+        self._beside = beside or {}
         self._routes: IResource = api.app.resource()
         self._prefix = [p.encode("utf-8") for p in prefix.strip("/").split("/") if p]
         self._headers = [
@@ -173,6 +180,12 @@ class RegistryRoot(Resource):
                 return writeError(request, APIError(UNSUPPORTED, "no such route", status=404))
             request.prepath = (request.prepath or []) + postpath[:count]
             request.postpath = postpath[count:]
+        handler = self._beside.get(tuple(request.postpath or ())) if self._beside else None
+        if handler is not None:
+            handler(request).addCallbacks(
+                lambda body: self._finishLater(request, body),
+                lambda failure: self._finishLater(request, self._afterDoor(request, failure)))
+            return NOT_DONE_YET
         if self._door is not None:
             return self._admitted(request, self._door.admit(request))
         return self._render(request)

@@ -21,15 +21,17 @@ from typing import Any
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from txregistry.api.errors import DENIED, UNAUTHORIZED, APIError
+from txregistry.api.responses import origin
 from txregistry.api.routes import BY_NAME, CATALOG, Route
-from txregistry.auth.cred import BearerToken, IActor
+from txregistry.auth.cred import BearerToken, IActor, anonymous
+from txregistry.auth.policy import IAccessPolicy
 from txregistry.auth.scopes import Access
 from txregistry.auth.throttle import LoginThrottle
 from txregistry.registry.cache import BoundedCache
@@ -41,8 +43,10 @@ _log = Logger()
 MAX_AUTHORIZATION = 16 * 1024
 
 #: Makes a C{WWW-Authenticate} value for what a request lacks, given
-#: C{error} (C{"invalid_token"}, C{"insufficient_scope"} or L{None}).
-Challenger = Callable[[frozenset[Access], str | None], str]
+#: C{error} (C{"invalid_token"}, C{"insufficient_scope"} or L{None}) and
+#: the C{scheme://host} the client addressed (where a token server the
+#: registry runs itself is found).
+Challenger = Callable[[frozenset[Access], str | None, str], str]
 
 
 def requiredAccess(route: Route, arguments: Mapping[str, Any], args: dict[bytes, list[bytes]]) -> frozenset[Access]:
@@ -105,12 +109,17 @@ class Door:
 
     @param portal: logs callers in; its avatars provide L{IActor}.
     @param challenge: the scheme's C{WWW-Authenticate} value.
+    @param policy: the C{auth.access} policy, which lets a request without
+        credentials in where it grants anonymous callers what the route
+        needs; L{None} to challenge every such request.
     """
 
     def __init__(
-        self, portal: Portal, challenge: Challenger, urlMap: Map, throttle: LoginThrottle
+        self, portal: Portal, challenge: Challenger, urlMap: Map, throttle: LoginThrottle,
+        policy: IAccessPolicy | None = None,
     ) -> None:
         self._portal = portal
+        self._anonymous = anonymous(policy) if policy is not None and policy.anonymousUse else None
         self._challenge = challenge
         self._urlMap = urlMap
         self._throttle = throttle
@@ -165,9 +174,18 @@ class Door:
         try:
             credentials = credentialsOf(request.getHeader(b"authorization"))
         except ValueError as e:
-            return Deferred.fromCoroutine(self._refuse(required, "invalid_token", str(e)))
+            return Deferred.fromCoroutine(self._refuse(required, "invalid_token", str(e),
+                                                             origin(request)))
         if credentials is None:
-            return Deferred.fromCoroutine(self._refuse(required, None, "authentication required"))
+            # The base route (nothing required) is challenged even where
+            # anonymous pulls are allowed: it is how docker login checks a
+            # password.
+            if self._anonymous is not None and required and self._anonymous.allows(required):
+                if route is not None and (source := mountSource(route, request.args)) is not None:
+                    self._dropMountUnlessAllowed(self._anonymous, source, request)
+                return succeed(self._anonymous)
+            return Deferred.fromCoroutine(self._refuse(required, None, "authentication required",
+                                                             origin(request)))
         if isinstance(credentials, UsernamePassword):
             # Passwords can be guessed: each failure from an address slows
             # its next attempt.
@@ -183,19 +201,29 @@ class Door:
                                                 request),
                                   errbackArgs=(required, request))
 
+    @staticmethod
+    def _dropMountUnlessAllowed(actor: IActor, source: Access, request: Any) -> None:
+        """
+        Turn a mount from a repository C{actor} cannot pull into a plain
+        upload (202), never a 201 that would prove the blob exists.
+        """
+        if not actor.allows([source]):
+            request.args.pop(b"mount", None)
+            request.args.pop(b"from", None)
+
     def _loggedIn(
         self, result: tuple[Any, Any, Any], required: frozenset[Access], source: Access | None,
         request: Any,
     ) -> IActor:
         _, actor, _ = result
-        if source is not None and not actor.allows([source]):
-            request.args.pop(b"mount", None)
-            request.args.pop(b"from", None)
+        if source is not None:
+            self._dropMountUnlessAllowed(actor, source, request)
         if not actor.allows(required):
             if required and isinstance(getattr(actor, "access", None), frozenset):
                 # A token without enough access: the client asks for a
                 # better one, so this is a challenge, not a refusal.
-                raise self._unauthorized(required, "insufficient_scope", "insufficient scope")
+                raise self._unauthorized(required, "insufficient_scope", "insufficient scope",
+                                         origin(request))
             raise APIError(DENIED)
         return actor  # type: ignore[no-any-return]
 
@@ -204,16 +232,21 @@ class Door:
             address = getattr(request.getClientAddress(), "host", "-")
             _log.warn("Login refused for {address}: {reason}", address=address,
                       reason=str(failure.value) or "bad credentials")
-            return Failure(self._unauthorized(required, "invalid_token", "authentication failed"))
+            return Failure(self._unauthorized(required, "invalid_token", "authentication failed",
+                                              origin(request)))
         return failure
 
-    async def _refuse(self, required: frozenset[Access], error: str | None, message: str) -> IActor:
-        raise self._unauthorized(required, error, message)
+    async def _refuse(
+        self, required: frozenset[Access], error: str | None, message: str, here: str
+    ) -> IActor:
+        raise self._unauthorized(required, error, message, here)
 
-    def _unauthorized(self, required: frozenset[Access], error: str | None, message: str) -> APIError:
+    def _unauthorized(
+        self, required: frozenset[Access], error: str | None, message: str, here: str
+    ) -> APIError:
         return APIError(
             UNAUTHORIZED, message,
             detail=[{"Type": a.type, "Name": a.name, "Action": a.action} for a in sorted(
                 required, key=lambda a: (a.type, a.name, a.action))] or None,
-            headers={"WWW-Authenticate": self._challenge(required, error)},
+            headers={"WWW-Authenticate": self._challenge(required, error, here)},
         )

@@ -169,8 +169,10 @@ def writeError(request: IRequest, error: APIError) -> bytes:
 def errorBody(status: int, message: str | None) -> bytes:
     """
     The body of an answer the HTTP layer gives by itself: C{UNSUPPORTED}
-    for a request it cannot parse, C{UNKNOWN} for a 500.  The
-    composition root hands this to L{txregistry.web.site.RegistrySite}.
+    for a request it cannot parse, C{UNAUTHORIZED} for credentials it
+    cannot take (an C{Authorization} header past its line limit),
+    C{UNKNOWN} for a 500.  The composition root hands this to
+    L{txregistry.web.site.RegistrySite}.
     """
-    code = UNKNOWN if status >= 500 else UNSUPPORTED
+    code = UNKNOWN if status >= 500 else UNAUTHORIZED if status == 401 else UNSUPPORTED
     return APIError(code, message, status=status).body()

@@ -24,12 +24,14 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from txregistry.auth.policy import IAccessPolicy
 from txregistry.auth.scopes import Access, coversAll
 from txregistry.auth.token import ITokenVerifier, TokenInvalid, VerifiedToken
 
 __all__ = [
     "IActor",
     "Actor",
+    "anonymous",
     "IBearerToken",
     "BearerToken",
     "TokenChecker",
@@ -56,16 +58,32 @@ class IActor(Interface):
 @dataclass(frozen=True)
 class Actor:
     """
-    An actor with the access it was granted; L{None} grants everything
-    (a user the C{htpasswd} or C{silly} scheme let in: the reference's
-    all-or-nothing access).
+    An actor with the access it was granted.
+
+    @ivar access: what its token grants; L{None} for a user a password
+        (or the C{silly} scheme) let in.
+    @ivar policy: the C{auth.access} policy, which limits every actor
+        (and is what grants a user anything); L{None} without one, when a
+        user may do everything (the reference's all-or-nothing access).
     """
 
     name: str
     access: frozenset[Access] | None = None
+    policy: IAccessPolicy | None = None
 
     def allows(self, required: Iterable[Access]) -> bool:
-        return self.access is None or coversAll(self.access, required)
+        required = list(required)
+        if self.access is not None and not coversAll(self.access, required):
+            return False
+        return self.policy is None or self.policy.allows(self.name or None, required)
+
+
+def anonymous(policy: IAccessPolicy) -> Actor:
+    """
+    The actor of a request without credentials, which C{policy} alone
+    decides for.
+    """
+    return Actor("", policy=policy)
 
 
 class IBearerToken(ICredentials):
@@ -122,22 +140,27 @@ class RegistryRealm:
     """
     Makes the L{Actor} for what a checker vouched for: a L{VerifiedToken}
     grants what it says, a user name (from C{htpasswd}, C{silly}) grants
-    everything.
+    everything; C{policy} limits both.
     """
+
+    def __init__(self, policy: IAccessPolicy | None = None) -> None:
+        self.policy = policy
 
     def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> tuple[Any, Any, Any]:
         if IActor not in interfaces:
             raise NotImplementedError("txregistry's realm only makes actors")
         if isinstance(avatarId, VerifiedToken):
-            actor = Actor(avatarId.subject, avatarId.access)
+            actor = Actor(avatarId.subject, avatarId.access, self.policy)
         else:
             name = avatarId.decode("utf-8", "replace") if isinstance(avatarId, bytes) else str(avatarId)
-            actor = Actor(name)
+            actor = Actor(name, policy=self.policy)
         return IActor, actor, lambda: None
 
 
-def registryPortal(checkers: Iterable[ICredentialsChecker]) -> Portal:
+def registryPortal(
+    checkers: Iterable[ICredentialsChecker], policy: IAccessPolicy | None = None
+) -> Portal:
     """
     The portal the door logs in through.
     """
-    return Portal(RegistryRealm(), list(checkers))
+    return Portal(RegistryRealm(policy), list(checkers))

@@ -346,6 +346,13 @@ class HtpasswdChecker:
 
         return self._current().addCallback(check).addCallback(checked)
 
+    def hasUser(self, name: str) -> Deferred[bool]:
+        """
+        Whether the file (as of now, read again if it changed) has an
+        entry for C{name}: a refresh token of a removed user is refused.
+        """
+        return self._current().addCallback(lambda htpasswd: name in htpasswd.entries)
+
     def _current(self) -> Deferred[Htpasswd]:
         """
         The users to check against: those last read, after checking the

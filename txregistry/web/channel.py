@@ -262,6 +262,10 @@ class RegistryChannel(HTTPChannel):
     def lineLengthExceeded(self, line: bytes) -> None:
         if self._HTTPChannel__first_line:  # type: ignore[attr-defined]
             self._refuse(414, "request line too long")
+        elif line[:14].lower() == b"authorization:":
+            # Credentials no login could come of (a 1 MiB token): refused
+            # as credentials, so that a client shows a login failure.
+            self._refuse(401, "the Authorization header is too long")
         else:
             self._refuse(431, "request header too long")
 
