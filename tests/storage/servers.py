@@ -252,7 +252,11 @@ def server(kind: type[S3Server]) -> S3Server:
     found = _running.get(kind.name)
     if found is None:
         found = kind()
-        found.start()
+        try:
+            found.start()
+        except BaseException:
+            found.stop()  # the process, if any, and its directory
+            raise
         _running[kind.name] = found
         atexit.register(found.stop)
     return found
