@@ -94,7 +94,8 @@ class Registry:
         env.update(extra or {})
         env.pop("REGISTRY_CONFIGURATION_PATH", None)
         env["REGISTRY_HTTP_ADDR"] = f"127.0.0.1:{self.port}"
-        env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"] = self.storage
+        if "REGISTRY_STORAGE" not in env:
+            env["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"] = self.storage
         if not accessLog:
             env["REGISTRY_LOG_ACCESSLOG_DISABLED"] = "true"
         env["PYTHONPATH"] = os.pathsep.join(
