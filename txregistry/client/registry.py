@@ -141,7 +141,7 @@ class Registry:
         return fail(model.Unsupported("a registry's uploads are purged by the registry"))
 
     def collectGarbage(self, deleteUntagged: bool = False, dryRun: bool = False,
-                       online: bool = False) -> Deferred[CollectionReport]:
+                       online: bool = False, progress: Any = None) -> Deferred[CollectionReport]:
         return fail(model.Unsupported("a registry's garbage is collected by the registry "
                                       "(the distribution API has no request for it)"))
 

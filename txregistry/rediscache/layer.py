@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred
 from txregistry.config import RedisConfig
 from txregistry.interfaces import (
     BlobDescriptor,
+    CollectionReport,
     IBlobStore,
     IManifestService,
     INamespace,
@@ -94,6 +95,28 @@ class RedisCachedNamespace(ForwardingNamespace):
 
     def wrapRepository(self, repository: IRepository) -> IRepository:
         return _Repository(repository, self.cache)
+
+    def collectGarbage(
+        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False,
+        progress: Any = None,
+    ) -> Deferred[CollectionReport]:
+        """
+        Collect, then tombstone what the collection deleted (tags,
+        manifests, the links of removed blobs), so that no instance serves
+        it from the cache.
+        """
+        async def collect() -> CollectionReport:
+            report: CollectionReport = await self.inner.collectGarbage(
+                deleteUntagged, dryRun, online, progress)
+            if not report.dryRun:
+                keys = [_key(b"tag", name, tag) for name, tag in report.tags]
+                keys += [_key(b"manifest", name, str(digest)) for name, digest in report.manifests]
+                keys += [_key(b"blob", name, str(digest)) for name, digest in report.unlinked]
+                for key in keys:
+                    await self.cache.set(key, _TOMBSTONE, TOMBSTONE_TTL)
+            return report
+
+        return Deferred.fromCoroutine(collect())
 
     def closeLayer(self) -> Deferred[None]:
         """
