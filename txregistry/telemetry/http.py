@@ -60,7 +60,7 @@ class RequestMetrics:
         counters.byHandler[handler] += 1
         # A client that left before an answer is counted as 499, nginx's
         # "client closed request".
-        code = request.code if request.finished else 499
+        code = request.code if request.answered else 499
         counters.byStatus[code] += 1
         p = self._prometheus
         if p is not None:

@@ -250,7 +250,7 @@ class RequestSpans:
         span = getattr(request, "span", None)
         if span is None:
             return
-        code = request.code if request.finished else 499
+        code = request.code if request.answered else 499
         span.set_attribute("http.response.status_code", code)
         if code >= 500:
             span.set_status(self._tracing._error)

@@ -40,6 +40,8 @@ class RegistryRequest(Request):
     caller: Any = None
     #: Whether the site's observers were told that it ended.
     endSeen: bool = False
+    #: Whether it ended with its answer sent (not its client gone).
+    answered: bool = False
     #: The C{contextvars} context the request is rendered in (an
     #: observer's: the request's trace span), or L{None} for the caller's.
     context: contextvars.Context | None = None

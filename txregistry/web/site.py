@@ -37,7 +37,7 @@ class IRequestObserver(Interface):
 
     def requestEnded(request: Any) -> None:
         """
-        C{request} is over: answered (C{request.finished}), or its client
+        C{request} is over: answered (C{request.answered}), or its client
         went away first.  Called once per L{requestStarted}.
         """
 
@@ -91,6 +91,8 @@ class RegistrySite(Site):
 
     def log(self, request: Any) -> None:
         if self.observers and request.startedAt:
+            # Called from Request.finish, before it sets finished.
+            request.answered = True
             self.requestEnded(request)
         if not self.accessLog:
             return
