@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
@@ -366,7 +367,7 @@ class RegistryService(MultiService):
         # Stop listening first, then let what is in flight finish (up to
         # http.draintimeout), then stop the rest.
         await self._listener.stopService()
-        await self.inFlight.drain(self.config.http.drainTimeout, self.reactor)
+        await Deferred.fromCoroutine(self.inFlight.drain(self.config.http.drainTimeout, self.reactor))
         await super().stopService()
         await self.driver.close()
         if self.telemetry.tracing is not None:
@@ -376,6 +377,4 @@ class RegistryService(MultiService):
             await deferToThread(self.telemetry.tracing.shutdown)
 
     def stopService(self) -> Any:
-        from twisted.internet.defer import Deferred
-
         return Deferred.fromCoroutine(self._stop())

@@ -6,9 +6,11 @@ lets them finish (up to C{http.draintimeout}) before it goes.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -16,59 +18,61 @@ from txregistry.web.site import IRequestObserver
 
 _log = Logger()
 
+#: How often a drain looks whether the last answers are out.
+_POLL = 0.05
+
 
 @implementer(IRequestObserver)
 class InFlight:
     """
-    Counts a site's requests between their start and end.
+    Knows a site's requests between their start and end, and the
+    connections they came on.
     """
 
     def __init__(self) -> None:
         self.requests: set[Any] = set()
-        self._idle: list[Deferred[None]] = []
+        self._channels: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def requestStarted(self, request: Any) -> None:
         self.requests.add(request)
+        self._channels.add(request.channel)
 
     def requestEnded(self, request: Any) -> None:
         self.requests.discard(request)
-        if not self.requests:
-            idle, self._idle = self._idle, []
-            for d in idle:
-                d.callback(None)
 
-    def drain(self, timeout: float, reactor: Any) -> Deferred[None]:
+    async def drain(self, timeout: float, reactor: Any) -> None:
         """
-        Wait until no request is in flight, or C{timeout} seconds; then
-        abort the connections of those still running.
-
-        @return: a L{Deferred} that fires when done (never fails).
+        Wait until no request is in flight and their answers are written
+        out, for at most C{timeout} seconds; then abort the connections
+        of those still running.  Idle connections are closed.
         """
-        if not self.requests:
-            return succeed(None)
-        count = len(self.requests)
-        _log.info("Waiting up to {timeout:g}s for {count} request(s) in flight",
-                  timeout=timeout, count=count)
-        idle: Deferred[None] = Deferred()
-        self._idle.append(idle)
-        call = reactor.callLater(timeout, self._giveUp, idle)
+        deadline = reactor.seconds() + timeout
+        if self.requests:
+            _log.info("Waiting up to {timeout:g}s for {count} request(s) in flight",
+                      timeout=timeout, count=len(self.requests))
+        while self.requests and reactor.seconds() < deadline:
+            await _sleep(reactor)
+        if self.requests:
+            _log.warn("{count} request(s) still in flight after the drain timeout: closing them",
+                      count=len(self.requests))
+            for request in list(self.requests):
+                transport = getattr(request.channel, "transport", None)
+                if transport is not None:
+                    transport.abortConnection()
+            self.requests.clear()
+        # Closed gracefully: what an answer left in the buffer is written
+        # before the connection goes (the reactor's shutdown would cut it).
+        for transport in self._openTransports():
+            transport.loseConnection()
+        while self._openTransports() and reactor.seconds() < deadline:
+            await _sleep(reactor)
+        for transport in self._openTransports():
+            transport.abortConnection()
 
-        def done(result: None) -> None:
-            if call.active():
-                call.cancel()
+    def _openTransports(self) -> list[Any]:
+        transports = [getattr(channel, "transport", None) for channel in list(self._channels)]
+        return [t for t in transports if t is not None and getattr(t, "connected", False)]
 
-        return idle.addCallback(done)
 
-    def _giveUp(self, idle: Deferred[None]) -> None:
-        if idle.called:
-            return
-        _log.warn("{count} request(s) still in flight after the drain timeout: closing them",
-                  count=len(self.requests))
-        for request in list(self.requests):
-            transport = getattr(request.channel, "transport", None)
-            if transport is not None:
-                transport.abortConnection()
-        self.requests.clear()
-        if idle in self._idle:
-            self._idle.remove(idle)
-        idle.callback(None)
+def _sleep(reactor: Any) -> Deferred[None]:
+    return deferLater(reactor, _POLL, lambda: None)
