@@ -266,7 +266,7 @@ class RegistryService(MultiService):
         self.health.setServiceParent(self)
         self.site = siteFor(config, self.namespace, reactor, self.telemetry,
                             self.health.failing if config.health.checks else None)
-        self.inFlight = InFlight()
+        self.inFlight = InFlight(self.site.channels)
         self.site.observers.insert(0, self.inFlight)
         if endpoint is None:
             endpoint = endpointFor(reactor, config.http, tls)

@@ -121,3 +121,22 @@ class UnitTests(TestCase):
         cache.get("a")
         cache.get("b")
         self.assertEqual((CACHE_STATS["test-stats"].requests, CACHE_STATS["test-stats"].hits), (2, 1))
+
+
+class HistogramTests(TestCase):
+    def test_buckets(self) -> None:
+        """
+        A value on a bound counts in that bound's bucket (Prometheus's
+        C{le}); buckets are cumulative, with C{+Inf} holding every one.
+        """
+        from txregistry.telemetry.metrics import Histogram
+
+        histogram = Histogram("h", "test", ("a",), (1.0, 2.0))
+        for observed in (1.0, 1.5, 7.0):
+            histogram.observe(("x",), observed)
+        [sample_1, sample_2, inf, count, total] = histogram.family().samples
+        self.assertEqual((sample_1.labels["le"], sample_1.value), ("1.0", 1))
+        self.assertEqual((sample_2.labels["le"], sample_2.value), ("2.0", 2))
+        self.assertEqual((inf.labels["le"], inf.value), ("+Inf", 3))
+        self.assertEqual((count.name, count.value), ("h_count", 3))
+        self.assertEqual((total.name, total.value), ("h_sum", 9.5))

@@ -64,6 +64,28 @@ class VarsResource(Resource):
         return _json(request, 200, document)
 
 
+class MetricsResource(Resource):
+    """
+    C{GET} of the Prometheus path: the text exposition of C{registry},
+    made in the reactor's thread, where the figures change (so that a
+    scrape never reads them half-updated).
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: Any) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request: Any) -> bytes:
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+        body = generate_latest(self._registry)
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"content-length", b"%d" % len(body))
+        return body
+
+
 class _Tree(Resource):
     """
     Resources by full path (C{/debug/health}, C{/metrics/x}): the debug
@@ -99,10 +121,8 @@ def debugSite(
         "/debug/vars": VarsResource(variables),
     }
     if metrics is not None:
-        from prometheus_client.twisted import MetricsResource
-
         path, registry = metrics
-        paths[path] = MetricsResource(registry=registry)
+        paths[path] = MetricsResource(registry)
     site = Site(_Tree(paths))
     site.noisy = False
     # Scrapes every few seconds would flood the log.

@@ -44,8 +44,7 @@ class RequestMetrics:
         request.handlerName = handler
         self._counters.inFlight += 1
         if self._prometheus is not None:
-            p = self._prometheus
-            p.child(p.inFlight, handler).inc()
+            self._prometheus.inFlight[handler] += 1
 
     def requestEnded(self, request: Any) -> None:
         handler = getattr(request, "handlerName", None) or self._handlerOf(request.method, request.path)
@@ -65,8 +64,9 @@ class RequestMetrics:
         p = self._prometheus
         if p is not None:
             method = methodLabel(request.method)
-            p.child(p.inFlight, handler).dec()
-            p.child(p.requests, handler, str(code), method).inc()
-            p.child(p.duration, handler, method).observe(self._clock.seconds() - request.startedAt)
-            p.child(p.requestSize, handler).observe(received)
-            p.child(p.responseSize, handler).observe(sent)
+            p.inFlight[handler] -= 1
+            p.requests[handler, str(code), method] += 1
+            p.duration.observe((handler, method), self._clock.seconds() - request.startedAt)
+            key = (handler,)
+            p.requestSize.observe(key, received)
+            p.responseSize.observe(key, sent)

@@ -11,14 +11,17 @@ repository or tag is ever a label.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from txregistry.registry.cache import CACHE_STATS
 
@@ -101,54 +104,87 @@ class _CacheCollector(Collector):
         yield from families.values()
 
 
-class PrometheusMetrics:
+class Histogram:
+    """
+    One histogram family's observations by label values: a list of bucket
+    counts and the sum per label set, updated with a bisection and two
+    additions.  prometheus_client's own take a lock and walk every bucket
+    on each observation; the registry observes on its one reactor thread
+    and is scraped there too, so it needs neither.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...],
+                 buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self.bounds = buckets
+        self.series: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        row = self.series.get(key)
+        if row is None:
+            row = self.series[key] = [0.0] * (len(self.bounds) + 2)
+        row[bisect_left(self.bounds, value)] += 1
+        row[-1] += value
+
+    def family(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        names = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        for key, row in sorted(self.series.items()):
+            cumulative = list(accumulate(row[:-1]))
+            family.add_metric(list(key), list(zip(names, cumulative, strict=True)), row[-1])
+        return family
+
+
+class PrometheusMetrics(Collector):
     """
     The registry's Prometheus metrics, on their own L{CollectorRegistry}
     (one per registry: two registries in one process, as in the tests, do
-    not collide).
+    not collide).  Updating one is a dictionary operation: the figures are
+    turned into metric families only when scraped.
+
+    @ivar requests: C{registry_http_requests_total} by (handler, code,
+        method).
+    @ivar inFlight: C{registry_http_in_flight_requests} by handler.
     """
 
     def __init__(self) -> None:
-        # The reference exposes no *_created series; they would double the
-        # scrape for nothing.
-        disable_created_metrics()
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter(
-            "registry_http_requests", "The number of HTTP requests answered",
-            ["handler", "code", "method"], registry=r,
-        )
+        self.requests: Tally[tuple[str, str, str]] = Tally()
+        self.inFlight: Tally[str] = Tally()
         self.duration = Histogram(
             "registry_http_request_duration_seconds", "The HTTP request latencies in seconds",
-            ["handler", "method"], buckets=DURATION_BUCKETS, registry=r,
+            ("handler", "method"), DURATION_BUCKETS,
         )
         self.requestSize = Histogram(
             "registry_http_request_size_bytes", "The HTTP request body sizes in bytes",
-            ["handler"], buckets=SIZE_BUCKETS, registry=r,
+            ("handler",), SIZE_BUCKETS,
         )
         self.responseSize = Histogram(
             "registry_http_response_size_bytes", "The HTTP response body sizes in bytes",
-            ["handler"], buckets=SIZE_BUCKETS, registry=r,
-        )
-        self.inFlight = Gauge(
-            "registry_http_in_flight_requests", "The HTTP requests being served",
-            ["handler"], registry=r,
+            ("handler",), SIZE_BUCKETS,
         )
         self.storageAction = Histogram(
             "registry_storage_action_seconds", "The number of seconds that the storage action takes",
-            ["driver", "action"], buckets=DURATION_BUCKETS, registry=r,
+            ("driver", "action"), DURATION_BUCKETS,
         )
-        r.register(_CacheCollector())
-        # Labelled children, looked up once: .labels() costs a lock and a
-        # tuple on every call.
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        self.registry.register(_CacheCollector())
 
-    def child(self, metric: Any, *labels: str) -> Any:
-        """
-        C{metric.labels(*labels)}, cached (the label sets are bounded).
-        """
-        key = (id(metric), *labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
+    def collect(self) -> Iterator[Any]:
+        requests = CounterMetricFamily(
+            "registry_http_requests", "The number of HTTP requests answered",
+            labels=["handler", "code", "method"],
+        )
+        for key, count in sorted(self.requests.items()):
+            requests.add_metric(list(key), count)
+        yield requests
+        inFlight = GaugeMetricFamily(
+            "registry_http_in_flight_requests", "The HTTP requests being served", labels=["handler"]
+        )
+        for handler, count in sorted(self.inFlight.items()):
+            inFlight.add_metric([handler], count)
+        yield inFlight
+        for histogram in (self.duration, self.requestSize, self.responseSize, self.storageAction):
+            yield histogram.family()

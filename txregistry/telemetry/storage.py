@@ -71,7 +71,7 @@ class ObservedDriver:
                 counters.storageErrors[action] += 1
         p = self._prometheus
         if p is not None:
-            p.child(p.storageAction, self.name, action).observe(seconds)
+            p.storageAction.observe((self.name, action), seconds)
         if span is not None:
             self._tracing.endSpan(span, result if failed else None)
         return result

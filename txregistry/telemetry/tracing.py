@@ -98,10 +98,12 @@ def tracingFromEnvironment(environ: Mapping[str, str]) -> "Tracing | None":
 
 
 def _quietOpenTelemetryLoggers() -> None:
-    # The SDK and its exporters log every failed batch (and each retry)
-    # through the standard library, which would land on stderr unformatted:
-    # QuietExporter reports failures once, in the registry's own log.
-    for name in ("opentelemetry.exporter", "opentelemetry.sdk.trace.export"):
+    # The SDK and its exporters log every failed batch (and each retry, and
+    # each span dropped from a full queue) through the standard library,
+    # which would land on stderr unformatted: QuietExporter reports
+    # failures once, in the registry's own log.
+    for name in ("opentelemetry.exporter", "opentelemetry.sdk.trace.export",
+                 "opentelemetry.sdk._shared_internal"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -207,6 +209,18 @@ class Tracing:
         self.provider.shutdown()
 
 
+def _attach(context: Any) -> None:
+    from opentelemetry.context import attach
+
+    attach(context)
+
+
+def _inSpan(span: Any, parent: Any) -> Any:
+    from opentelemetry.trace import set_span_in_context
+
+    return set_span_in_context(span, parent)
+
+
 @implementer(IRequestObserver)
 class RequestSpans:
     """
@@ -222,15 +236,15 @@ class RequestSpans:
         self._handlerOf = handlerOf
 
     def requestStarted(self, request: Any) -> None:
-        from opentelemetry import context, trace
-
         tracing = self._tracing
-        carrier = {}
-        for header in (b"traceparent", b"tracestate"):
-            value = request.getHeader(header)
-            if value is not None:
-                carrier[header.decode()] = value.decode("latin-1")
-        parent = tracing._propagator.extract(carrier) if carrier else None
+        parent = None
+        traceparent = request.getHeader(b"traceparent")
+        if traceparent is not None:
+            carrier = {"traceparent": traceparent.decode("latin-1")}
+            tracestate = request.getHeader(b"tracestate")
+            if tracestate is not None:
+                carrier["tracestate"] = tracestate.decode("latin-1")
+            parent = tracing._propagator.extract(carrier)
         method = (request.method or b"").decode("latin-1")
         handler = getattr(request, "handlerName", None)
         if handler is None and self._handlerOf is not None:
@@ -238,12 +252,12 @@ class RequestSpans:
         span = tracing._tracer.start_span(
             f"{method} {handler}" if handler else method,
             context=parent, kind=tracing._server,
-            attributes={"http.request.method": method, "url.path": request.path.decode("latin-1"),
-                        **({"http.route": handler} if handler else {})},
+            # Few attributes: the SDK checks each one, at microseconds apiece.
+            attributes={"http.request.method": method, "http.route": handler or ""},
         )
         request.span = span
         running = contextvars.copy_context()
-        running.run(context.attach, trace.set_span_in_context(span, parent))
+        running.run(_attach, _inSpan(span, parent))
         request.context = running
 
     def requestEnded(self, request: Any) -> None:

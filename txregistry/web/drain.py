@@ -25,17 +25,17 @@ _POLL = 0.05
 @implementer(IRequestObserver)
 class InFlight:
     """
-    Knows a site's requests between their start and end, and the
-    connections they came on.
+    Knows a site's requests between their start and end.
+
+    @param channels: the site's open connections (L{RegistrySite.channels}).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, channels: weakref.WeakSet[Any]) -> None:
         self.requests: set[Any] = set()
-        self._channels: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._channels = channels
 
     def requestStarted(self, request: Any) -> None:
         self.requests.add(request)
-        self._channels.add(request.channel)
 
     def requestEnded(self, request: Any) -> None:
         self.requests.discard(request)

@@ -8,6 +8,7 @@ ends.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,14 @@ class RegistrySite(Site):
         self.errorBody = errorBody
         self.accessLog = accessLog
         self.observers: list[IRequestObserver] = []
+        #: Every open connection, so that a stopping registry can close them.
+        self.channels: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        if channel is not None:
+            self.channels.add(channel)
+        return channel
 
     def requestStarted(self, request: Any) -> None:
         """
