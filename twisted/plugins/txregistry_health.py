@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.health.test_factories -*-
+# -*- test-case-name: tests.health.test_checks -*-
 """
 Registers txregistry's own health checks with L{twisted.plugin}.
 """

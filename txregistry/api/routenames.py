@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.telemetry.test_http -*-
+# -*- test-case-name: tests.telemetry.test_metrics -*-
 """
 Which route a request path goes to, by name: the C{handler} label of the
 registry's metrics and the name of its request spans.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.health.test_factories -*-
+# -*- test-case-name: tests.health.test_checks -*-
 """
 Plugin factories for the checks that ship with txregistry, and the lookup
 of a check's factory by kind among every installed plugin (as

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.telemetry.test_debug -*-
+# -*- test-case-name: tests.telemetry.test_metrics,tests.health.test_service -*-
 """
 The debug listener's resources (C{http.debug.addr}, never the API's
 port): C{/debug/health}, C{/debug/vars} and, when enabled, Prometheus

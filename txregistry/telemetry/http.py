@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.telemetry.test_http -*-
+# -*- test-case-name: tests.telemetry.test_metrics -*-
 """
 L{RequestMetrics}: the registry's HTTP figures, measured where the site
 sees each request start and end (L{txregistry.web.site.IRequestObserver}),
