@@ -766,9 +766,15 @@ def _observed(options: argparse.Namespace, work: str, figures: Figures) -> None:
     cheapest: dict[str, float] = {}
     pushed = False
     for round in range(options.observed_rounds):
-        for kind in ("plain", "observed"):
+        for kind in ("plain", "observed", "sampled"):
             extra = {**OBSERVED, "REGISTRY_HTTP_DEBUG_ADDR": f"127.0.0.1:{freePort()}"} \
-                if kind == "observed" else {}
+                if kind != "plain" else {}
+            if kind == "sampled":
+                # The SDK's cost is per recorded span: production tracing
+                # records a sample (the OTEL_TRACES_SAMPLER a collector's
+                # operator would set), here one request in ten.
+                extra.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                             OTEL_TRACES_SAMPLER_ARG="0.1")
             here = os.path.join(directory, f"{kind}{round}")
             os.makedirs(here)
             registry = Registry(here, options.access_log, extra, storage=storage)
@@ -781,7 +787,8 @@ def _observed(options: argparse.Namespace, work: str, figures: Figures) -> None:
                         pushed = True
                     expect(conn.request("GET", "/v2/bench/manifests/latest",
                                         {"Accept": OCI_MANIFEST}), 200)
-                note(f"manifest GET by tag, metrics and tracing {'on' if extra else 'off'},"
+                what = {"plain": "off", "observed": "on", "sampled": "on, 1 in 10 traced"}[kind]
+                note(f"manifest GET by tag, metrics and tracing {what},"
                      f" {c} connections, {seconds}s (round {round + 1})")
                 cpu = cpuSeconds(registry.pid)
                 result = wrk(f"http://127.0.0.1:{registry.port}/v2/bench/manifests/latest",
@@ -805,6 +812,8 @@ def _observed(options: argparse.Namespace, work: str, figures: Figures) -> None:
         figures.add(f"manifest_get_{kind}_cpu_us_per_request", cheapest[kind])
     figures.add("observed_ratio", best["observed"]["rps"] / best["plain"]["rps"], 3)
     figures.add("observed_cpu_ratio", cheapest["plain"] / cheapest["observed"], 3)
+    figures.add("sampled_ratio", best["sampled"]["rps"] / best["plain"]["rps"], 3)
+    figures.add("sampled_cpu_ratio", cheapest["plain"] / cheapest["sampled"], 3)
 
 
 def targets(figures: Figures, options: argparse.Namespace) -> None:
