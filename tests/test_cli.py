@@ -87,3 +87,38 @@ class ServeTests(TestCase):
                 if time.monotonic() > deadline or process.poll() is not None:
                     self.fail(f"txregistry serve did not serve: {process.stdout.read() if process.stdout else ''}")
                 time.sleep(0.1)
+
+
+class PackageDataTests(TestCase):
+    def test_exampleCommand(self) -> None:
+        """
+        C{config example} prints etc/config.yml, and C{config check
+        --example} checks it.
+        """
+        result = _run("config", "example")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(_repositoryRoot(), "etc", "config.yml")) as f:
+            self.assertEqual(result.stdout, f.read())
+        result = _run("config", "check", "--example")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("config.yml: valid", result.stdout)
+
+    def test_wheelCarriesEtc(self) -> None:
+        """
+        The built package installs etc/ as txregistry/etc (and the health
+        checks' plugin module), so that an installed registry has its
+        example configuration and unit file.
+        """
+        import zipfile
+
+        out = os.path.abspath(self.mktemp())
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+             "-q", "-w", out, _repositoryRoot()],
+            check=True, capture_output=True, timeout=300,
+        )
+        [wheel] = [name for name in os.listdir(out) if name.endswith(".whl")]
+        names = zipfile.ZipFile(os.path.join(out, wheel)).namelist()
+        for name in ("txregistry/etc/config.yml", "txregistry/etc/txregistry.service",
+                     "twisted/plugins/txregistry_health.py"):
+            self.assertIn(name, names)

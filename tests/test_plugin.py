@@ -238,6 +238,29 @@ class StartFailureTests(TestCase):
                 REGISTRY_HTTP_ADDR=address,
             )
 
+    def test_debugPortInUse(self) -> None:
+        """
+        So is the debug listener's port, by its own key.
+        """
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            address = f"127.0.0.1:{taken.getsockname()[1]}"
+            self.assertFailsInOneLine(
+                ("http.debug.addr", f"cannot listen on {address}", "Address already in use"),
+                REGISTRY_HTTP_DEBUG_ADDR=address,
+            )
+
+    def test_tracingExporterMissing(self) -> None:
+        """
+        An OTEL_TRACES_EXPORTER that is not installed stops the start,
+        naming the variable.
+        """
+        self.assertFailsInOneLine(
+            ("OTEL_TRACES_EXPORTER", "no span exporter named 'zipkin' is installed"),
+            OTEL_TRACES_EXPORTER="zipkin",
+        )
+
     def test_unknownKey(self) -> None:
         """
         A key txregistry does not read, in the file or from the environment,

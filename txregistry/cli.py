@@ -3,7 +3,8 @@
 The C{txregistry} command.
 
     txregistry serve [twistd options] [-- plugin options]
-    txregistry config check [FILE]
+    txregistry config check [FILE | --example]
+    txregistry config example
     txregistry garbage-collect [--dry-run] [--delete-untagged] [--quiet] CONFIG
     txregistry usage [--json] CONFIG [REPOSITORY ...]
     txregistry copy|push|pull|catalog|tags|manifest|blob|inspect|digest|tag|delete|referrers|login|logout ...
@@ -14,8 +15,11 @@ C{serve} is C{twistd --nodaemon --pidfile= txregistry ...}: what a system
 service runs.  C{config check} reads FILE (or C{REGISTRY_CONFIGURATION_PATH},
 or the embedded defaults) with the environment's C{REGISTRY_*} overrides,
 as the registry would, and prints the effective configuration with its
-secrets masked, or one line naming the wrong key and exits 1.  C{copy}
-and the commands after it are the registry client's
+secrets masked, or one line naming the wrong key and exits 1.  C{config
+example} prints the documented example configuration (C{etc/config.yml},
+installed with the package), a start for one's own.  C{garbage-collect}
+and C{usage} manage space (L{txregistry.collect}, L{txregistry.usage});
+C{copy} and the commands after it are the registry client's
 (L{txregistry.client.command}).
 secrets masked, or one line naming the wrong key and exits 1.
 C{notifications} reads the outbox of that configuration: C{list} shows
@@ -75,6 +79,23 @@ def checkConfig(path: str | None, environ: Mapping[str, str], out: TextIO, err: 
     out.write(f"# {path or 'embedded defaults'}: valid\n")
     yaml.safe_dump(masked(config.raw), out, default_flow_style=False, sort_keys=True)
     return 0
+
+
+def examplePath() -> str:
+    """
+    The example configuration's file: C{etc/config.yml}, installed with
+    the package as C{txregistry.etc} (or beside a checkout's source).
+    """
+    from importlib.resources import files
+
+    try:
+        path = str(files("txregistry.etc").joinpath("config.yml"))
+    except ModuleNotFoundError:
+        path = ""
+    if not os.path.exists(path):
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.path.join(here, "etc", "config.yml")
+    return path
 
 
 def notifications(options: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
@@ -149,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help="validate a configuration and print it, secrets masked"
     )
     check.add_argument("file", nargs="?", help="YAML file (default: REGISTRY_CONFIGURATION_PATH)")
+    check.add_argument("--example", action="store_true",
+                       help="check the example configuration installed with txregistry")
+    configCommands.add_parser(
+        "example", help="print the example configuration (every key, documented)"
+    )
     notifying = commands.add_parser("notifications", help="see and replay the notifications outbox")
     notifyingCommands = notifying.add_subparsers(dest="action", required=True)
     listing = notifyingCommands.add_parser(
@@ -187,7 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from txregistry.collect import run
 
         return run(options, os.environ)
-    return checkConfig(options.file, os.environ, sys.stdout, sys.stderr)
+    if options.action == "example":
+        with open(examplePath(), encoding="utf-8") as f:
+            sys.stdout.write(f.read())
+        return 0
+    if options.example and options.file:
+        parser.error("config check takes a FILE or --example, not both")
+    path = examplePath() if options.example else options.file
+    return checkConfig(path, os.environ, sys.stdout, sys.stderr)
 
 
 if __name__ == "__main__":

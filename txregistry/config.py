@@ -20,6 +20,7 @@ import yaml
 
 if TYPE_CHECKING:
     from txregistry.notifications.config import NotificationsConfig
+    from txregistry.opsconfig import DebugConfig, HealthConfig
 
 #: Keys under C{storage:} that configure the registry, not a driver.
 STORAGE_OPTIONS = frozenset(
@@ -33,15 +34,12 @@ STORAGE_OPTIONS = frozenset(
 UNSUPPORTED = frozenset(
     {
         "compatibility",
-        "health",
         "loglevel",
         "middleware",
         "proxy",
         "reporting",
         "validation",
         "log.hooks",
-        "http.debug",
-        "http.draintimeout",
         "http.h2c",
         "http.http2",
         "http.tls.letsencrypt",
@@ -119,6 +117,8 @@ KNOWN_KEYS: dict[str, Any] = {
         "relativeurls": None,
         "secret": None,
         "headers": ANY,
+        "draintimeout": None,
+        "debug": {"addr": None, "prometheus": {"enabled": None, "path": None}},
         "tls": {
             "certificate": None,
             "key": None,
@@ -127,6 +127,14 @@ KNOWN_KEYS: dict[str, Any] = {
             "minimumtls": None,
             "ciphersuites": None,
         },
+    },
+    # The lists file, http and tcp are checked entry by entry by
+    # txregistry.opsconfig.
+    "health": {
+        "storagedriver": {"enabled": None, "interval": None, "threshold": None},
+        "file": None,
+        "http": None,
+        "tcp": None,
     },
 }
 
@@ -160,6 +168,7 @@ DEFAULTS: dict[str, Any] = {
         "relativeurls": False,
         "secret": "",
         "headers": {"X-Content-Type-Options": ["nosniff"]},
+        "draintimeout": "10s",
         "tls": {"certificate": "", "key": ""},
     },
 }
@@ -305,10 +314,14 @@ class HTTPConfig:
     headers: dict[str, list[str]]
     tlsCertificate: str
     tlsKey: str
+    #: C{http.debug}: the debug listener.
+    debug: DebugConfig
     tlsClientCAs: tuple[str, ...] = ()
     tlsClientAuth: str = "require-and-verify-client-cert"
     tlsMinimumVersion: str = "tls1.2"
     tlsCipherSuites: tuple[str, ...] = ()
+    #: Seconds in-flight requests get to finish after SIGTERM.
+    drainTimeout: float = 10.0
 
     def endpointDescription(self) -> str:
         """
@@ -369,6 +382,7 @@ class Configuration:
     log: LogConfig
     storage: StorageConfig
     http: HTTPConfig
+    health: HealthConfig
     raw: dict[str, Any] = field(repr=False)
     auth: AuthConfig = AuthConfig(None, {})
     redis: RedisConfig | None = None
@@ -385,17 +399,18 @@ def _escapeEndpoint(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
-def splitAddress(addr: str) -> tuple[str, int]:
+def splitAddress(addr: str, key: str = "http.addr") -> tuple[str, int]:
     """
     The host (empty for every interface) and port of a C{HOST:PORT}
-    C{http.addr}.
+    address such as C{http.addr}.
 
+    @param key: the key C{addr} is the value of, for the error.
     @raise ConfigurationError: when C{addr} is not one.
     """
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigurationError(
-            f"http.addr: expected HOST:PORT or :PORT with a port from 0 to 65535, got {addr!r}"
+            f"{key}: expected HOST:PORT or :PORT with a port from 0 to 65535, got {addr!r}"
         )
     return host.strip("[]"), int(port)
 
@@ -492,6 +507,8 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         _expectMapping("storage", storage)
     checkKeys(document)
     merged = _merge(DEFAULTS, document)
+    from txregistry.opsconfig import checkHealth
+
     version = merged.get("version")
     if str(version) != "0.1":
         raise ConfigurationError(f"version: must be 0.1, got {version!r}")
@@ -509,6 +526,7 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         http=_checkHTTP(merged["http"]),
         raw=merged,
         auth=_checkAuth(merged.get("auth")),
+        health=checkHealth(merged.get("health")),
         redis=redis,
         notifications=checkNotifications(
             merged.get("notifications"), storageConfig.driver, storageConfig.parameters
@@ -892,6 +910,8 @@ def _checkQuotas(quotas: Any) -> tuple[QuotaRule, ...]:
 
 
 def _checkHTTP(http: Any) -> HTTPConfig:
+    from txregistry.opsconfig import checkDebug
+
     _expectMapping("http", http)
     net = _expectString("http.net", http.get("net")) or "tcp"
     if net not in ("tcp", "unix"):
@@ -947,6 +967,8 @@ def _checkHTTP(http: Any) -> HTTPConfig:
         tlsClientAuth=clientAuth,
         tlsMinimumVersion=minimum,
         tlsCipherSuites=suites,
+        drainTimeout=parseDuration("http.draintimeout", http.get("draintimeout", "10s")),
+        debug=checkDebug(http),
     )
 
 

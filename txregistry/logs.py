@@ -166,13 +166,34 @@ def rotateOnSIGUSR1(logFile: LogFile) -> None:
     signal.signal(signal.SIGUSR1, rotate)
 
 
-def makeObserver(config: LogConfig, out: IO[str] | None = None) -> ILogObserver:
+class LevelFilteredObserver(FilteringLogObserver):
+    """
+    A L{FilteringLogObserver} whose level can change while it runs
+    (C{log.level}, reloaded on C{SIGHUP}).
+
+    @ivar level: the C{log.level} name in force.
+    """
+
+    def __init__(self, observer: ILogObserver, level: str) -> None:
+        self.level = level
+        self._predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level])
+        super().__init__(observer, [self._predicate])
+
+    def setLevel(self, level: str) -> None:
+        """
+        Log at C{level} (a C{log.level} name) from now on.
+        """
+        self.level = level
+        self._predicate.defaultLogLevel = _LEVELS[level]
+        self._predicate.clearLogLevels()
+
+
+def makeObserver(config: LogConfig, out: IO[str] | None = None) -> LevelFilteredObserver:
     """
     The registry's log observer for C{config}: a L{LineObserver} behind a
     level filter.
     """
-    predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[config.level])
-    return FilteringLogObserver(
+    return LevelFilteredObserver(
         LineObserver(out if out is not None else sys.stdout, config.formatter, config.fields),
-        [predicate],
+        config.level,
     )

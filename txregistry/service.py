@@ -3,22 +3,27 @@
 The composition root: assembles a running registry from a
 L{Configuration}.
 
-    driver -> StorageNamespace -> layers (outermost last) -> RegistryAPI
-           -> RegistryRoot -> RegistrySite -> listening endpoint
+    driver -> ObservedDriver -> StorageNamespace -> layers (outermost last)
+           -> RegistryAPI -> RegistryRoot -> UnavailableWhileFailing
+           -> RegistrySite (+ observers: drain, metrics, spans) -> endpoint
 
 Each layer provides L{INamespace} around the one before it; the API sees
 only the outermost.  This is the one place that decides which layers a
-registry has and in which order.
+registry has and in which order.  Beside the registry run the health
+checks and the debug listener (C{http.debug.addr}).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
@@ -27,14 +32,19 @@ from txregistry.api.app import RegistryAPI, RegistryRoot
 from txregistry.api.door import Door
 from txregistry.api.errors import errorBody
 from txregistry.api.responses import URLBuilder
+from txregistry.api.routenames import RouteNames
 from txregistry.api.tokens import TokenEndpoint
+from txregistry.api.unavailable import UnavailableWhileFailing
 from txregistry.auth.cred import registryPortal
 from txregistry.auth.errors import AuthConfigurationError
 from txregistry.auth.issuer import TokenIssuer, alwaysExists, loadOrCreateKey
 from txregistry.auth.policy import IAccessPolicy, policyFromConfig
 from txregistry.auth.schemes import schemeFor, withTokenServer
 from txregistry.auth.throttle import LoginThrottle
-from txregistry.config import Configuration, ConfigurationError, HTTPConfig
+from txregistry.config import Configuration, ConfigurationError, HTTPConfig, loadConfiguration
+from txregistry.health.factories import createCheck
+from txregistry.health.interfaces import CheckContext
+from txregistry.health.monitor import HealthMonitor
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
 from txregistry.maintenance import OnlineCollector, UploadPurger
@@ -46,10 +56,17 @@ from txregistry.registry.quotas import Quota, Quotas
 from txregistry.registry.retention import KeepTags, RetentionPolicies, RetentionPolicy
 from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.registry.visibility import VisibleCatalog
+from txregistry.reload import Reloader
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
 from txregistry.systemd import notify
+from txregistry.telemetry.debug import debugSite
+from txregistry.telemetry.http import RequestMetrics
+from txregistry.telemetry.metrics import Counters, PrometheusMetrics
+from txregistry.telemetry.storage import ObservedDriver
+from txregistry.telemetry.tracing import Tracing, TracingConfigurationError, tracingFromEnvironment
 from txregistry.tls import ReloadOnSIGHUP, ServerTLS, serverEndpoint
+from txregistry.web.drain import InFlight
 from txregistry.web.site import RegistrySite
 
 _log = Logger()
@@ -238,24 +255,90 @@ def makeAuth(
     return door, endpoint
 
 
+@dataclass
+class Telemetry:
+    """
+    What a registry measures: the C{/debug/vars} counters and Prometheus
+    metrics (with a debug listener), and traces (with an exporter).  Each
+    is L{None} when off, and then costs nothing.
+    """
+
+    counters: Counters | None = None
+    prometheus: PrometheusMetrics | None = None
+    tracing: Tracing | None = None
+
+    def observedDriver(self, driver: IStorageDriver) -> IStorageDriver:
+        """
+        C{driver}, measured when anything is.
+        """
+        if self.counters is None and self.tracing is None:
+            return driver
+        return ObservedDriver(driver, self.counters, self.prometheus, self.tracing)
+
+
+def telemetryFor(config: Configuration, environ: Mapping[str, str]) -> Telemetry:
+    """
+    The L{Telemetry} C{config} (C{http.debug}) and C{environ} (the
+    C{OTEL_*} variables) ask for.
+
+    @raise ConfigurationError: naming the C{OTEL_*} variable that asks for
+        an exporter that is not installed.
+    """
+    debug = config.http.debug
+    try:
+        tracing = tracingFromEnvironment(environ)
+    except TracingConfigurationError as e:
+        raise ConfigurationError(str(e)) from None
+    return Telemetry(
+        counters=Counters() if debug.addr else None,
+        prometheus=PrometheusMetrics() if debug.addr and debug.prometheus else None,
+        tracing=tracing,
+    )
+
+
 def siteFor(
-    config: Configuration, namespace: INamespace, reactor: Any = None,
+    config: Configuration,
+    namespace: INamespace,
+    reactor: Any = None,
+    telemetry: Telemetry | None = None,
+    failing: Callable[[], Mapping[str, str]] | None = None,
     policy: IAccessPolicy | None = None,
 ) -> RegistrySite:
     """
     The HTTP site serving the V2 API over C{namespace}.
+
+    @param failing: the failing health checks, when any are configured:
+        while it names any, every request is answered 503.
     """
     if reactor is None:
         from twisted.internet import reactor
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
     api = RegistryAPI(namespace, urls)
     door, tokens = makeAuth(config, reactor, policy)
-    root = RegistryRoot(api, config.http.prefix, config.http.headers, door,
-                        {tuple(TOKEN_PATH.encode().split(b"/")): tokens.handle} if tokens else None)
-    return RegistrySite(root, errorBody, accessLog=config.log.accessLog, reactor=reactor)
+    root: Any = RegistryRoot(
+        api, config.http.prefix, config.http.headers, door,
+        {tuple(TOKEN_PATH.encode().split(b"/")): tokens.handle} if tokens else None)
+    if failing is not None:
+        root = UnavailableWhileFailing(root, failing)
+    site = RegistrySite(root, errorBody, accessLog=config.log.accessLog, reactor=reactor)
+    telemetry = telemetry or Telemetry()
+    if telemetry.counters is not None or telemetry.tracing is not None:
+        routeNames = RouteNames(config.http.prefix)
+        if telemetry.counters is not None:
+            site.observers.append(
+                RequestMetrics(routeNames, telemetry.counters, reactor, telemetry.prometheus)
+            )
+        if telemetry.tracing is not None:
+            from txregistry.telemetry.tracing import RequestSpans
+
+            site.observers.append(RequestSpans(telemetry.tracing, routeNames))
+    return site
 
 
-def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -> RegistrySite:
+def makeSite(
+    config: Configuration, driver: IStorageDriver, clock: Any = None,
+    telemetry: Telemetry | None = None,
+) -> RegistrySite:
     """
     The HTTP site serving the V2 API over C{driver}.
 
@@ -264,8 +347,10 @@ def makeSite(config: Configuration, driver: IStorageDriver, clock: Any = None) -
     """
     if clock is None:
         from twisted.internet import reactor as clock
+    telemetry = telemetry or Telemetry()
     policy = accessPolicy(config)
-    return siteFor(config, makeNamespace(config, driver, clock, policy), clock, policy)
+    namespace = makeNamespace(config, telemetry.observedDriver(driver), clock, policy)
+    return siteFor(config, namespace, clock, telemetry, policy=policy)
 
 
 def endpointFor(reactor: Any, http: HTTPConfig, tls: ServerTLS | None) -> IStreamServerEndpoint:
@@ -295,12 +380,24 @@ class RegistryService(MultiService):
         logOutput: IO[str] | None = None,
         endpoint: IStreamServerEndpoint | None = None,
         tls: ServerTLS | None = None,
+        telemetry: Telemetry | None = None,
+        debugEndpoint: IStreamServerEndpoint | None = None,
+        configPath: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         """
         @param endpoint: where to listen, if not C{http.addr} (the twistd
             plugin passes one that has listened already).
         @param tls: the TLS side of C{endpoint}, reloaded on C{SIGHUP};
             made from C{http.tls} when L{None} and a certificate is set.
+        @param telemetry: what to measure; by default what C{config} and
+            C{environ} ask for (L{telemetryFor}).
+        @param debugEndpoint: where the debug listener listens, if not
+            C{http.debug.addr}.
+        @param configPath: the file C{config} was read from, read again on
+            C{SIGHUP} for what can change while running (C{log.level}).
+        @param environ: the environment (C{REGISTRY_*} overrides, C{OTEL_*});
+            the process's when L{None}.
         @raise TLSFileError: when C{http.tls} names a file that cannot be
             used.
         @raise ConfigurationError: when the notifications outbox cannot be
@@ -312,6 +409,11 @@ class RegistryService(MultiService):
         self.tls = tls
         self.config = config
         self.logOutput = logOutput
+        self.reactor = reactor
+        self._environ = os.environ if environ is None else environ
+        self._configPath = configPath
+        self._observer: Any = None
+        self.telemetry = telemetry or telemetryFor(config, self._environ)
         self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
         self.notifier: Notifier | None = None
         if config.notifications.enabled:
@@ -320,28 +422,93 @@ class RegistryService(MultiService):
             self.notifier = Notifier(config.notifications, config.http, reactor)
             self.notifier.setServiceParent(self)
         policy = accessPolicy(config)
-        self.namespace = makeNamespace(config, self.driver, reactor, policy, self.notifier)
-        self.site = siteFor(config, self.namespace, reactor, policy)
+        self.namespace = makeNamespace(config, self.telemetry.observedDriver(self.driver), reactor,
+                                       policy, self.notifier)
+        self.health = HealthMonitor(reactor)
+        context = CheckContext(reactor, self.driver, config.storage.readOnly)
+        for check in config.health.checks:
+            self.health.watch(createCheck(check, context), check.interval, check.threshold,
+                              check.timeout)
+        self.health.setServiceParent(self)
+        self.site = siteFor(config, self.namespace, reactor, self.telemetry,
+                            self.health.failing if config.health.checks else None, policy)
+        self.inFlight = InFlight(self.site.channels)
+        self.site.observers.insert(0, self.inFlight)
         if endpoint is None:
             endpoint = endpointFor(reactor, config.http, tls)
+        reloader = Reloader()
         if tls is not None:
-            ReloadOnSIGHUP(tls, reactor).setServiceParent(self)
+            reloader.add("TLS certificate", tls.reload)
+        reloader.add("log level", self._reloadLogLevel)
+        ReloadOnSIGHUP(reloader, reactor).setServiceParent(self)  # type: ignore[arg-type]
         listener = StreamServerEndpointService(endpoint, self.site)
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
         self._listener = listener
+        self.debugSite = None
+        self._debugListener: Any = None
+        if config.http.debug.addr:
+            self.debugSite = self._makeDebugSite()
+            if debugEndpoint is None:
+                debugEndpoint = serverFromString(reactor, config.http.debug.endpointDescription())
+            debug = StreamServerEndpointService(debugEndpoint, self.debugSite)
+            debug._raiseSynchronously = True
+            debug.setServiceParent(self)
+            self._debugListener = debug
+        self._started = time.time()
         purging = config.storage.uploadPurging
         if purging.enabled and not config.storage.readOnly and purging.interval > 0:
             UploadPurger(self.namespace, purging, reactor).setServiceParent(self)
         if config.storage.gc.enabled and not config.storage.readOnly:
             OnlineCollector(self.namespace, config.storage.gc, reactor).setServiceParent(self)
 
+    def _makeDebugSite(self) -> Any:
+        prometheus = self.telemetry.prometheus
+        metrics = (self.config.http.debug.prometheusPath, prometheus.registry) if prometheus else None
+        return debugSite(self.health.failing, self._variables, metrics)
+
+    def _variables(self) -> dict[str, Any]:
+        """
+        The document of C{/debug/vars}.
+        """
+        counters = self.telemetry.counters
+        return {
+            "uptime_seconds": round(time.time() - self._started, 3),
+            "storage_driver": self.config.storage.driver,
+            "health": {"checks": list(self.health.checks), "failing": self.health.failing()},
+            **(counters.snapshot() if counters is not None else {}),
+        }
+
+    def _reloadLogLevel(self) -> None:
+        """
+        Read the configuration again and apply its C{log.level}; nothing
+        else in it changes while running, and a file that no longer
+        loads changes nothing.
+        """
+        if self._observer is None:
+            _log.info("SIGHUP: the log is not the registry's own; log level unchanged")
+            return
+        try:
+            config = loadConfiguration(self._configPath, self._environ)
+        except ConfigurationError as e:
+            _log.error("SIGHUP: the configuration does not load, log level unchanged: {error}",
+                       error=str(e))
+            return
+        level, previous = config.log.level, self._observer.level
+        if level == previous:
+            _log.info("SIGHUP: log level unchanged ({name})", name=level)
+            return
+        self._observer.setLevel(level)
+        _log.warn("SIGHUP: log level is now {name} (was {previous})", name=level,
+                  previous=previous)
+
     def setServiceParent(self, parent: Any) -> Any:
         # twistd asks the application for an ILogObserver before it starts
         # logging; offering ours there is how a plugin picks its format.
         setComponent = getattr(parent, "setComponent", None)
         if setComponent is not None and self.logOutput is not None:
-            setComponent(ILogObserver, makeObserver(self.config.log, self.logOutput))
+            self._observer = makeObserver(self.config.log, self.logOutput)
+            setComponent(ILogObserver, self._observer)
         return super().setServiceParent(parent)
 
     def startService(self) -> None:
@@ -365,11 +532,18 @@ class RegistryService(MultiService):
 
     async def _stop(self) -> None:
         notify("STOPPING=1")
+        # Stop listening first, then let what is in flight finish (up to
+        # http.draintimeout), then stop the rest.
+        await self._listener.stopService()
+        await Deferred.fromCoroutine(self.inFlight.drain(self.config.http.drainTimeout, self.reactor))
         await super().stopService()
         await closeLayers(self.namespace)
         await self.driver.close()
+        if self.telemetry.tracing is not None:
+            from twisted.internet.threads import deferToThread
+
+            # Exports what is pending: a network call, so not here.
+            await deferToThread(self.telemetry.tracing.shutdown)
 
     def stopService(self) -> Any:
-        from twisted.internet.defer import Deferred
-
         return Deferred.fromCoroutine(self._stop())

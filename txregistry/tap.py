@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
-from txregistry.config import ConfigurationError, HTTPConfig, loadConfiguration
+from txregistry.config import ConfigurationError, loadConfiguration
 from txregistry.logs import logDestination, rotateOnSIGUSR1
 
 
@@ -83,6 +83,7 @@ def _makeService(options: Options) -> IService:
     # default reactor, and twistd imports this module merely to parse the
     # plugin's options (twistd txregistry --help).
     from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
 
     from txregistry.service import RegistryService, endpointFor
     from txregistry.storage.errors import DriverConfigurationError, StorageError
@@ -98,9 +99,15 @@ def _makeService(options: Options) -> IService:
         except TLSFileError as e:
             raise StartError(str(e)) from None
     endpoint = PreboundEndpoint(endpointFor(reactor, config.http, tls))
+    debugEndpoint = None
+    if config.http.debug.addr:
+        debugEndpoint = PreboundEndpoint(
+            serverFromString(reactor, config.http.debug.endpointDescription())
+        )
     output = logDestination(options.parent)
     try:
-        service = RegistryService(config, reactor, output, endpoint=endpoint, tls=tls)
+        service = RegistryService(config, reactor, output, endpoint=endpoint, tls=tls,
+                                  debugEndpoint=debugEndpoint, configPath=path)
     except DriverConfigurationError as e:
         raise ConfigurationError(str(e)) from None
     except OSError as e:
@@ -120,7 +127,9 @@ def _makeService(options: Options) -> IService:
         # Not a daemon's unix socket: its lock file records the pid that
         # listened, which must be the daemon's, so that one listens after
         # the fork, and a failure there is still twistd's to report.
-        endpoint.listenNow(service.site, config.http)
+        endpoint.listenNow(service.site, config.http.addr)
+    if debugEndpoint is not None and service.debugSite is not None:
+        debugEndpoint.listenNow(service.debugSite, config.http.debug.addr, "http.debug.addr")
     if isinstance(output, LogFile):
         rotateOnSIGUSR1(output)
     return service
@@ -150,25 +159,25 @@ class PreboundEndpoint:
         self._endpoint = endpoint
         self._port: IListeningPort | None = None
 
-    def listenNow(self, factory: IProtocolFactory, http: HTTPConfig) -> None:
+    def listenNow(self, factory: IProtocolFactory, addr: str, key: str = "http.addr") -> None:
         """
         Listen with C{factory} now.
 
-        @param http: the configuration C{factory} listens for, to name the
-            address in the error.
+        @param addr: the address listened on, and C{key}, its key, to name
+            them in the error.
         @raise StartError: when the address cannot be listened on.
         """
         results: list[Any] = []
         self._endpoint.listen(factory).addBoth(results.append)
         if not results:
-            raise StartError(f"http.addr: listening on {http.addr} did not finish at once")
+            raise StartError(f"{key}: listening on {addr} did not finish at once")
         result = results[0]
         if isinstance(result, Failure):
             error = result.value
             if isinstance(error, CannotListenError):
                 reason = getattr(error.socketError, "strerror", None) or error.socketError
-                raise StartError(f"http.addr: cannot listen on {http.addr}: {reason}")
-            raise StartError(f"http.addr: cannot listen on {http.addr}: {error}")
+                raise StartError(f"{key}: cannot listen on {addr}: {reason}")
+            raise StartError(f"{key}: cannot listen on {addr}: {error}")
         self._port = result
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:

@@ -468,3 +468,52 @@ class DockerAccessPolicyTests(TestCase):
         self.assertIn("Token server: issued bob a token", self.registry.log())
         self.assertIn("Token server: issued (anonymous) a token for repository:public/app:pull",
                       self.registry.log())
+
+class DockerMetricsTests(TestCase):
+    """
+    The Prometheus metrics of a registry that docker pushed to.
+    """
+
+    def test_pushShowsInMetrics(self) -> None:
+        """
+        After C{docker push}, a scrape of the debug listener counts the
+        push's requests by route, and the upload routes' request bytes hold
+        at least every blob pushed.
+        """
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from tests.support import freePort
+
+        docker = daemons.dockerDaemon()
+        debug = f"127.0.0.1:{freePort()}"
+        registry = daemons.startRegistry(self, env={
+            "REGISTRY_HTTP_DEBUG_ADDR": debug,
+            "REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED": "true",
+        })
+        work = os.path.abspath(self.mktemp())
+        os.makedirs(work)
+        tarball = os.path.join(work, "rootfs.tar")
+        wire.tarball(tarball, {"random.bin": os.urandom(1 << 20)})
+        local, remote = "txregistry-test/metrics:src", f"127.0.0.1:{registry.port}/test/metrics:1"
+        self.addCleanup(docker.run, "rmi", "-f", local, remote, check=False)
+        docker.run("import", tarball, local, context=registry)
+        docker.run("tag", local, remote, context=registry)
+        docker.run("push", remote, context=registry)
+        document = wire.manifest(registry.url, "test/metrics", "1").json()
+        pushed = document["config"]["size"] + sum(layer["size"] for layer in document["layers"])
+
+        scrape = wire.request(f"http://{debug}", "/metrics")
+        self.assertEqual(scrape.status, 200, str(scrape))
+        found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for family in text_string_to_metric_families(scrape.body.decode()):
+            for sample in family.samples:
+                found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        self.assertEqual(found[("registry_http_requests_total",
+                                (("code", "201"), ("handler", "manifest.put"), ("method", "PUT")))], 1)
+        uploaded = sum(value for (name, labels), value in found.items()
+                       if name == "registry_http_request_size_bytes_sum"
+                       and dict(labels)["handler"].startswith("upload."))
+        self.assertGreaterEqual(uploaded, pushed)
+        self.assertGreater(pushed, 1 << 20)
+        self.assertEqual(sum(value for (name, _), value in found.items()
+                             if name == "registry_http_in_flight_requests"), 0)

@@ -383,6 +383,9 @@ class ThrottlingProxy(Resource):
         if self.throttled < self.failures:
             self.throttled += 1
             request.setResponseCode(503)
+            # Each refusal closes its connection, so that none is left
+            # open when the test ends (the driver's pool would keep it).
+            request.setHeader(b"connection", b"close")
             return (
                 b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
                 b"<Message>Please reduce your request rate.</Message></Error>"

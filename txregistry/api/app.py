@@ -215,7 +215,8 @@ class RegistryRoot(Resource):
         if request.finished or request._disconnected:
             # The client left while its login was checked: nothing to do.
             return
-        self._finishLater(request, self._afterDoor(request, result))
+        # In the request's context (its trace span), as the render was.
+        self._finishLater(request, request.inContext(self._afterDoor, request, result))
 
     def _afterDoor(self, request: RegistryRequest, result: Any) -> Any:
         if isinstance(result, Failure):

@@ -20,6 +20,21 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+class CacheStats:
+    """
+    How often the caches of one name were asked, and how often they had
+    the answer: the registry's C{registry_storage_cache_*} figures.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.hits = 0
+
+
+#: The statistics of every named cache in the process, by name.
+CACHE_STATS: dict[str, CacheStats] = {}
+
+
 class BoundedCache(Generic[K, V]):
     """
     A least-recently-used mapping.
@@ -29,6 +44,8 @@ class BoundedCache(Generic[K, V]):
         value; a value larger than the whole budget is never kept.
     @param ttl: seconds an entry lives, by C{clock}; L{None} for ever, and
         C{0} keeps nothing.
+    @param name: counts its lookups in L{CACHE_STATS} under this name
+        (caches of one kind share it); L{None} counts nothing.
     """
 
     def __init__(
@@ -38,7 +55,9 @@ class BoundedCache(Generic[K, V]):
         sizeOf: Callable[[V], int] = lambda value: 0,
         ttl: float | None = None,
         clock: IReactorTime | None = None,
+        name: str | None = None,
     ) -> None:
+        self._stats = CACHE_STATS.setdefault(name, CacheStats()) if name else None
         if ttl is not None and clock is None:
             raise ValueError("a time to live needs a clock")
         self._maxEntries = maxEntries
@@ -69,6 +88,9 @@ class BoundedCache(Generic[K, V]):
         """
         The value for C{key}, or L{None} if absent or expired.
         """
+        stats = self._stats
+        if stats is not None:
+            stats.requests += 1
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -77,6 +99,8 @@ class BoundedCache(Generic[K, V]):
             self.pop(key)
             return None
         self._entries.move_to_end(key)
+        if stats is not None:
+            stats.hits += 1
         return value
 
     def put(self, key: K, value: V) -> None:

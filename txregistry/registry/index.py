@@ -88,10 +88,10 @@ class ManifestIndex:
         self._driver = driver
         self._content = content
         self._manifests: BoundedCache[Digest, tuple[bytes, str | None]] = BoundedCache(
-            maxBytes=cacheBytes, sizeOf=lambda entry: len(entry[0])
+            maxBytes=cacheBytes, sizeOf=lambda entry: len(entry[0]), name="manifests"
         )
         self._references: BoundedCache[tuple[str, str], Digest] = BoundedCache(
-            _MAX_REFERENCES, ttl=referenceTTL, clock=clock
+            _MAX_REFERENCES, ttl=referenceTTL, clock=clock, name="references"
         )
         # Tags whose pull was recorded within the hour (see notePull).
         self._pulled: BoundedCache[tuple[str, str], bool] = BoundedCache(

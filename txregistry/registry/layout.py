@@ -204,3 +204,8 @@ def referrerLink(name: str, subject: Digest, referrer: Digest) -> str:
     The descriptor (JSON) of a manifest whose C{subject} is C{subject}.
     """
     return f"{referrerDirectory(name, subject, referrer)}/link"
+
+
+#: A file the storage health check writes, to learn that storage takes
+#: writes (a stat alone does not see a read-only or full disk).
+HEALTH_PROBE = f"{ROOT}/_health"

@@ -83,7 +83,9 @@ class UploadArea:
         self._driver = driver
         self._content = content
         self._clock = clock
-        self._hashes: BoundedCache[_Key, tuple[int, Any]] = BoundedCache(self.maxHashStates)
+        self._hashes: BoundedCache[_Key, tuple[int, Any]] = BoundedCache(
+            self.maxHashStates, name="uploadhashes"
+        )
         self._locks: dict[_Key, DeferredLock] = {}
 
     # Bookkeeping

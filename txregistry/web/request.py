@@ -6,14 +6,18 @@ and whose body is a L{RequestBody} rather than a file.
 
 from __future__ import annotations
 
+import contextvars
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.python.failure import Failure
 from twisted.web.http import parse_qs
 from twisted.web.server import Request
 
 from txregistry.web.body import RequestBody
+
+T = TypeVar("T")
 
 
 class RegistryRequest(Request):
@@ -34,6 +38,27 @@ class RegistryRequest(Request):
     actor: Any = None
     #: The request's L{txregistry.interfaces.Caller}, once made.
     caller: Any = None
+    #: Whether the site's observers were told that it ended.
+    endSeen: bool = False
+    #: Whether it ended with its answer sent (not its client gone).
+    answered: bool = False
+    #: The C{contextvars} context the request is rendered in (an
+    #: observer's: the request's trace span), or L{None} for the caller's.
+    context: contextvars.Context | None = None
+
+    def inContext(self, function: Callable[..., T], *args: Any) -> T:
+        """
+        Call C{function} in the request's L{context}: what renders a part of
+        the request later (after an asynchronous login) calls it through
+        this, so that what it starts (coroutines copy the context they are
+        made in) still belongs to the request.
+        """
+        if self.context is None:
+            return function(*args)
+        return self.context.copy().run(function, *args)
+
+    def process(self) -> None:
+        self.inContext(super().process)
 
     def gotLength(self, length: int | None) -> None:
         # Code in twisted.web that reads self.content finds an empty body.
@@ -60,6 +85,8 @@ class RegistryRequest(Request):
         self.path = pathPart
         if sep:
             self.args = parse_qs(query, 1)
+        if channel.site.observers:
+            channel.site.requestStarted(self)
         self.process()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
@@ -71,7 +98,11 @@ class RegistryRequest(Request):
         body = getattr(self, "body", None)
         if body is not None:
             body.connectionLost(reason)
+        # Read before: twisted.web forgets the channel there.
+        site = getattr(getattr(self, "channel", None), "site", None)
         super().connectionLost(reason)
+        if site is not None and site.observers and self.startedAt and not self.finished:
+            site.requestEnded(self)
 
     def processingFailed(self, reason: Failure) -> Any:
         # Never show a traceback to a client: log it, answer 500.
