@@ -8,6 +8,7 @@ setup(
     long_description_content_type="text/x-rst",
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
     package_data={
+        "txregistry.ui": ["static/*"],
         "twisted": [
             "plugins/txregistry_plugin.py",
             "plugins/txregistry_storage.py",

@@ -278,6 +278,17 @@ class ITagService(Interface):
         @return: L{Deferred} of the sorted tags that name C{digest}.
         """
 
+    def pushTimes() -> Deferred[dict[str, float]]:
+        """
+        When each tag was last made to name a manifest: what a person
+        browsing a repository sorts its tags by and calls its last push.
+        Every tag at once, since sorting by time needs them all.
+
+        @return: L{Deferred} of a mapping of tag to POSIX time.
+        @raise txregistry.errors.NameUnknown: the repository holds no
+            manifests.
+        """
+
 
 class IBlobReader(IPushProducer):
     """

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.cred.portal import Portal
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
@@ -45,6 +47,8 @@ from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
 from txregistry.systemd import notify
 from txregistry.tls import ReloadOnSIGHUP, ServerTLS, serverEndpoint
+from txregistry.ui.app import WebUI
+from txregistry.ui.sessions import Sessions
 from txregistry.web.site import RegistrySite
 
 _log = Logger()
@@ -117,19 +121,35 @@ def _keyDirectory(config: Configuration) -> str | None:
     return None
 
 
-def makeAuth(
-    config: Configuration, reactor: Any, policy: IAccessPolicy | None = None
-) -> tuple[Door | None, TokenEndpoint | None]:
+@dataclass(frozen=True)
+class Auth:
     """
-    Access control for C{config}'s C{auth} section: the door (L{None} for
-    no scheme) and the built-in token server's endpoint (L{None} for none).
+    Access control as L{makeAuth} built it.
+
+    @ivar door: guards the API; L{None} for no scheme.
+    @ivar tokens: the built-in token server's endpoint, or L{None}.
+    @ivar portal: what the door logs callers in through (the web UI logs
+        its visitors in through it too); L{None} for no scheme.
+    @ivar throttle: the door's login throttle, which the UI shares.
+    """
+
+    door: Door | None = None
+    tokens: TokenEndpoint | None = None
+    portal: Portal | None = None
+    throttle: LoginThrottle | None = None
+
+
+def makeAuth(config: Configuration, reactor: Any, policy: IAccessPolicy | None = None) -> Auth:
+    """
+    Access control for C{config}'s C{auth} section: the door, the built-in
+    token server's endpoint and the portal (see L{Auth}).
 
     @raise ConfigurationError: naming the key when the scheme cannot be
         built (a missing htpasswd file, an unreadable root bundle, a key
         that does not fit its algorithm).
     """
     if config.auth.scheme is None:
-        return None, None
+        return Auth()
     throttle = LoginThrottle(reactor)
     endpoint = None
     try:
@@ -156,7 +176,23 @@ def makeAuth(
     if scheme.issuer is not None:
         endpoint = TokenEndpoint(scheme.issuer, portal, throttle, scheme.basicRealm)
     door = Door(portal, scheme.challenge, RegistryAPI.app.url_map, throttle, policy)
-    return door, endpoint
+    return Auth(door, endpoint, portal, throttle)
+
+
+def webUI(
+    config: Configuration, namespace: INamespace, auth: Auth, policy: IAccessPolicy | None, reactor: Any
+) -> dict[tuple[bytes, ...], Callable[[Any], Any]] | None:
+    """
+    The web UI's handler by its path below C{http.prefix} (for
+    L{RegistryRoot}'s C{trees}), or L{None} unless C{ui.enabled}.
+    """
+    if not config.ui.enabled:
+        return None
+    root = "/" + "/".join(p for p in (config.http.prefix.strip("/"), config.ui.path.strip("/")) if p) + "/"
+    sessions = Sessions(auth.portal, policy, auth.throttle, reactor, config.ui.sessionTimeout,
+                        config.http.secret.encode("utf-8") or None)
+    ui = WebUI(namespace, sessions, root, config.storage.deleteEnabled)
+    return {tuple(config.ui.path.strip("/").encode("utf-8").split(b"/")): ui.handle}
 
 
 def siteFor(
@@ -170,9 +206,11 @@ def siteFor(
         from twisted.internet import reactor
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
     api = RegistryAPI(namespace, urls)
-    door, tokens = makeAuth(config, reactor, policy)
-    root = RegistryRoot(api, config.http.prefix, config.http.headers, door,
-                        {tuple(TOKEN_PATH.encode().split(b"/")): tokens.handle} if tokens else None)
+    auth = makeAuth(config, reactor, policy)
+    tokens = auth.tokens
+    root = RegistryRoot(api, config.http.prefix, config.http.headers, auth.door,
+                        {tuple(TOKEN_PATH.encode().split(b"/")): tokens.handle} if tokens else None,
+                        webUI(config, namespace, auth, policy, reactor))
     return RegistrySite(root, errorBody, accessLog=config.log.accessLog, reactor=reactor)
 
 

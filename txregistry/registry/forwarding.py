@@ -148,6 +148,9 @@ class ForwardingTagService:
     def lookup(self, digest: Digest) -> Deferred[builtins.list[str]]:
         return self.inner.lookup(digest)
 
+    def pushTimes(self) -> Deferred[dict[str, float]]:
+        return self.inner.pushTimes()
+
 
 @implementer(IBlobStore)
 class ForwardingBlobStore:

@@ -264,6 +264,26 @@ class ManifestIndex:
             return []
         return sorted(layout.leaf(p) for p in paths)
 
+    async def pushTimes(self, name: str) -> dict[str, float]:
+        """
+        When each tag of C{name} was last pointed at a manifest: its
+        current link's modification time, from one walk of the tags.
+
+        @raise NameUnknown: the repository holds no manifests.
+        """
+        try:
+            entries = await self._driver.walk(layout.tagsDirectory(name))
+        except PathNotFoundError:
+            if not await self.exists(name):
+                raise NameUnknown(name) from None
+            return {}
+        times = {}
+        for entry in entries:
+            tag = None if entry.isDirectory else layout.tagOfCurrentLink(name, entry.path)
+            if tag is not None:
+                times[tag] = entry.modified
+        return times
+
     async def lookup(self, name: str, digest: Digest) -> list[str]:
         """
         The tags of C{name} whose current link names C{digest}.
@@ -370,3 +390,6 @@ class RepositoryTags:
 
     def lookup(self, digest: Digest) -> Deferred[builtins.list[str]]:
         return Deferred.fromCoroutine(self._index.lookup(self._name, digest))
+
+    def pushTimes(self) -> Deferred[dict[str, float]]:
+        return Deferred.fromCoroutine(self._index.pushTimes(self._name))
