@@ -9,6 +9,10 @@ import re
 from http.cookiejar import CookieJar
 from typing import Any
 
+from treq.client import HTTPClient
+from twisted.internet import reactor
+from twisted.web.client import Agent, HTTPConnectionPool
+
 from tests.support import InProcessRegistry
 
 
@@ -20,13 +24,16 @@ class Browser:
     def __init__(self, registry: InProcessRegistry) -> None:
         self.registry = registry
         self.cookies = CookieJar()
+        # A client of its own: treq's module functions keep no cookies.
+        self._client = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)),
+                                  cookiejar=self.cookies)
 
     async def get(self, path: str, **kwargs: Any) -> tuple[Any, str]:
         return await self.request("GET", path, **kwargs)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[Any, str]:
         kwargs.setdefault("allow_redirects", False)
-        response = await self.registry.request(method, path, cookies=self.cookies, **kwargs)
+        response = await self._client.request(method, self.registry.url + path, **kwargs)
         return response, (await response.content()).decode("utf-8")
 
     async def post(self, path: str, form: dict[str, str], **kwargs: Any) -> tuple[Any, str]:
