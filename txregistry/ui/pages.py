@@ -151,13 +151,22 @@ def _document(links: Links, visitor: Visitor, title: str, crumbs: Sequence[tuple
     )
 
 
-def _table(caption: str, headings: Sequence[Any], rows: Iterable[Sequence[Any]], empty: str = "None.") -> Tag:
+def _table(caption: str, headings: Sequence[Any], rows: Iterable[Sequence[Any]], empty: str = "None.",
+           headed: bool = False) -> Tag:
+    """
+    A table in a region that scrolls sideways on a narrow screen (and can
+    be scrolled with the keyboard).
+
+    @param headed: whether a heading right above says what C{caption}
+        says: the caption is then only for screen readers.
+    """
     body = [tags.tr(*(tags.td(cell) for cell in row)) for row in rows]
     if not body:
         return tags.p(class_="empty")(empty)
     head = [h if isinstance(h, Tag) else tags.th(scope="col")(h) for h in headings]
     return tags.div(class_="scroll", tabindex="0", role="region", **{"aria-label": caption})(
-        tags.table(tags.caption(caption), tags.thead(tags.tr(*head)), tags.tbody(*body)))
+        tags.table(tags.caption(class_="visually-hidden")(caption) if headed else tags.caption(caption),
+                   tags.thead(tags.tr(*head)), tags.tbody(*body)))
 
 
 def _command(label: str, text: str) -> Tag:
@@ -176,12 +185,18 @@ def _commands(host: str, name: str, ref: str, tag: str) -> Tag:
     )
 
 
-def _deleteForm(links: Links, visitor: Visitor, name: str, field: str, value: str, label: str) -> Tag:
+def _deleteForm(links: Links, visitor: Visitor, name: str, field: str, value: str, label: str,
+                short: str = "") -> Tag:
+    """
+    A POST form deleting the tag or manifest C{value}, with the CSRF
+    token; the button reads C{short} (when given) and says C{label} to a
+    screen reader.
+    """
     return tags.form(method="post", action=links.delete(name), class_="inline",
                      **{"data-confirm": f"{label}? This cannot be undone."})(
         tags.input(type="hidden", name="csrf", value=visitor.csrf),
         tags.input(type="hidden", name=field, value=value),
-        tags.button(type="submit", class_="danger")(label),
+        tags.button(type="submit", class_="danger", **({"aria-label": label} if short else {}))(short or label),
     )
 
 
@@ -244,11 +259,11 @@ def repositoryPage(links: Links, visitor: Visitor, host: str, name: str, rows: l
     for row in rows:
         cells: list[Any] = [
             tags.a(href=links.manifest(name, row.digest))(row.tag), _short(row.digest),
-            _kind(row.mediaType), humanSize(row.size), ", ".join(row.platforms) or "\N{EM DASH}",
+            tags.span(class_="nowrap")(_kind(row.mediaType)), tags.span(class_="nowrap")(humanSize(row.size)), ", ".join(row.platforms) or "\N{EM DASH}",
             _created(row.created), _time(row.pushed),
         ]
         if mayDelete:
-            cells.append(_deleteForm(links, visitor, name, "tag", row.tag, f"Delete tag {row.tag}"))
+            cells.append(_deleteForm(links, visitor, name, "tag", row.tag, f"Delete tag {row.tag}", "Delete"))
         table.append(cells)
     paging: list[Any] = []
     if page > 1:
@@ -281,7 +296,8 @@ def _descriptorRow(links: Links, name: str, d: Descriptor) -> list[Any]:
 
 
 def _mapping(caption: str, values: dict[str, str]) -> Tag:
-    return _table(caption, ["Key", "Value"], [(tags.code(k), v) for k, v in sorted(values.items())])
+    return _table(caption, ["Key", "Value"], [(tags.code(k), v) for k, v in sorted(values.items())],
+                  headed=True)
 
 
 def _facts(pairs: Iterable[tuple[str, Any]]) -> Tag:
@@ -317,7 +333,7 @@ def _image(config: ImageConfig) -> list[Tag]:
             tags.h3("Labels"),
             _mapping("Labels", config.labels),
             tags.h3("History"),
-            _table("History", ["Created", "Created by", "Layer", "Comment"], history),
+            _table("History", ["Created", "Created by", "Layer", "Comment"], history, headed=True),
         ),
     ]
 
@@ -371,7 +387,7 @@ def manifestPage(links: Links, visitor: Visitor, host: str, details: ManifestDet
             tags.h2(id="platforms")("Platforms"),
             _table("Manifests of this index", ["Platform", "Digest", "Media type", "Size"],
                    [[c.platform or c.artifactType or "\N{EM DASH}", *_descriptorRow(links, name, c)]
-                    for c in details.children]),
+                    for c in details.children], headed=True),
         ))
     if details.image is not None:
         sections += _image(details.image)
@@ -385,7 +401,7 @@ def manifestPage(links: Links, visitor: Visitor, host: str, details: ManifestDet
             tags.h2(id="layers")("Layers"),
             tags.p(f"{len(details.layers)} layer{'s' if len(details.layers) != 1 else ''}, ",
                    humanSize(sum(layer.size for layer in details.layers)), *configText),
-            _table("Layers", ["#", "Digest", "Media type", "Size"], layerRows),
+            _table("Layers", ["#", "Digest", "Media type", "Size"], layerRows, headed=True),
         ))
     sections.append(tags.section(**{"aria-labelledby": "referrers"})(
         tags.h2(id="referrers")("Referrers"),
