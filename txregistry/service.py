@@ -48,6 +48,7 @@ from txregistry.storage.interfaces import IStorageDriver
 from txregistry.systemd import notify
 from txregistry.tls import ReloadOnSIGHUP, ServerTLS, serverEndpoint
 from txregistry.ui.app import WebUI
+from txregistry.ui.reading import Reader
 from txregistry.ui.sessions import Sessions
 from txregistry.web.site import RegistrySite
 
@@ -191,7 +192,7 @@ def webUI(
     root = "/" + "/".join(p for p in (config.http.prefix.strip("/"), config.ui.path.strip("/")) if p) + "/"
     sessions = Sessions(auth.portal, policy, auth.throttle, reactor, config.ui.sessionTimeout,
                         config.http.secret.encode("utf-8") or None)
-    ui = WebUI(namespace, sessions, root, config.storage.deleteEnabled)
+    ui = WebUI(namespace, sessions, root, config.storage.deleteEnabled, Reader(reactor))
     return {tuple(config.ui.path.strip("/").encode("utf-8").split(b"/")): ui.handle}
 
 

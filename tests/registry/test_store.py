@@ -333,8 +333,9 @@ class RegistryTests(TestCase):
 
     async def test_pushTimes(self) -> None:
         """
-        C{pushTimes} tells when each tag was last pointed at a manifest
-        (each tag once, however many manifests it named before), and fails
+        C{pushTimes} tells when each tag (or each of those asked for) was
+        last pointed at a manifest (each tag once, however many manifests it
+        named before), and fails
         for a repository without manifests as listing its tags does.
         """
         config = await self.upload("r", b"{}")
@@ -356,9 +357,11 @@ class RegistryTests(TestCase):
         self.assertEqual(sorted(times), ["latest", "v1"])
         for moment in times.values():
             self.assertTrue(before <= moment <= after, (before, moment, after))
+        self.assertEqual(await tags.pushTimes(["v1", "nothing", "../x"]), {"v1": times["v1"]})
         await tags.untag("v1")
         self.assertEqual(sorted(await tags.pushTimes()), ["latest"])
         await self.assertFailure(self.namespace.repository("nothing").tags().pushTimes(), NameUnknown)
+        await self.assertFailure(self.namespace.repository("nothing").tags().pushTimes(["v1"]), NameUnknown)
 
     async def test_wrongManifestDigest(self) -> None:
         config = await self.upload("r", b"{}")

@@ -16,7 +16,7 @@ import builtins
 import json
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
@@ -37,6 +37,9 @@ from txregistry.registry.manifests import OCI_MANIFEST, ParsedManifest, declared
 from txregistry.registry.names import isValidTag
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver
+
+#: How many tags' links L{ManifestIndex.pushTimes} stats at once.
+_STAT_BATCH = 256
 
 #: How many resolved references are kept.
 _MAX_REFERENCES = 65536
@@ -264,25 +267,34 @@ class ManifestIndex:
             return []
         return sorted(layout.leaf(p) for p in paths)
 
-    async def pushTimes(self, name: str) -> dict[str, float]:
+    async def pushTimes(self, name: str, tags: list[str] | None = None) -> dict[str, float]:
         """
-        When each tag of C{name} was last pointed at a manifest: its
-        current link's modification time, from one walk of the tags.
+        When each tag of C{name} (or of C{tags}) was last pointed at a
+        manifest: its current link's modification time.
+
+        The links are stat'ed side by side, L{_STAT_BATCH} at a time, so
+        that the storage pool's threads share them without a repository
+        of many tags filling the pool's queue for everyone else.
 
         @raise NameUnknown: the repository holds no manifests.
         """
-        try:
-            entries = await self._driver.walk(layout.tagsDirectory(name))
-        except PathNotFoundError:
-            if not await self.exists(name):
-                raise NameUnknown(name) from None
-            return {}
-        times = {}
-        for entry in entries:
-            tag = None if entry.isDirectory else layout.tagOfCurrentLink(name, entry.path)
-            if tag is not None:
-                times[tag] = entry.modified
-        return times
+        if tags is None:
+            tags = await self.tags(name)
+        elif not await self.exists(name):
+            raise NameUnknown(name)
+        valid = [tag for tag in tags if isValidTag(tag)]
+        found: dict[str, float] = {}
+        result: Any
+        for start in range(0, len(valid), _STAT_BATCH):
+            batch = valid[start:start + _STAT_BATCH]
+            stats = await DeferredList(
+                [self._driver.stat(layout.tagCurrentLink(name, tag)) for tag in batch], consumeErrors=True)
+            for tag, (ok, result) in zip(batch, stats, strict=True):
+                if ok:
+                    found[tag] = result.modified
+                elif not result.check(PathNotFoundError):
+                    result.raiseException()
+        return found
 
     async def lookup(self, name: str, digest: Digest) -> list[str]:
         """
@@ -391,5 +403,5 @@ class RepositoryTags:
     def lookup(self, digest: Digest) -> Deferred[builtins.list[str]]:
         return Deferred.fromCoroutine(self._index.lookup(self._name, digest))
 
-    def pushTimes(self) -> Deferred[dict[str, float]]:
-        return Deferred.fromCoroutine(self._index.pushTimes(self._name))
+    def pushTimes(self, tags: builtins.list[str] | None = None) -> Deferred[dict[str, float]]:
+        return Deferred.fromCoroutine(self._index.pushTimes(self._name, tags))

@@ -117,18 +117,6 @@ def tagCurrentLink(name: str, tag: str) -> str:
     return f"{tagDirectory(name, tag)}/current/link"
 
 
-def tagOfCurrentLink(name: str, path: str) -> str | None:
-    """
-    The tag whose current link C{path} is (a path L{tagCurrentLink} made
-    for repository C{name}), or L{None} if it is not one.
-    """
-    prefix, suffix = f"{tagsDirectory(name)}/", "/current/link"
-    if not path.startswith(prefix) or not path.endswith(suffix):
-        return None
-    tag = path[len(prefix):-len(suffix)]
-    return tag if tag and "/" not in tag else None
-
-
 def tagIndexLink(name: str, tag: str, digest: Digest) -> str:
     return f"{tagDirectory(name, tag)}/index/{digest.algorithm}/{digest.encoded}/link"
 

@@ -37,7 +37,7 @@ from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.names import isValidTag
 from txregistry.ui import pages
 from txregistry.ui.pages import Links
-from txregistry.ui.reading import findRepositories, manifestDetails, summarize, tagPage
+from txregistry.ui.reading import Reader, findRepositories
 from txregistry.ui.sessions import Sessions, Visitor
 from txregistry.web.body import BodyTooLarge
 
@@ -77,10 +77,13 @@ class WebUI:
         it), which each page uses acting for its visitor.
     @param root: the UI's absolute path (C{http.prefix} then C{ui.path}).
     @param deleteEnabled: C{storage.delete.enabled}.
+    @param reader: reads the pages' content (and keeps its caches).
     """
 
-    def __init__(self, namespace: INamespace, sessions: Sessions, root: str, deleteEnabled: bool) -> None:
+    def __init__(self, namespace: INamespace, sessions: Sessions, root: str, deleteEnabled: bool,
+                 reader: Reader) -> None:
         self._namespace = namespace
+        self._reader = reader
         self._sessions = sessions
         self.links = Links(root)
         self._root = root
@@ -96,7 +99,14 @@ class WebUI:
 
         @return: L{Deferred} of the body, with status and headers set.
         """
-        return Deferred.fromCoroutine(self._handle(request))
+        return Deferred.fromCoroutine(self._sized(request))
+
+    async def _sized(self, request: Any) -> bytes:
+        # A page is made whole before it is sent: say how long it is, so
+        # that it is not sent chunked.
+        body = await self._handle(request)
+        request.setHeader(b"content-length", b"%d" % len(body))
+        return body
 
     async def _handle(self, request: Any) -> bytes:
         request.uiRoot = self._root.encode("utf-8")
@@ -157,7 +167,7 @@ class WebUI:
         last = self._arg(request, "last")
         namespace = self._namespace.actingFor(callerOf(request))
         names, more = await findRepositories(namespace, query, last or None, REPOSITORIES_PER_PAGE)
-        summaries = [await summarize(namespace.repository(name)) for name in names]
+        summaries = [await self._reader.summarize(namespace.repository(name)) for name in names]
         return await self._html(request, pages.repositoriesPage(self.links, visitor, query, last, summaries, more))
 
     async def _repositoryPath(self, request: Any, visitor: Visitor, name: str, rest: list[str]) -> bytes:
@@ -197,7 +207,7 @@ class WebUI:
         except ValueError:
             page = 1
         query = self._arg(request, "q").strip()
-        rows, total = await tagPage(repository, sort, descending, page, TAGS_PER_PAGE, query)
+        rows, total = await self._reader.tagPage(repository, sort, descending, page, TAGS_PER_PAGE, query)
         return await self._html(request, pages.repositoryPage(
             self.links, visitor, self._host(request), repository.name, rows, total, sort, descending,
             page, TAGS_PER_PAGE, query, self._mayDelete(visitor, repository.name)))
@@ -207,7 +217,7 @@ class WebUI:
             digest = Digest.parse(reference)
         except InvalidDigest:
             raise self._notFound(visitor) from None
-        details = await manifestDetails(repository, digest)
+        details = await self._reader.manifestDetails(repository, digest)
         return await self._html(request, pages.manifestPage(
             self.links, visitor, self._host(request), details,
             self._mayDelete(visitor, repository.name), self._deleteEnabled))
@@ -234,6 +244,7 @@ class WebUI:
             raise self._notFound(visitor) from None
         except Unsupported as e:
             raise _Answer(405, pages.messagePage(self.links, visitor, "Not possible", str(e))) from None
+        self._reader.forget(repository.name)
         return self._redirect(request, self.links.repository(repository.name))
 
     async def _login(self, request: Any, visitor: Visitor) -> bytes:

@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.interfaces import IConsumer
+from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.interfaces import IConsumer, IReactorTime
 from zope.interface import implementer
 
 from txregistry.errors import BlobUnknown, ManifestUnknown, NameUnknown
 from txregistry.interfaces import INamespace, IRepository, Manifest
+from txregistry.registry.cache import BoundedCache
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.ui.images import (
     Descriptor,
@@ -35,10 +37,8 @@ __all__ = [
     "TagRow",
     "Referrer",
     "ManifestDetails",
+    "Reader",
     "findRepositories",
-    "summarize",
-    "tagPage",
-    "manifestDetails",
 ]
 
 #: The largest image config read for a page; configs are a few KiB.
@@ -175,6 +175,132 @@ async def _manifest(repository: IRepository, digest: str) -> Manifest | None:
         return None
 
 
+#: Seconds the push times of every tag of a repository are reused: the
+#: repositories page and the tags page sorted by push time read them all
+#: (one walk of a repository's tags), a few pages a second would
+#: otherwise each pay for the walk.  The tags page sorted by name is
+#: always current.
+TIMES_TTL = 10.0
+
+
+class Reader:
+    """
+    Reads what the pages show, with the caches that keep a repository of
+    10 000 tags fast: every tag's push time for L{TIMES_TTL}, and what a
+    manifest's content says (its size, platforms, creation) for as long
+    as there is room, since content by digest never changes.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._times: BoundedCache[str, dict[str, float]] = BoundedCache(
+            maxEntries=256, ttl=TIMES_TTL, clock=clock)
+        self._facts: BoundedCache[str, tuple[int, list[str], str]] = BoundedCache(maxEntries=16384)
+
+    def forget(self, name: str) -> None:
+        """
+        Drop what is kept of repository C{name} (after a change through
+        the UI, so that its next page shows it).
+        """
+        self._times.pop(name)
+
+    async def allPushTimes(self, repository: IRepository) -> dict[str, float]:
+        """
+        @raise NameUnknown: no such repository.
+        """
+        times = self._times.get(repository.name)
+        if times is None:
+            times = await repository.tags().pushTimes()
+            self._times.put(repository.name, times)
+        return times
+
+    async def imageFacts(self, repository: IRepository, manifest: Manifest) -> tuple[int, list[str], str]:
+        """
+        An image's or index's total size (each blob once), platforms and
+        creation time (an index's: its newest child's).
+        """
+        key = str(manifest.digest)
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = await _imageFacts(repository, manifest)
+            self._facts.put(key, facts)
+        return facts
+
+    async def summarize(self, repository: IRepository) -> RepositorySummary:
+        """
+        A repository's tag count and last push, and the size of the image
+        its newest tag names.
+        """
+        try:
+            times = await self.allPushTimes(repository)
+        except NameUnknown:
+            times = {}
+        if not times:
+            return RepositorySummary(repository.name, 0, None, None, None)
+        newest = max(times, key=lambda tag: (times[tag], tag))
+        size = None
+        try:
+            digest = await repository.tags().get(newest)
+            manifest = await repository.manifests().get(digest)
+            size = (await self.imageFacts(repository, manifest))[0]
+        except ManifestUnknown:
+            pass
+        return RepositorySummary(repository.name, len(times), times[newest], size, newest)
+
+    async def tagPage(
+        self, repository: IRepository, sort: str, descending: bool, page: int, perPage: int,
+        query: str = "",
+    ) -> tuple[list[TagRow], int]:
+        """
+        One page of a repository's tags, sorted by C{name} or C{pushed}.
+
+        Sorting and paging happen here, so a browser gets one page however
+        many tags there are; only the page's tags are resolved and opened.
+
+        @param page: counted from 1.
+        @return: the page's rows and how many tags match in all.
+        @raise NameUnknown: no such repository.
+        """
+        start = (page - 1) * perPage
+        if sort == "pushed":
+            times = await self.allPushTimes(repository)
+            names = [tag for tag in times if query in tag]
+            names.sort(key=lambda tag: (times[tag], tag), reverse=descending)
+            shown = names[start:start + perPage]
+        else:
+            names = (await repository.tags().list(None, None)).items
+            if query:
+                names = [tag for tag in names if query in tag]
+            if descending:
+                names.reverse()
+            shown = names[start:start + perPage]
+            times = await repository.tags().pushTimes(shown)
+        async def row(tag: str) -> TagRow | None:
+            try:
+                digest = await repository.tags().get(tag)
+                manifest = await repository.manifests().get(digest)
+            except ManifestUnknown:
+                # Untagged since it was listed.
+                return None
+            size, platforms, created = await self.imageFacts(repository, manifest)
+            return TagRow(tag, str(digest), manifest.mediaType, size, platforms, created, times.get(tag))
+
+        # The page's rows are read side by side (the storage pool has
+        # several threads), and kept in order.
+        try:
+            rows = await gatherResults([Deferred.fromCoroutine(row(tag)) for tag in shown], consumeErrors=True)
+        except FirstError as e:
+            e.subFailure.raiseException()
+        return [r for r in rows if r is not None], len(names)
+
+    async def manifestDetails(self, repository: IRepository, digest: Digest) -> ManifestDetails:
+        """
+        Everything the manifest page shows of C{digest}.
+
+        @raise ManifestUnknown: no such manifest in the repository.
+        """
+        return await manifestDetails(repository, digest, self)
+
+
 async def _imageFacts(repository: IRepository, manifest: Manifest) -> tuple[int, list[str], str]:
     """
     An image's or index's total size (each blob once), platforms and
@@ -211,61 +337,6 @@ async def _imageFacts(repository: IRepository, manifest: Manifest) -> tuple[int,
         if platform and platform not in platforms:
             platforms.append(platform)
     return sum(blobs.values()), platforms, created
-
-
-async def summarize(repository: IRepository) -> RepositorySummary:
-    """
-    A repository's tag count and last push (one listing of its tags), and
-    the size of the image its newest tag names.
-    """
-    try:
-        times = await repository.tags().pushTimes()
-    except NameUnknown:
-        times = {}
-    if not times:
-        return RepositorySummary(repository.name, 0, None, None, None)
-    newest = max(times, key=lambda tag: (times[tag], tag))
-    size = None
-    try:
-        digest = await repository.tags().get(newest)
-        manifest = await repository.manifests().get(digest)
-        size = (await _imageFacts(repository, manifest))[0]
-    except ManifestUnknown:
-        pass
-    return RepositorySummary(repository.name, len(times), times[newest], size, newest)
-
-
-async def tagPage(
-    repository: IRepository, sort: str, descending: bool, page: int, perPage: int, query: str = ""
-) -> tuple[list[TagRow], int]:
-    """
-    One page of a repository's tags, sorted by C{name} or C{pushed}.
-
-    Sorting and paging happen here, so a browser gets one page however
-    many tags there are; only the page's tags are resolved and opened.
-
-    @param page: counted from 1.
-    @return: the page's rows and how many tags match in all.
-    @raise NameUnknown: no such repository.
-    """
-    times = await repository.tags().pushTimes()
-    names = [tag for tag in times if query in tag] if query else list(times)
-    if sort == "pushed":
-        names.sort(key=lambda tag: (times[tag], tag), reverse=descending)
-    else:
-        names.sort(reverse=descending)
-    start = (page - 1) * perPage
-    rows = []
-    for tag in names[start:start + perPage]:
-        try:
-            digest = await repository.tags().get(tag)
-            manifest = await repository.manifests().get(digest)
-        except ManifestUnknown:
-            # Untagged since it was listed.
-            continue
-        size, platforms, created = await _imageFacts(repository, manifest)
-        rows.append(TagRow(tag, str(digest), manifest.mediaType, size, platforms, created, times.get(tag)))
-    return rows, len(names)
 
 
 async def _referrers(repository: IRepository, digest: str, depth: int) -> dict[str, list[Referrer]]:
@@ -310,7 +381,7 @@ async def _tagsNaming(repository: IRepository, digest: Digest) -> list[str] | No
     return await repository.tags().lookup(digest)  # type: ignore[no-any-return]
 
 
-async def manifestDetails(repository: IRepository, digest: Digest) -> ManifestDetails:
+async def manifestDetails(repository: IRepository, digest: Digest, reader: Reader) -> ManifestDetails:
     """
     Everything the manifest page shows of C{digest}.
 
@@ -325,7 +396,7 @@ async def manifestDetails(repository: IRepository, digest: Digest) -> ManifestDe
         content = await readSmallBlob(repository, config.digest)
         image = parseConfig(content) if content is not None else None
     subject = descriptorsOf({"s": [document.get("subject")]}, "s")
-    totalSize = (await _imageFacts(repository, manifest))[0]
+    totalSize = (await reader.imageFacts(repository, manifest))[0]
     return ManifestDetails(
         repository=repository.name,
         digest=str(digest),
