@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 
 from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 
-__all__ = ["CHROMIUM", "chromiumMissing", "dumpDOM", "screenshot"]
+__all__ = ["CHROMIUM", "chromiumMissing", "dumpDOM", "dumpDOMBlocking", "screenshot"]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or ""
 
@@ -64,3 +65,20 @@ async def screenshot(url: str, path: str, width: int = 1280, height: int = 900, 
     """
     await _run([f"--screenshot={os.path.abspath(path)}", "--virtual-time-budget=2000"], url,
                width, height, dark)
+
+
+def dumpDOMBlocking(url: str, timeout: float = 120) -> str:
+    """
+    L{dumpDOM} for a test whose registry is another process (nothing in
+    this one has to keep serving).
+    """
+    profile = tempfile.mkdtemp(prefix="txregistry-chromium-")
+    try:
+        done = subprocess.run(
+            [CHROMIUM, *_arguments(["--dump-dom", "--virtual-time-budget=2000"], profile, 1280, 900), url],
+            capture_output=True, timeout=timeout)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"chromium exited {done.returncode}: {done.stderr.decode('utf-8', 'replace')[-2000:]}")
+    return done.stdout.decode("utf-8")
