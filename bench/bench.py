@@ -449,8 +449,26 @@ def run(options: argparse.Namespace, work: str, figures: Figures) -> None:
         registry.stop()
         ceiling.stop()
     _bearer(options, work, registry.storage, figures)
+    _collection(options, figures)
     _ui(options, work, figures)
     note(f"run took {time.monotonic() - started:.0f}s")
+
+
+def _collection(options: argparse.Namespace, figures: Figures) -> None:
+    """
+    Garbage collection of registries of N repositories x 10 tags
+    (L{collection.measure}), and how it grows from the first size to the last.
+    """
+    import collection
+
+    sizes = [int(size) for size in options.gc_repositories.split(",") if size]
+    seconds = {}
+    for size in sizes:
+        note(f"garbage collection of {size} repositories x 10 tags")
+        seconds[size] = collection.measure(size)
+        figures.add(f"gc_{size}x10_s", seconds[size], 2)
+    if len(sizes) > 1 and seconds[sizes[0]]:
+        figures.add(f"gc_growth_{sizes[-1]}_over_{sizes[0]}", seconds[sizes[-1]] / seconds[sizes[0]], 2)
 
 
 def _transfers(
@@ -821,6 +839,8 @@ def main() -> None:
     parser.add_argument("--no-access-log", dest="access_log", action="store_false",
                         help="run txregistry with log.accesslog.disabled (default: the shipped default, on)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--gc-repositories", default="1000,10000",
+                        help="registry sizes (repositories x 10 tags) to garbage-collect; '' for none")
     options = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("curl") is None:
         sys.exit("bench: needs wrk and curl on PATH (bench/run installs them as root)")

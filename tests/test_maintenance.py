@@ -79,3 +79,58 @@ def _later():  # type: ignore[no-untyped-def]
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, 0.01, lambda: None)
+
+
+class OnlineCollectorTests(TestCase):
+    async def test_collectsOnIntervalNotAtStart(self) -> None:
+        """
+        The online collector skips the start, then collects every
+        interval: a blob no manifest names, older than the grace window,
+        goes on the first interval.
+        """
+        from txregistry.config import OnlineCollection
+        from txregistry.maintenance import OnlineCollector
+
+        driver = FilesystemDriver(self.mktemp(), reactor)
+        self.addCleanup(driver.close)
+        digest = Digest.of(b"garbage")
+        await driver.putContent(layout.blobData(digest), b"garbage")
+        path = os.path.join(driver.root, layout.blobData(digest).lstrip("/"))
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+        namespace = StorageNamespace(driver, reactor, collectionGrace=3600)
+        clock = Clock()
+        collector = OnlineCollector(namespace, OnlineCollection(True, 600, 3600, False), clock)
+        from twisted.internet.task import deferLater
+
+        collector.startService()
+        self.addCleanup(collector.stopService)
+        # Time for a collection to have run, had one started.
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertTrue(os.path.exists(path))
+        clock.advance(600)
+        # The collection runs on the real reactor's thread pool.
+        for _ in range(500):
+            if not os.path.exists(path):
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertFalse(os.path.exists(path))
+
+    def test_service(self) -> None:
+        """
+        C{storage.gc.enabled} puts an online collector in the registry
+        service (not in read-only mode).
+        """
+        from txregistry.config import checkConfiguration
+        from txregistry.maintenance import OnlineCollector
+        from txregistry.service import RegistryService
+
+        def collectors(document: dict) -> list:
+            config = checkConfiguration({"storage": {"inmemory": {}, **document},
+                                         "http": {"addr": "127.0.0.1:0"}})
+            service = RegistryService(config, reactor)
+            return [s for s in service if isinstance(s, OnlineCollector)]
+
+        self.assertEqual(len(collectors({"gc": {"enabled": True}})), 1)
+        self.assertEqual(collectors({"gc": {"enabled": False}}), [])
+        self.assertEqual(collectors({"gc": {"enabled": True},
+                                     "maintenance": {"readonly": {"enabled": True}}}), [])

@@ -4,6 +4,8 @@ The C{txregistry} command.
 
     txregistry serve [twistd options] [-- plugin options]
     txregistry config check [FILE]
+    txregistry garbage-collect [--dry-run] [--delete-untagged] [--quiet] CONFIG
+    txregistry usage [--json] CONFIG [REPOSITORY ...]
 
 C{serve} is C{twistd --nodaemon --pidfile= txregistry ...}: what a system
 service runs.  C{config check} reads FILE (or C{REGISTRY_CONFIGURATION_PATH},
@@ -96,7 +98,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help="validate a configuration and print it, secrets masked"
     )
     check.add_argument("file", nargs="?", help="YAML file (default: REGISTRY_CONFIGURATION_PATH)")
+    collect = commands.add_parser(
+        "garbage-collect", help="remove blobs no manifest needs (nothing may write meanwhile)")
+    collect.add_argument("config", help="the registry's YAML configuration")
+    collect.add_argument("--dry-run", "-d", action="store_true", help="only print what would be removed")
+    collect.add_argument("--delete-untagged", "-m", action="store_true",
+                         help="also delete manifests no tag reaches (never an index's child or a referrer of a kept one)")
+    collect.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    usage = commands.add_parser("usage", help="what each repository holds, and its quota")
+    usage.add_argument("config", help="the registry's YAML configuration")
+    usage.add_argument("repositories", nargs="*", help="repositories (default: all)")
+    usage.add_argument("--json", action="store_true", help="print JSON")
     options = parser.parse_args(arguments)
+    if options.command == "usage":
+        from txregistry.usage import run as usageRun
+
+        return usageRun(options, os.environ)
+    if options.command == "garbage-collect":
+        from txregistry.collect import run
+
+        return run(options, os.environ)
     return checkConfig(options.file, os.environ, sys.stdout, sys.stderr)
 
 

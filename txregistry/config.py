@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 #: Keys under C{storage:} that configure the registry, not a driver.
-STORAGE_OPTIONS = frozenset({"delete", "redirect", "maintenance", "cache", "tag"})
+STORAGE_OPTIONS = frozenset(
+    {"delete", "redirect", "maintenance", "cache", "tag", "gc", "tags", "quotas", "retention"})
 
 #: Reference keys (and C{key=value} choices) that txregistry does not honour
 #: yet.  They are refused at start, not ignored: a registry told to
@@ -79,6 +80,11 @@ KNOWN_KEYS: dict[str, Any] = {
         "delete": {"enabled": None},
         "redirect": {"disable": None},
         "cache": {"tagttl": None, "blobdescriptor": None},
+        "gc": {"enabled": None, "interval": None, "delay": None, "dryrun": None},
+        # Lists of rules, checked by _checkRules.
+        "tags": {"immutable": None},
+        "quotas": None,
+        "retention": {"policies": None},
         "maintenance": {
             "uploadpurging": {"enabled": None, "age": None, "interval": None, "dryrun": None},
             "readonly": {"enabled": None},
@@ -171,6 +177,69 @@ class UploadPurging:
 
 
 @dataclass(frozen=True)
+class OnlineCollection:
+    """
+    C{storage.gc}: garbage collection inside the running registry.
+
+    @ivar delay: the grace window: a blob used (pushed, mounted, named by
+        a manifest) this recently is never collected.
+    """
+
+    enabled: bool = False
+    interval: float = 3600.0
+    delay: float = 3600.0
+    dryRun: bool = False
+
+
+@dataclass(frozen=True)
+class ImmutableTagsRule:
+    """
+    One C{storage.tags.immutable} entry: in repositories matching
+    C{repository}, tags matching one of C{tags} never move.
+    """
+
+    repository: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QuotaRule:
+    """
+    One C{storage.quotas} entry: each repository matching C{repository}
+    may hold at most C{maxBytes} of blobs and C{maxTags} tags (L{None}:
+    no limit).
+    """
+
+    repository: str
+    maxBytes: int | None
+    maxTags: int | None
+
+
+@dataclass(frozen=True)
+class KeepTagsRule:
+    """
+    One C{keeptags} entry of a retention policy.
+    """
+
+    patterns: tuple[str, ...] = ()
+    mostRecentlyPushedCount: int | None = None
+    pushedWithin: float | None = None
+    pulledWithin: float | None = None
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """
+    One C{storage.retention.policies} entry.
+    """
+
+    repository: str
+    keepTags: tuple[KeepTagsRule, ...] = ()
+    deleteUntagged: bool = False
+    deleteReferrers: bool = False
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     driver: str
     parameters: dict[str, Any]
@@ -179,6 +248,10 @@ class StorageConfig:
     readOnly: bool
     uploadPurging: UploadPurging
     tagTTL: float
+    gc: OnlineCollection = OnlineCollection()
+    immutableTags: tuple[ImmutableTagsRule, ...] = ()
+    quotas: tuple[QuotaRule, ...] = ()
+    retention: tuple[RetentionRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -593,6 +666,19 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
             f"storage.cache.blobdescriptor: expected inmemory, got {descriptor!r}"
         )
     prefix = "storage.maintenance.uploadpurging"
+    gc = _expectMapping("storage.gc", storage.get("gc") or {})
+    online = OnlineCollection(
+        enabled=_expectBool("storage.gc.enabled", gc.get("enabled", False)),
+        interval=parseDuration("storage.gc.interval", gc.get("interval", "1h")),
+        delay=parseDuration("storage.gc.delay", gc.get("delay", "1h")),
+        dryRun=_expectBool("storage.gc.dryrun", gc.get("dryrun", False)),
+    )
+    if online.enabled and online.interval <= 0:
+        raise ConfigurationError("storage.gc.interval: must be positive")
+    if online.enabled and online.delay < 60:
+        # The grace window also bounds how long a manifest PUT may take
+        # (half of it): less than a minute would fail slow pushes.
+        raise ConfigurationError("storage.gc.delay: at least 1m")
     return StorageConfig(
         driver=name,
         parameters=dict(parameters),
@@ -608,7 +694,133 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
             dryRun=_expectBool(f"{prefix}.dryrun", purging.get("dryrun", False)),
         ),
         tagTTL=parseDuration("storage.cache.tagttl", cache.get("tagttl", "1s")),
+        gc=online,
+        immutableTags=_checkImmutableTags(storage.get("tags")),
+        quotas=_checkQuotas(storage.get("quotas")),
+        retention=_checkRetention(storage.get("retention")),
     )
+
+
+_KEEP_KEYS = {"patterns", "mostrecentlypushedcount", "pushedwithin", "pulledwithin"}
+
+
+def _checkRetention(retention: Any) -> tuple[RetentionRule, ...]:
+    retention = _expectMapping("storage.retention", retention or {})
+    rules = []
+    for where, entry in _ruleList("storage.retention.policies", retention.get("policies"),
+                                  {"keeptags", "deleteuntagged", "deletereferrers"}):
+        keep = entry.get("keeptags") or []
+        if not isinstance(keep, list):
+            raise ConfigurationError(f"{where}.keeptags: expected a list of rules")
+        keepRules = []
+        for index, rule in enumerate(keep):
+            at = f"{where}.keeptags[{index}]"
+            rule = _expectMapping(at, rule)
+            unknown = sorted(set(rule) - _KEEP_KEYS)
+            if unknown:
+                raise ConfigurationError(f"{at}.{unknown[0]}: unknown key")
+            patterns = rule.get("patterns") or []
+            if isinstance(patterns, str):
+                patterns = [patterns]
+            if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+                raise ConfigurationError(f"{at}.patterns: expected a list of tag patterns")
+            count = rule.get("mostrecentlypushedcount")
+            if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+                raise ConfigurationError(f"{at}.mostrecentlypushedcount: expected a count, got {count!r}")
+            keepRules.append(KeepTagsRule(
+                tuple(patterns), count,
+                None if rule.get("pushedwithin") is None
+                else parseDuration(f"{at}.pushedwithin", rule["pushedwithin"]),
+                None if rule.get("pulledwithin") is None
+                else parseDuration(f"{at}.pulledwithin", rule["pulledwithin"]),
+            ))
+        deleteUntagged = _expectBool(f"{where}.deleteuntagged", entry.get("deleteuntagged", False))
+        deleteReferrers = _expectBool(f"{where}.deletereferrers", entry.get("deletereferrers", False))
+        if not keepRules and not deleteUntagged and not deleteReferrers:
+            raise ConfigurationError(
+                f"{where}: deletes nothing (give keeptags, deleteuntagged or deletereferrers)")
+        rules.append(RetentionRule(entry["repository"], tuple(keepRules), deleteUntagged,
+                                   deleteReferrers))
+    return tuple(rules)
+
+
+def _ruleList(key: str, value: Any, known: set[str]) -> list[tuple[str, Mapping[str, Any]]]:
+    """
+    The entries of a list of per-repository rules, each with its
+    C{repository} pattern checked.
+    """
+    from txregistry.patterns import PatternError, compileRepositoryPattern
+
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigurationError(f"{key}: expected a list of rules")
+    entries = []
+    for index, entry in enumerate(value):
+        where = f"{key}[{index}]"
+        entry = _expectMapping(where, entry)
+        unknown = sorted(set(entry) - known - {"repository"})
+        if unknown:
+            raise ConfigurationError(f"{where}.{unknown[0]}: unknown key")
+        pattern = entry.get("repository")
+        if not isinstance(pattern, str):
+            raise ConfigurationError(f"{where}.repository: required (a repository pattern)")
+        try:
+            compileRepositoryPattern(pattern, allowAccount=False)
+        except PatternError as e:
+            raise ConfigurationError(f"{where}.repository: {e}") from None
+        entries.append((where, entry))
+    return entries
+
+
+def _checkImmutableTags(tags: Any) -> tuple[ImmutableTagsRule, ...]:
+    tags = _expectMapping("storage.tags", tags or {})
+    rules = []
+    for where, entry in _ruleList("storage.tags.immutable", tags.get("immutable"), {"tags"}):
+        patterns = entry.get("tags")
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not patterns or not isinstance(patterns, list) or not all(
+                isinstance(p, str) and p for p in patterns):
+            raise ConfigurationError(f"{where}.tags: required (tag patterns such as v*)")
+        rules.append(ImmutableTagsRule(entry["repository"], tuple(patterns)))
+    return tuple(rules)
+
+
+def parseSize(key: str, value: Any) -> int:
+    """
+    Bytes in a size: a number, or C{"10GiB"}, C{"500MB"}, C{"1.5TiB"}.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]?i?B)?\s*", str(value)) \
+        if isinstance(value, str) else None
+    if match is None:
+        raise ConfigurationError(f"{key}: expected a size (bytes, or such as 10GiB), got {value!r}")
+    unit = (match.group(2) or "B").upper()
+    powers = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5,
+              "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "PIB": 1024**5}
+    if unit not in powers:
+        raise ConfigurationError(f"{key}: unknown unit in {value!r}")
+    return int(float(match.group(1)) * powers[unit])
+
+
+def _checkQuotas(quotas: Any) -> tuple[QuotaRule, ...]:
+    rules = []
+    for where, entry in _ruleList("storage.quotas", quotas, {"maxbytes", "maxtags"}):
+        maxBytes = entry.get("maxbytes")
+        maxTags = entry.get("maxtags")
+        if maxBytes is None and maxTags is None:
+            raise ConfigurationError(f"{where}: needs maxbytes, maxtags or both")
+        if maxTags is not None and (
+                not isinstance(maxTags, int) or isinstance(maxTags, bool) or maxTags < 0):
+            raise ConfigurationError(f"{where}.maxtags: expected a count, got {maxTags!r}")
+        rules.append(QuotaRule(
+            entry["repository"],
+            None if maxBytes is None else parseSize(f"{where}.maxbytes", maxBytes),
+            maxTags,
+        ))
+    return tuple(rules)
 
 
 def _checkHTTP(http: Any) -> HTTPConfig:

@@ -19,7 +19,7 @@ does I/O returns a L{Deferred}.
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -32,6 +32,8 @@ __all__ = [
     "ANONYMOUS",
     "Caller",
     "BlobDescriptor",
+    "CollectionReport",
+    "Usage",
     "Manifest",
     "PutManifest",
     "Page",
@@ -89,6 +91,52 @@ class Page:
 
     items: list[str]
     more: bool
+
+
+@dataclass
+class CollectionReport:
+    """
+    What a collection removed (or, in a dry run, would remove).
+
+    @ivar tags: C{(repository, tag)} of each tag a retention policy deleted.
+    @ivar manifests: C{(repository, digest)} of each manifest deleted.
+    @ivar blobs: each blob removed, with its size.
+    @ivar spared: blobs that were not marked but were in use (online).
+    """
+
+    dryRun: bool
+    tags: list[tuple[str, str]] = field(default_factory=list)
+    manifests: list[tuple[str, Digest]] = field(default_factory=list)
+    blobs: list[tuple[Digest, int]] = field(default_factory=list)
+    spared: list[Digest] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.blobs)
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dryRun else "removed"
+        tags = f"{len(self.tags)} tags, " if self.tags else ""
+        return (f"{verb} {tags}{len(self.manifests)} manifests and {len(self.blobs)} blobs "
+                f"({self.bytes} bytes)")
+
+
+
+@dataclass(frozen=True)
+class Usage:
+    """
+    What one repository holds: the bytes and number of the blobs it links
+    (each counted once), its tags, and the limits a quota sets (L{None}:
+    none).
+    """
+
+    repository: str
+    bytes: int
+    blobs: int
+    tags: int
+    maxBytes: int | None = None
+    maxTags: int | None = None
+    quota: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +201,19 @@ class INamespace(Interface):
         @return: L{Deferred} of L{Page}.
         """
 
+    def collectGarbage(
+        deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+    ) -> Deferred[CollectionReport]:
+        """
+        Remove every blob no manifest revision needs (and, with
+        C{deleteUntagged}, every manifest no tag reaches).
+
+        @param online: whether writes may run meanwhile: blobs in use
+            within the grace window are spared (see
+            L{txregistry.registry.collection}).
+        @return: L{Deferred} of the L{CollectionReport}.
+        """
+
     def purgeUploads(olderThan: float, dryRun: bool = False) -> Deferred[list[str]]:
         """
         Remove every upload whose data was last written before
@@ -183,6 +244,11 @@ class IRepository(Interface):
     def blobs() -> "IBlobStore":
         """
         The repository's blobs and uploads.
+        """
+
+    def usage() -> Deferred[Usage]:
+        """
+        @return: L{Deferred} of the repository's L{Usage}.
         """
 
     def referrers(subject: Digest) -> Deferred[list[dict[str, Any]]]:
@@ -339,7 +405,7 @@ class IBlobUpload(Interface):
     startedAt = Attribute("When it began (POSIX time), or L{None} if unknown.")
     size = Attribute("How many bytes it holds (int), as of when it was looked up.")
 
-    def append(start: int | None = None) -> Deferred[IBlobWriter]:
+    def append(start: int | None = None, length: int | None = None) -> Deferred[IBlobWriter]:
         """
         A writer for the next chunk; until it is closed or aborted, the
         upload takes no other chunk.
@@ -347,6 +413,8 @@ class IBlobUpload(Interface):
         @param start: the offset the caller says the chunk starts at,
             which must be the upload's size; L{None} to append wherever
             it ends.
+        @param length: how many bytes the chunk has, when the caller knows
+            (a layer such as a quota may refuse before any is written).
         @return: L{Deferred} of an L{IBlobWriter}.
         @raise txregistry.errors.RangeMismatch:
         @raise txregistry.errors.BlobUploadUnknown:
@@ -411,10 +479,12 @@ class IBlobStore(Interface):
         @raise txregistry.errors.BlobUploadUnknown:
         """
 
-    def put(digest: Digest) -> Deferred[IBlobWriter]:
+    def put(digest: Digest, length: int | None = None) -> Deferred[IBlobWriter]:
         """
         A writer for a whole blob given in one go; its C{close} checks the
         content against C{digest} and stores it.
+
+        @param length: the blob's size, when the caller knows it.
 
         @return: L{Deferred} of an L{IBlobWriter}.
         """

@@ -39,8 +39,12 @@ from txregistry.auth.throttle import LoginThrottle
 from txregistry.config import Configuration, ConfigurationError, HTTPConfig
 from txregistry.interfaces import INamespace
 from txregistry.logs import makeObserver
-from txregistry.maintenance import UploadPurger
+from txregistry.maintenance import OnlineCollector, UploadPurger
+from txregistry.patterns import compileRepositoryPattern
+from txregistry.registry.immutability import ImmutabilityRule, ImmutableTags
 from txregistry.registry.namespace import StorageNamespace
+from txregistry.registry.quotas import Quota, Quotas
+from txregistry.registry.retention import KeepTags, RetentionPolicies, RetentionPolicy
 from txregistry.registry.switches import deletesDisabled, readOnly
 from txregistry.registry.visibility import VisibleCatalog
 from txregistry.storage.factories import createDriver
@@ -70,7 +74,9 @@ def accessPolicy(config: Configuration) -> IAccessPolicy | None:
         raise ConfigurationError(str(e)) from None
 
 
-def layers(config: Configuration, policy: IAccessPolicy | None = None) -> list[Layer]:
+def layers(
+    config: Configuration, policy: IAccessPolicy | None = None, clock: Any = None
+) -> list[Layer]:
     """
     The layers C{config} asks for, innermost first.
 
@@ -82,6 +88,17 @@ def layers(config: Configuration, policy: IAccessPolicy | None = None) -> list[L
         chain.append(deletesDisabled)
     if config.storage.readOnly:
         chain.append(readOnly)
+    storage = config.storage
+    if storage.immutableTags:
+        rules = [ImmutabilityRule(rule.repository, compileRepositoryPattern(rule.repository),
+                                  rule.tags) for rule in storage.immutableTags]
+        chain.append(lambda namespace: ImmutableTags(namespace, rules))
+    if storage.quotas:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        quotas = [Quota(rule.repository, compileRepositoryPattern(rule.repository),
+                        rule.maxBytes, rule.maxTags) for rule in storage.quotas]
+        chain.append(lambda namespace: Quotas(namespace, quotas, clock))
     if policy is not None:
         def mayPull(account: str | None, name: str) -> bool:
             return "pull" in policy.granted(account, name)
@@ -90,16 +107,33 @@ def layers(config: Configuration, policy: IAccessPolicy | None = None) -> list[L
     return chain
 
 
+def retentionPolicies(config: Configuration) -> RetentionPolicies:
+    """
+    C{storage.retention.policies}, for the collections to apply.
+    """
+    return RetentionPolicies([
+        RetentionPolicy(
+            rule.repository, compileRepositoryPattern(rule.repository),
+            tuple(KeepTags(k.patterns, k.mostRecentlyPushedCount, k.pushedWithin, k.pulledWithin)
+                  for k in rule.keepTags),
+            rule.deleteUntagged, rule.deleteReferrers,
+        ) for rule in config.storage.retention
+    ])
+
+
 def makeNamespace(
     config: Configuration, driver: IStorageDriver, clock: Any, policy: IAccessPolicy | None = None
 ) -> INamespace:
     """
     The registry's namespace over C{driver}, wrapped in every layer.
     """
+    gc = config.storage.gc
     namespace: INamespace = StorageNamespace(
-        driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect
+        driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect,
+        collectionGrace=gc.delay if gc.enabled else None,
+        retention=retentionPolicies(config),
     )
-    for layer in layers(config, policy):
+    for layer in layers(config, policy, clock):
         namespace = layer(namespace)
     return namespace
 
@@ -282,6 +316,8 @@ class RegistryService(MultiService):
         purging = config.storage.uploadPurging
         if purging.enabled and not config.storage.readOnly and purging.interval > 0:
             UploadPurger(self.namespace, purging, reactor).setServiceParent(self)
+        if config.storage.gc.enabled and not config.storage.readOnly:
+            OnlineCollector(self.namespace, config.storage.gc, reactor).setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd asks the application for an ILogObserver before it starts

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.api.test_listing -*-
 """
 Paginated listings: C{/v2/_catalog}, C{/v2/<name>/tags/list}, and the
-referrers index C{/v2/<name>/referrers/<digest>}.
+referrers index C{/v2/<name>/referrers/<digest>}; and a repository's
+usage, C{/v2/<name>/_usage}.
 """
 
 from __future__ import annotations
@@ -72,6 +73,15 @@ async def tags(api: "RegistryAPI", request: IRequest, name: str) -> Any:
     page = await repository.tags().list(n, last)
     _link(api, request, f"/v2/{name}/tags/list", n, page)
     return jsonResponse(request, {"name": name, "tags": page.items})
+
+
+async def usage(api: "RegistryAPI", request: IRequest, name: str) -> Any:
+    held = await api.namespaceFor(request).repository(name).usage()
+    quota = None
+    if held.quota is not None:
+        quota = {"repository": held.quota, "maxbytes": held.maxBytes, "maxtags": held.maxTags}
+    return jsonResponse(request, {"repository": name, "bytes": held.bytes, "blobs": held.blobs,
+                                  "tags": held.tags, "quota": quota})
 
 
 async def referrers(api: "RegistryAPI", request: IRequest, name: str, digest: str) -> Any:

@@ -74,7 +74,7 @@ async def start(api: "RegistryAPI", request: RegistryRequest, name: str) -> Any:
         digestText = queryArgument(request, b"digest")
         if digestText is not None:
             digest = checkDigest(digestText)
-            await receive(request.body, await blobs.put(digest))
+            await receive(request.body, await blobs.put(digest, request.body.length))
             return _blobCreated(api, request, name, digest)
     upload = await blobs.create()
     return emptyResponse(request, 202, _uploadHeaders(api, request, name, upload.id, 0))
@@ -112,7 +112,7 @@ async def _append(
     does not start where the upload ends is a 416 saying where it does.
     """
     try:
-        writer = await upload.append(start)
+        writer = await upload.append(start, request.body.length)
     except RangeMismatch as mismatch:
         raise APIError(
             RANGE_INVALID,

@@ -50,6 +50,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from txregistry.auth.errors import AuthConfigurationError
 from txregistry.auth.scopes import Access
+from txregistry.patterns import PatternError, compileRepositoryPattern
 from txregistry.registry.names import isValidName
 
 __all__ = [
@@ -63,10 +64,6 @@ __all__ = [
 
 #: The actions a rule may grant on a repository.
 ACTIONS = ("pull", "push", "delete")
-
-#: The placeholder for the caller's user name in a pattern.
-ACCOUNT = "${account}"
-
 
 class IAccessPolicy(Interface):
     """
@@ -105,38 +102,10 @@ class IAccessPolicyFactory(Interface):
 
 
 def _compile(pattern: str, where: str) -> re.Pattern[str]:
-    """
-    The regular expression for a repository C{pattern}, in which
-    C{ACCOUNT} stands for a named group C{account}.
-    """
-    if not pattern or pattern.startswith("/") or pattern.endswith("/") or "//" in pattern:
-        raise AuthConfigurationError(f"{where}: {pattern!r} is not a repository pattern")
-    parts = []
-    for component in pattern.split("/"):
-        if component == "**":
-            parts.append(r"[^/]+(?:/[^/]+)*")
-            continue
-        if "**" in component:
-            raise AuthConfigurationError(f"{where}: ** must be a whole component in {pattern!r}")
-        text: list[str] = []
-        rest = component
-        while rest:
-            if rest.startswith(ACCOUNT):
-                if "(?P<account>" in "".join(parts + text):
-                    raise AuthConfigurationError(f"{where}: {ACCOUNT} may appear once in {pattern!r}")
-                text.append(r"(?P<account>[^/]+)")
-                rest = rest[len(ACCOUNT):]
-            elif rest[0] == "*":
-                text.append(r"[^/]*")
-                rest = rest[1:]
-            elif rest[0] == "?":
-                text.append(r"[^/]")
-                rest = rest[1:]
-            else:
-                text.append(re.escape(rest[0]))
-                rest = rest[1:]
-        parts.append("".join(text))
-    return re.compile("/".join(parts))
+    try:
+        return compileRepositoryPattern(pattern)
+    except PatternError as e:
+        raise AuthConfigurationError(f"{where}: {e}") from None
 
 
 def _actions(value: Any, where: str) -> frozenset[str]:

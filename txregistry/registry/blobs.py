@@ -39,10 +39,51 @@ class BlobContent:
     """
     Content-addressed blob storage over a driver, and the links that put
     blobs in repositories.
+
+    @param leases: whether writes that come to depend on a blob touch its
+        lease, as online garbage collection needs
+        (L{txregistry.registry.collection}).
     """
 
-    def __init__(self, driver: IStorageDriver) -> None:
+    def __init__(self, driver: IStorageDriver, leases: bool = False) -> None:
         self._driver = driver
+        self.leases = leases
+
+    async def touch(self, digest: Digest) -> None:
+        """
+        Say that a write depends on blob C{digest} now (with leases on).
+        """
+        if self.leases:
+            await self._driver.putContent(layout.blobLease(digest), b"")
+
+    async def touchIfThere(self, digest: Digest) -> bool:
+        """
+        L{touch}, for a write that goes on without the blob if a
+        collection is removing it meanwhile.
+
+        @return: whether the blob is usable after the touch.
+        """
+        try:
+            await self.touch(digest)
+        except (OSError, PathNotFoundError):
+            if await self.usable(digest):
+                raise
+            return False
+        return await self.usable(digest)
+
+    async def usable(self, digest: Digest) -> bool:
+        """
+        Whether blob C{digest} has data that no collection has condemned.
+        """
+        if await self.size(digest) is None:
+            return False
+        if not self.leases:
+            return True
+        try:
+            await self._driver.stat(layout.blobCondemned(digest))
+        except PathNotFoundError:
+            return True
+        return False
 
     async def size(self, digest: Digest) -> int | None:
         """
@@ -63,6 +104,29 @@ class BlobContent:
         except PathNotFoundError:
             return None
         return await self.size(digest)
+
+    async def linkedSizes(self, name: str) -> dict[Digest, int]:
+        """
+        The size of each blob repository C{name} links (whose content is
+        still there).
+        """
+        try:
+            entries = await self._driver.walk(layout.layersDirectory(name))
+        except PathNotFoundError:
+            return {}
+        sizes: dict[Digest, int] = {}
+        for entry in entries:
+            parts = entry.path.rsplit("/", 3)
+            if entry.isDirectory or len(parts) != 4 or parts[3] != "link":
+                continue
+            try:
+                digest = Digest.parse(f"{parts[1]}:{parts[2]}")
+            except ValueError:
+                continue
+            size = await self.size(digest)
+            if size is not None:
+                sizes[digest] = size
+        return sizes
 
     async def link(self, name: str, digest: Digest) -> None:
         """
@@ -98,9 +162,14 @@ class BlobContent:
         C{digest}.  If another push stored the same blob first, C{source}
         is just deleted: content-addressed, both are the same bytes.
         """
-        if await self.size(digest) is not None:
+        if await self.size(digest) is not None and (
+                not self.leases or await self.touchIfThere(digest)):
             await self._driver.delete(source)
             return
+        # New content, or content a collection is removing: ours takes its
+        # place (an upload committed in the very instant a collection
+        # removes the same content may still lose it; the manifest PUT
+        # naming it then says MANIFEST_BLOB_UNKNOWN, never 201).
         await self._driver.move(source, layout.blobData(digest))
 
     async def putContent(self, content: bytes, digest: Digest) -> None:
@@ -178,7 +247,7 @@ class RepositoryBlobs:
     def resume(self, uploadID: str) -> Deferred[IBlobUpload]:
         return self._uploads.resume(self._name, uploadID)
 
-    def put(self, digest: Digest) -> Deferred[IBlobWriter]:
+    def put(self, digest: Digest, length: int | None = None) -> Deferred[IBlobWriter]:
         return self._uploads.whole(self._name, digest)
 
     def mount(self, digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:
@@ -189,6 +258,9 @@ class RepositoryBlobs:
             return None
         size = await self._content.sizeIn(source, digest)
         if size is None:
+            return None
+        if self._content.leases and not await self._content.touchIfThere(digest):
+            # A collection is removing it: the client uploads it instead.
             return None
         await self._content.link(self._name, digest)
         return BlobDescriptor(digest, size)

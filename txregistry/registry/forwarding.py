@@ -23,6 +23,7 @@ from txregistry.interfaces import (
     ANONYMOUS,
     BlobDescriptor,
     Caller,
+    CollectionReport,
     IBlobReader,
     IBlobStore,
     IBlobUpload,
@@ -34,6 +35,7 @@ from txregistry.interfaces import (
     Manifest,
     Page,
     PutManifest,
+    Usage,
 )
 from txregistry.registry.digest import Digest
 
@@ -85,6 +87,11 @@ class ForwardingNamespace:
     def catalog(self, n: int | None, last: str | None) -> Deferred[Page]:
         return self.inner.catalog(n, last)
 
+    def collectGarbage(
+        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+    ) -> Deferred[CollectionReport]:
+        return self.inner.collectGarbage(deleteUntagged, dryRun, online)
+
     def purgeUploads(self, olderThan: float, dryRun: bool = False) -> Deferred[builtins.list[str]]:
         return self.inner.purgeUploads(olderThan, dryRun)
 
@@ -106,6 +113,9 @@ class ForwardingRepository:
 
     def referrers(self, subject: Digest) -> Deferred[list[dict[str, Any]]]:
         return self.inner.referrers(subject)
+
+    def usage(self) -> Deferred[Usage]:
+        return self.inner.usage()
 
 
 @implementer(IManifestService)
@@ -177,8 +187,8 @@ class ForwardingBlobStore:
     def resume(self, uploadID: str) -> Deferred[IBlobUpload]:
         return self.inner.resume(uploadID).addCallback(self.wrapUpload)
 
-    def put(self, digest: Digest) -> Deferred[IBlobWriter]:
-        return self.inner.put(digest)
+    def put(self, digest: Digest, length: int | None = None) -> Deferred[IBlobWriter]:
+        return self.inner.put(digest, length)
 
     def mount(self, digest: Digest, source: str) -> Deferred[BlobDescriptor | None]:
         return self.inner.mount(digest, source)
@@ -204,8 +214,8 @@ class ForwardingBlobUpload:
     def size(self) -> int:
         return self.inner.size  # type: ignore[no-any-return]
 
-    def append(self, start: int | None = None) -> Deferred[IBlobWriter]:
-        return self.inner.append(start)
+    def append(self, start: int | None = None, length: int | None = None) -> Deferred[IBlobWriter]:
+        return self.inner.append(start, length)
 
     def commit(self, digest: Digest) -> Deferred[BlobDescriptor]:
         return self.inner.commit(digest)

@@ -14,10 +14,12 @@ from __future__ import annotations
 import bisect
 import builtins
 import json
+import time
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from txregistry.errors import (
@@ -37,6 +39,8 @@ from txregistry.registry.manifests import OCI_MANIFEST, ParsedManifest, declared
 from txregistry.registry.names import isValidTag
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver
+
+_log = Logger()
 
 #: How many tags' links L{ManifestIndex.pushTimes} stats at once.
 _STAT_BATCH = 256
@@ -92,6 +96,23 @@ class ManifestIndex:
         self._references: BoundedCache[tuple[str, str], Digest] = BoundedCache(
             _MAX_REFERENCES, ttl=referenceTTL, clock=clock
         )
+        # Tags whose pull was recorded within the hour (see notePull).
+        self._pulled: BoundedCache[tuple[str, str], bool] = BoundedCache(
+            _MAX_REFERENCES, ttl=3600.0, clock=clock
+        )
+        self.recordPulls = False
+
+    def notePull(self, name: str, tag: str) -> None:
+        """
+        Record that C{tag} was pulled, for retention's C{pulledwithin}: at
+        most once an hour per tag, and without making the pull wait.
+        """
+        if not self.recordPulls or (name, tag) in self._pulled:
+            return
+        self._pulled.put((name, tag), True)
+        d = self._driver.putContent(layout.tagPulled(name, tag), b"")
+        d.addErrback(lambda failure: _log.failure(
+            "Recording a pull of {name}:{tag} failed", failure, name=name, tag=tag))
 
     # Reading
 
@@ -176,6 +197,20 @@ class ManifestIndex:
         else:
             digest = Digest.of(content)
         parsed = ParsedManifest(content, contentType)
+        started = time.monotonic()
+        existed = False
+        if self._content.leases:
+            existed = await self.hasRevision(name, digest)
+            for blob in (*parsed.blobs, digest):
+                try:
+                    await self._content.touch(blob)
+                except (OSError, PathNotFoundError):
+                    # A collection removing the blob's directory meanwhile
+                    # makes the touch fail: that blob is gone, not broken.
+                    if await self._content.usable(blob):
+                        raise
+                    if blob != digest:
+                        raise ManifestBlobUnknown([str(blob)]) from None
         await self._checkReferences(name, parsed)
         await self._content.putContent(content, digest)
         if not parsed.declaresMediaType:
@@ -188,10 +223,41 @@ class ManifestIndex:
                 layout.referrerLink(name, parsed.subject, digest),
                 json.dumps(parsed.referrerDescriptor(digest, len(content))).encode(),
             )
+        if self._content.leases:
+            await self._stillThere(name, digest, parsed, started, existed)
         self._manifests.put(
             digest, (content, parsed.mediaType if parsed.declaresMediaType else None)
         )
         return PutManifest(digest, parsed.subject)
+
+    async def _stillThere(
+        self, name: str, digest: Digest, parsed: ParsedManifest, started: float, existed: bool
+    ) -> None:
+        """
+        Step 3 of online collection's protocol
+        (L{txregistry.registry.collection}): with the revision written,
+        every blob it names must still be usable and the PUT quick enough
+        for its leases to count; else the revision is withdrawn.
+        """
+        gone = [str(blob) for blob in (*parsed.blobs, digest)
+                if not await self._content.usable(blob)]
+        if not gone and time.monotonic() - started < self.maxPutSeconds:
+            return
+        if not existed:
+            self._forgetDigest(name, digest)
+            paths = [layout.revisionDirectory(name, digest)]
+            if parsed.subject is not None:
+                paths.append(layout.referrerDirectory(name, parsed.subject, digest))
+            for path in paths:
+                try:
+                    await self._driver.delete(path)
+                except PathNotFoundError:
+                    pass
+        raise ManifestBlobUnknown(gone or [str(blob) for blob in parsed.blobs])
+
+    #: A manifest PUT under online collection must finish its checks in
+    #: less than half the grace window (set by the composition).
+    maxPutSeconds = float("inf")
 
     async def _checkReferences(self, name: str, parsed: ParsedManifest) -> None:
         missing = []
@@ -383,10 +449,21 @@ class RepositoryTags:
         self._index = index
 
     def get(self, tag: str) -> Deferred[Digest]:
+        # A tag resolved is a tag pulled (or, through the immutable-tag and
+        # quota layers, checked by a push: retention then keeps it longer,
+        # never shorter).
         cached = self._index.cachedTag(self._name, tag)
         if cached is not None:
+            self._index.notePull(self._name, tag)
             return succeed(cached)
-        return Deferred.fromCoroutine(self._index.resolveTag(self._name, tag))
+        d = Deferred.fromCoroutine(self._index.resolveTag(self._name, tag))
+        if self._index.recordPulls:
+            d.addCallback(self._pulled, tag)
+        return d
+
+    def _pulled(self, digest: Digest, tag: str) -> Digest:
+        self._index.notePull(self._name, tag)
+        return digest
 
     def tag(self, tag: str, digest: Digest) -> Deferred[None]:
         return Deferred.fromCoroutine(self._index.tag(self._name, tag, digest))

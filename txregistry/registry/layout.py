@@ -36,8 +36,70 @@ def blobData(digest: Digest) -> str:
     return f"{blobDirectory(digest)}/data"
 
 
+#: Where every blob's content lives.
+BLOBS = f"{ROOT}/blobs"
+#: Where a garbage collection writes the stamp that tells it the storage's
+#: time.
+COLLECTIONS = f"{ROOT}/collections"
+
+
+def blobLease(digest: Digest) -> str:
+    """
+    Touched (written again) whenever a write comes to depend on the blob
+    (a manifest naming it, a mount, a commit of the same content), while
+    online garbage collection is on: its time says the blob is in use.
+    """
+    return f"{blobDirectory(digest)}/lease"
+
+
+def blobCondemned(digest: Digest) -> str:
+    """
+    Written by online garbage collection before it removes the blob: a
+    manifest PUT that finds it does not answer 201 on the blob's account.
+    """
+    return f"{blobDirectory(digest)}/condemned"
+
+
+def parseBlobPath(path: str) -> tuple[Digest, str] | None:
+    """
+    The digest and file name (C{data}, C{lease}, C{condemned}) of a path
+    below L{BLOBS}, or L{None} if C{path} is not one.
+    """
+    if not path.startswith(BLOBS + "/"):
+        return None
+    parts = path[len(BLOBS) + 1:].split("/")
+    if len(parts) != 4:
+        return None
+    algorithm, _, encoded, leafName = parts
+    try:
+        return Digest.parse(f"{algorithm}:{encoded}"), leafName
+    except ValueError:
+        return None
+
+
+def parseRepositoryPath(path: str) -> tuple[str, list[str]] | None:
+    """
+    The repository name and the components of its state directory (from
+    C{_manifests}, C{_layers} or C{_referrers} on) of a path below
+    L{REPOSITORIES}, or L{None}.
+    """
+    if not path.startswith(REPOSITORIES + "/"):
+        return None
+    parts = path[len(REPOSITORIES) + 1:].split("/")
+    for index, part in enumerate(parts):
+        if isInternal(part):
+            if index == 0:
+                return None
+            return "/".join(parts[:index]), parts[index:]
+    return None
+
+
 def repository(name: str) -> str:
     return f"{REPOSITORIES}/{name}"
+
+
+def layersDirectory(name: str) -> str:
+    return f"{repository(name)}/_layers"
 
 
 def layerLink(name: str, digest: Digest) -> str:
@@ -115,6 +177,14 @@ def tagDirectory(name: str, tag: str) -> str:
 
 def tagCurrentLink(name: str, tag: str) -> str:
     return f"{tagDirectory(name, tag)}/current/link"
+
+
+def tagPulled(name: str, tag: str) -> str:
+    """
+    Rewritten (at most hourly) when the tag is pulled, while a retention
+    policy asks for pull times: its time is the tag's last pull.
+    """
+    return f"{tagDirectory(name, tag)}/pulled"
 
 
 def tagIndexLink(name: str, tag: str, digest: Digest) -> str:

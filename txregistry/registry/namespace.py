@@ -16,22 +16,26 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from txregistry.errors import NameInvalid
+from txregistry.errors import NameInvalid, NameUnknown
 from txregistry.interfaces import (
     Caller,
+    CollectionReport,
     IBlobStore,
     IManifestService,
     INamespace,
     IRepository,
     ITagService,
     Page,
+    Usage,
 )
 from txregistry.registry import layout
 from txregistry.registry.blobs import BlobContent, RepositoryBlobs
+from txregistry.registry.collection import Collector
 from txregistry.registry.digest import Digest
 from txregistry.registry.faults import FaultTranslatingDriver
 from txregistry.registry.index import ManifestIndex, RepositoryManifests, RepositoryTags
 from txregistry.registry.names import isValidName
+from txregistry.registry.retention import RetentionPolicies
 from txregistry.registry.uploads import UploadArea
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver
@@ -54,13 +58,26 @@ class StorageNamespace:
         clock: IReactorTime,
         tagTTL: float = 0.0,
         redirect: bool = True,
+        collectionGrace: float | None = None,
+        retention: RetentionPolicies | None = None,
     ) -> None:
+        """
+        @param collectionGrace: with online garbage collection, its grace
+            window in seconds: writes then touch the leases of the blobs
+            they depend on (L{txregistry.registry.collection}).
+        @param retention: the retention policies collections apply.
+        """
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
         self._redirect = redirect
-        self._content = BlobContent(driver)
+        self._content = BlobContent(driver, leases=collectionGrace is not None)
         self._uploads = UploadArea(driver, self._content, clock)
         self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL)
+        self._grace = collectionGrace
+        if collectionGrace is not None:
+            self._index.maxPutSeconds = collectionGrace / 2
+        self._collector = Collector(driver, self._content, self._index, retention=retention)
+        self._index.recordPulls = self._collector.retention.recordsPulls
 
     def actingFor(self, caller: Caller) -> INamespace:
         # Storage is the same for every caller.
@@ -123,6 +140,21 @@ class StorageNamespace:
             if _mayFollow(childName, last):
                 heapq.heappush(heap, (childName, child))
 
+    def collectGarbage(
+        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+    ) -> Deferred[CollectionReport]:
+        if online and self._grace is None:
+            raise ValueError("online collection needs the namespace made with a collectionGrace")
+        return Deferred.fromCoroutine(self._collector.collect(
+            deleteUntagged, dryRun, self._grace if online else None))
+
+    @property
+    def collector(self) -> Collector:
+        """
+        The collector itself, for the offline command's progress.
+        """
+        return self._collector
+
     def purgeUploads(self, olderThan: float, dryRun: bool = False) -> Deferred[list[str]]:
         return Deferred.fromCoroutine(self._uploads.purge(olderThan, dryRun))
 
@@ -158,6 +190,17 @@ class StorageRepository:
 
     def referrers(self, subject: Digest) -> Deferred[list[dict]]:  # type: ignore[type-arg]
         return Deferred.fromCoroutine(self._index.referrers(self.name, subject))
+
+    def usage(self) -> Deferred[Usage]:
+        return Deferred.fromCoroutine(self._usage())
+
+    async def _usage(self) -> Usage:
+        sizes = await self._content.linkedSizes(self.name)
+        try:
+            tags = len(await self._index.tags(self.name))
+        except NameUnknown:
+            tags = 0
+        return Usage(self.name, sum(sizes.values()), len(sizes), tags)
 
 
 def _mayFollow(name: str, last: str | None) -> bool:

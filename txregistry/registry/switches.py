@@ -37,7 +37,7 @@ __all__ = ["Switch", "readOnly", "deletesDisabled", "WRITES", "DELETES"]
 
 #: The operations that change a registry, by the service they belong to.
 WRITES = {
-    "namespace": {"purgeUploads"},
+    "namespace": {"purgeUploads", "collectGarbage"},
     "manifests": {"put", "delete"},
     "tags": {"tag", "untag"},
     "blobs": {"create", "put", "mount", "delete"},

@@ -236,7 +236,7 @@ class StoredUpload:
         self.size = size
         self.startedAt = startedAt(uploadID)
 
-    def append(self, start: int | None = None) -> Deferred[IBlobWriter]:
+    def append(self, start: int | None = None, length: int | None = None) -> Deferred[IBlobWriter]:
         return Deferred.fromCoroutine(self._append(start))
 
     async def _append(self, start: int | None) -> IBlobWriter:
