@@ -8,6 +8,7 @@ the UI below C{http.prefix} and C{ui.path}.
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.support import startRegistry
 from tests.ui.content import SBOM, SIGNATURE, fill, pushRichImage
 from tests.ui.support import Browser, location
 from txregistry.ui.app import REPOSITORIES_PER_PAGE, TAGS_PER_PAGE
+from txregistry.ui.pages import humanSize
 
 
 def rowsOf(page: str) -> list[str]:
@@ -59,9 +61,11 @@ class UIPagesTests(TestCase):
     async def test_repositories(self) -> None:
         """
         The repositories page lists each repository with its tag count,
-        last push and the size of its newest tag's image, linking to it.
+        last push and storage usage (as C{/v2/<name>/_usage} says), linking
+        to it.
         """
         await fill(self, self.registry)
+        usage = json.loads(await (await self.registry.request("GET", "/v2/team/server/_usage")).content())
         response, page = await self.browser.get("/ui/")
         self.assertEqual(response.code, 200)
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"])
@@ -70,8 +74,18 @@ class UIPagesTests(TestCase):
         self.assertEqual([r.split(" ")[0] for r in rows], ["library/alpine", "team/server"])
         self.assertIn(" 3 ", rows[1])
         self.assertRegex(rows[1], r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
-        self.assertRegex(rows[1], r"\d+\.\d KiB|\d+ B")
+        self.assertIn(f"{humanSize(usage['bytes'])} in {usage['blobs']} blobs", rows[1])
         self.assertIn('href="/ui/r/team/server"', page)
+
+    async def test_quota(self) -> None:
+        """
+        A repository under a quota shows its limits beside its usage.
+        """
+        registry = await startRegistry(self, {"ui": {"enabled": True}, "storage": {
+            "inmemory": {}, "quotas": [{"repository": "team/*", "maxbytes": "1MiB", "maxtags": 10}]}})
+        await pushImage(self, registry, "team/app", "v1")
+        _, page = await Browser(registry).get("/ui/")
+        self.assertIn("quota 1.0 MiB, 10 tags", rowsOf(page)[0])
 
     async def test_search(self) -> None:
         """

@@ -239,6 +239,19 @@ def _deleteForm(links: Links, visitor: Visitor, name: str, field: str, value: st
     )
 
 
+def _storage(summary: RepositorySummary) -> Tag:
+    usage = summary.usage
+    shown = tags.span(class_="nowrap")(humanSize(usage.bytes), f" in {usage.blobs} blob{'s' if usage.blobs != 1 else ''}")
+    limits = []
+    if usage.maxBytes is not None:
+        limits.append(f"{humanSize(usage.maxBytes)}")
+    if usage.maxTags is not None:
+        limits.append(f"{usage.maxTags} tags")
+    if limits:
+        return tags.span(shown, tags.br(), tags.small(class_="note")(f"quota {', '.join(limits)}"))
+    return shown
+
+
 def repositoriesPage(links: Links, visitor: Visitor, query: str, last: str,
                      summaries: list[RepositorySummary], more: bool) -> Tag:
     search = tags.form(method="get", action=links.repositories(), role="search", class_="search")(
@@ -246,11 +259,8 @@ def repositoriesPage(links: Links, visitor: Visitor, query: str, last: str,
         tags.input(type="search", id="q", name="q", value=query),
         tags.button(type="submit")("Search"),
     )
-    rows = [
-        (tags.a(href=links.repository(s.name))(s.name), str(s.tags), _time(s.lastPush),
-         tags.span(title=f"the image tagged {s.newestTag}" if s.newestTag else "")(humanSize(s.size)))
-        for s in summaries
-    ]
+    rows = [(tags.a(href=links.repository(s.name))(s.name), str(s.tags), _time(s.lastPush), _storage(s))
+            for s in summaries]
     paging: list[Any] = []
     if last:
         paging.append(tags.a(href=links.repositories(query))("First page"))
@@ -259,7 +269,8 @@ def repositoriesPage(links: Links, visitor: Visitor, query: str, last: str,
     return _document(
         links, visitor, "Repositories", [], search,
         _table("Repositories" + (f" containing \u201c{query}\u201d" if query else ""),
-               ["Name", "Tags", "Last push", tags.th(scope="col", title="of the newest tag's image")("Size")],
+               ["Name", "Tags", "Last push",
+                tags.th(scope="col", title="what the repository's blobs take, each counted once")("Storage")],
                rows, "No repositories" + (" match." if query else " yet.")),
         tags.nav(class_="paging", **{"aria-label": "Pages"})(*paging) if paging else "",
     )

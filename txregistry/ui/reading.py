@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IConsumer, IReactorTime
 from zope.interface import implementer
 
 from txregistry.errors import BlobUnknown, ManifestUnknown, NameUnknown
-from txregistry.interfaces import INamespace, IRepository, Manifest
+from txregistry.interfaces import INamespace, IRepository, Manifest, Usage
 from txregistry.registry.cache import BoundedCache
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.ui.images import (
@@ -56,16 +56,14 @@ class RepositorySummary:
     """
     One row of the repositories page.
 
-    @ivar size: the bytes of the newest tag's image (its manifest, config
-        and layers; an index's children's, each blob once), or L{None}
-        when it has no tag.
+    @ivar usage: what the repository's blobs take in storage (each once)
+        and its quota, from the model.
     """
 
     name: str
     tags: int
     lastPush: float | None
-    size: int | None
-    newestTag: str | None
+    usage: Usage
 
 
 @dataclass(frozen=True)
@@ -227,24 +225,14 @@ class Reader:
 
     async def summarize(self, repository: IRepository) -> RepositorySummary:
         """
-        A repository's tag count and last push, and the size of the image
-        its newest tag names.
+        A repository's tag count, last push and storage usage.
         """
+        usage = await repository.usage()
         try:
             times = await self.allPushTimes(repository)
         except NameUnknown:
             times = {}
-        if not times:
-            return RepositorySummary(repository.name, 0, None, None, None)
-        newest = max(times, key=lambda tag: (times[tag], tag))
-        size = None
-        try:
-            digest = await repository.tags().get(newest)
-            manifest = await repository.manifests().get(digest)
-            size = (await self.imageFacts(repository, manifest))[0]
-        except ManifestUnknown:
-            pass
-        return RepositorySummary(repository.name, len(times), times[newest], size, newest)
+        return RepositorySummary(repository.name, usage.tags, max(times.values(), default=None), usage)
 
     async def tagPage(
         self, repository: IRepository, sort: str, descending: bool, page: int, perPage: int,
