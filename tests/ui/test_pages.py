@@ -240,6 +240,9 @@ class UIPagesTests(TestCase):
         self.assertEqual(response.code, 200)
         response, _ = await self.browser.get("/ui/logout")
         self.assertEqual(response.code, 405)
+        response, _ = await self.browser.request("POST", "/ui/static/ui.css")
+        self.assertEqual(response.code, 405)
+        self.assertEqual(response.headers.getRawHeaders("allow"), ["GET, HEAD"])
 
     async def test_escaping(self) -> None:
         """

@@ -117,7 +117,10 @@ class WebUI:
         if not path:
             return self._redirect(request, self._root)
         if path[0] == "static" and len(path) == 2 and path[1] in self._static:
-            self._allow(request, (b"GET", b"HEAD"))
+            if request.method not in (b"GET", b"HEAD"):
+                request.setHeader(b"allow", b"GET, HEAD")
+                request.setResponseCode(405)
+                return b""
             request.setHeader(b"content-type", _STATIC_TYPES[path[1]])
             request.setHeader(b"cache-control", b"max-age=3600")
             return self._static[path[1]]
