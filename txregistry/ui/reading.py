@@ -15,6 +15,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.interfaces import IConsumer, IReactorTime
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txregistry.errors import BlobUnknown, ManifestUnknown, NameUnknown
@@ -193,6 +194,8 @@ class Reader:
         self._times: BoundedCache[str, dict[str, float]] = BoundedCache(
             maxEntries=256, ttl=TIMES_TTL, clock=clock)
         self._facts: BoundedCache[str, tuple[int, list[str], str]] = BoundedCache(maxEntries=16384)
+        #: Repositories whose times are being read, with who waits for them.
+        self._reading: dict[str, list[Deferred[dict[str, float]]]] = {}
 
     def forget(self, name: str) -> None:
         """
@@ -203,12 +206,34 @@ class Reader:
 
     async def allPushTimes(self, repository: IRepository) -> dict[str, float]:
         """
+        Every tag's push time, read once for all the pages that ask while
+        it is read (a reading costs one stat per tag: eight browsers asking
+        at once must not make it eight).
+
         @raise NameUnknown: no such repository.
         """
-        times = self._times.get(repository.name)
-        if times is None:
+        name = repository.name
+        times = self._times.get(name)
+        if times is not None:
+            return times
+        waiting = self._reading.get(name)
+        if waiting is not None:
+            done: Deferred[dict[str, float]] = Deferred()
+            waiting.append(done)
+            return await done
+        self._reading[name] = waiting = []
+        try:
             times = await repository.tags().pushTimes()
-            self._times.put(repository.name, times)
+        except Exception:
+            failure = Failure()
+            del self._reading[name]
+            for done in waiting:
+                done.errback(failure)
+            raise
+        del self._reading[name]
+        self._times.put(name, times)
+        for done in waiting:
+            done.callback(times)
         return times
 
     async def imageFacts(self, repository: IRepository, manifest: Manifest) -> tuple[int, list[str], str]:
