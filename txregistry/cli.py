@@ -6,12 +6,15 @@ The C{txregistry} command.
     txregistry config check [FILE]
     txregistry garbage-collect [--dry-run] [--delete-untagged] [--quiet] CONFIG
     txregistry usage [--json] CONFIG [REPOSITORY ...]
+    txregistry copy|push|pull|catalog|tags|manifest|blob|inspect|digest|tag|delete|referrers|login|logout ...
 
 C{serve} is C{twistd --nodaemon --pidfile= txregistry ...}: what a system
 service runs.  C{config check} reads FILE (or C{REGISTRY_CONFIGURATION_PATH},
 or the embedded defaults) with the environment's C{REGISTRY_*} overrides,
 as the registry would, and prints the effective configuration with its
-secrets masked, or one line naming the wrong key and exits 1.
+secrets masked, or one line naming the wrong key and exits 1.  C{copy}
+and the commands after it are the registry client's
+(L{txregistry.client.command}).
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["serve"]:
         # Everything after "serve" is twistd's (and the plugin's) to parse.
         return serve(arguments[1:])
+    from txregistry.client import command as clientCommands  # not for serve: treq is heavy
+
     parser = argparse.ArgumentParser(prog="txregistry", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the registry in the foreground (twistd options, then -- and the plugin's)")
@@ -109,7 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage.add_argument("config", help="the registry's YAML configuration")
     usage.add_argument("repositories", nargs="*", help="repositories (default: all)")
     usage.add_argument("--json", action="store_true", help="print JSON")
+    clientCommands.register(commands)
     options = parser.parse_args(arguments)
+    if getattr(options, "client", None):
+        return clientCommands.run(options)
     if options.command == "usage":
         from txregistry.usage import run as usageRun
 

@@ -19,9 +19,9 @@ from typing import Any, TextIO
 from twisted.internet.defer import Deferred
 
 from txregistry.config import ConfigurationError, loadConfiguration
-from txregistry.interfaces import CollectionReport
+from txregistry.interfaces import CollectionReport, INamespace
 from txregistry.registry.namespace import StorageNamespace
-from txregistry.service import retentionPolicies
+from txregistry.service import closeLayers, makeNamespace, retentionPolicies
 from txregistry.storage.factories import createDriver
 
 __all__ = ["garbageCollect", "run"]
@@ -69,13 +69,21 @@ async def garbageCollect(
         err.write("txregistry garbage-collect: storage.maintenance.readonly is on; "
                   "nothing can be removed (use --dry-run)\n")
         return 1
-    namespace = StorageNamespace(driver, reactor, retention=retentionPolicies(config))
+    # Through the registry's own layers, so that its caches (Redis) forget
+    # what goes; a dry run of a read-only registry asks storage directly,
+    # since the read-only layer refuses collections.
+    namespace: INamespace
+    if config.storage.readOnly:
+        namespace = StorageNamespace(driver, reactor, retention=retentionPolicies(config))
+    else:
+        namespace = makeNamespace(config, driver, reactor)
     progress = _ProgressLine(err)
     try:
-        report: CollectionReport = await namespace.collector.collect(
+        report: CollectionReport = await namespace.collectGarbage(
             deleteUntagged=deleteUntagged, dryRun=dryRun, progress=progress)
     finally:
         progress.end()
+        await closeLayers(namespace)
         await driver.close()
     if not quiet:
         verb = "would delete" if dryRun else "deleted"

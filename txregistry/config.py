@@ -35,7 +35,6 @@ UNSUPPORTED = frozenset(
         "middleware",
         "notifications",
         "proxy",
-        "redis",
         "reporting",
         "validation",
         "log.hooks",
@@ -44,8 +43,12 @@ UNSUPPORTED = frozenset(
         "http.h2c",
         "http.http2",
         "http.tls.letsencrypt",
-        "storage.cache.blobdescriptor=redis",
         "storage.cache.blobdescriptorsize",
+        # txredisapi keeps a fixed pool, and its TLS does not check the
+        # server's name: refused rather than half honoured.
+        "redis.maxidleconns",
+        "redis.connmaxidletime",
+        "redis.tls",
         "storage.tag",
     }
 )
@@ -89,6 +92,16 @@ KNOWN_KEYS: dict[str, Any] = {
             "uploadpurging": {"enabled": None, "age": None, "interval": None, "dryrun": None},
             "readonly": {"enabled": None},
         },
+    },
+    "redis": {
+        "addrs": None,
+        "addr": None,
+        "password": None,
+        "db": None,
+        "dialtimeout": None,
+        "readtimeout": None,
+        "writetimeout": None,
+        "poolsize": None,
     },
     "ui": {"enabled": None, "path": None, "sessiontimeout": None},
     "http": {
@@ -252,6 +265,27 @@ class StorageConfig:
     immutableTags: tuple[ImmutableTagsRule, ...] = ()
     quotas: tuple[QuotaRule, ...] = ()
     retention: tuple[RetentionRule, ...] = ()
+    #: C{storage.cache.blobdescriptor}: C{inmemory} (the registry's own
+    #: caches only) or C{redis} (those, and L{RedisConfig}'s server, shared
+    #: by every instance).
+    blobDescriptorCache: str = "inmemory"
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """
+    The C{redis} section: one server, its database and password, the
+    connection pool's size and the timeouts (seconds).
+    """
+
+    host: str
+    port: int
+    password: str | None
+    db: int
+    dialTimeout: float
+    readTimeout: float
+    writeTimeout: float
+    poolSize: int
 
 
 @dataclass(frozen=True)
@@ -345,6 +379,7 @@ class Configuration:
     http: HTTPConfig
     raw: dict[str, Any] = field(repr=False)
     auth: AuthConfig = AuthConfig(None, {})
+    redis: RedisConfig | None = None
     ui: UIConfig = UIConfig()
 
 
@@ -462,12 +497,19 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
     version = merged.get("version")
     if str(version) != "0.1":
         raise ConfigurationError(f"version: must be 0.1, got {version!r}")
+    storageConfig = _checkStorage(merged["storage"])
+    redis = _checkRedis(merged.get("redis"))
+    if storageConfig.blobDescriptorCache == "redis" and redis is None:
+        raise ConfigurationError(
+            "storage.cache.blobdescriptor: redis needs the redis section (redis.addrs)"
+        )
     return Configuration(
         log=_checkLog(merged["log"]),
-        storage=_checkStorage(merged["storage"]),
+        storage=storageConfig,
         http=_checkHTTP(merged["http"]),
         raw=merged,
         auth=_checkAuth(merged.get("auth")),
+        redis=redis,
         ui=_checkUI(merged["ui"]),
     )
 
@@ -494,6 +536,54 @@ def _checkUI(ui: Any) -> UIConfig:
         enabled=_expectBool("ui.enabled", ui.get("enabled", False)),
         path="/" + "/".join(components) + "/",
         sessionTimeout=timeout,
+    )
+
+
+def _checkRedis(redis: Any) -> RedisConfig | None:
+    """
+    The C{redis} section, or L{None} when there is none.  One server
+    (C{addrs} with one entry, or the older C{addr}); txredisapi speaks to
+    one server, not a cluster or sentinels.
+    """
+    if redis is None:
+        return None
+    _expectMapping("redis", redis)
+    addrs = redis.get("addrs")
+    if addrs is None and redis.get("addr") is not None:
+        addrs = [redis["addr"]]
+    if isinstance(addrs, str):
+        addrs = [addrs]
+    if not isinstance(addrs, list) or len(addrs) != 1 or not isinstance(addrs[0], str):
+        raise ConfigurationError(
+            "redis.addrs: expected one HOST:PORT (clusters and sentinels are not supported)"
+        )
+    try:
+        host, port = splitAddress(addrs[0])
+    except ConfigurationError:
+        raise ConfigurationError(f"redis.addrs: expected HOST:PORT, got {addrs[0]!r}") from None
+    password = redis.get("password")
+    if password is not None and not isinstance(password, str):
+        raise ConfigurationError("redis.password: expected a string")
+    db = redis.get("db", 0)
+    if not isinstance(db, int) or isinstance(db, bool) or db < 0:
+        raise ConfigurationError(f"redis.db: expected a database number, got {db!r}")
+    poolSize = redis.get("poolsize", 10)
+    if not isinstance(poolSize, int) or isinstance(poolSize, bool) or poolSize < 1:
+        raise ConfigurationError(f"redis.poolsize: expected at least 1, got {poolSize!r}")
+    timeouts = {}
+    for key in ("dialtimeout", "readtimeout", "writetimeout"):
+        timeouts[key] = parseDuration(f"redis.{key}", redis.get(key, "1s"))
+        if timeouts[key] <= 0:
+            raise ConfigurationError(f"redis.{key}: must be more than 0")
+    return RedisConfig(
+        host=host or "localhost",
+        port=port,
+        password=password or None,
+        db=db,
+        dialTimeout=timeouts["dialtimeout"],
+        readTimeout=timeouts["readtimeout"],
+        writeTimeout=timeouts["writetimeout"],
+        poolSize=poolSize,
     )
 
 
@@ -661,9 +751,9 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
     # The registry's own in-process caches are what the reference calls
     # inmemory.
     descriptor = cache.get("blobdescriptor", "inmemory")
-    if not isinstance(descriptor, str) or descriptor.lower() != "inmemory":
+    if not isinstance(descriptor, str) or descriptor.lower() not in ("inmemory", "redis"):
         raise ConfigurationError(
-            f"storage.cache.blobdescriptor: expected inmemory, got {descriptor!r}"
+            f"storage.cache.blobdescriptor: expected inmemory or redis, got {descriptor!r}"
         )
     prefix = "storage.maintenance.uploadpurging"
     gc = _expectMapping("storage.gc", storage.get("gc") or {})
@@ -694,6 +784,7 @@ def _checkStorage(storage: Mapping[str, Any]) -> StorageConfig:
             dryRun=_expectBool(f"{prefix}.dryrun", purging.get("dryrun", False)),
         ),
         tagTTL=parseDuration("storage.cache.tagttl", cache.get("tagttl", "1s")),
+        blobDescriptorCache=descriptor.lower(),
         gc=online,
         immutableTags=_checkImmutableTags(storage.get("tags")),
         quotas=_checkQuotas(storage.get("quotas")),

@@ -179,3 +179,10 @@ class InsufficientStorage(RegistryModelError):
     """
     The storage has no room for what was pushed; nothing partial was kept.
     """
+
+
+class StorageUnavailable(RegistryModelError):
+    """
+    The storage did not answer, or said it is overloaded, even after
+    retries; nothing partial was kept, and the client may try again.
+    """

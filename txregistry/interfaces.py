@@ -102,6 +102,8 @@ class CollectionReport:
     @ivar manifests: C{(repository, digest)} of each manifest deleted.
     @ivar blobs: each blob removed, with its size.
     @ivar spared: blobs that were not marked but were in use (online).
+    @ivar unlinked: C{(repository, digest)} of each link to a removed
+        blob that was removed with it (for caches to forget).
     """
 
     dryRun: bool
@@ -109,6 +111,7 @@ class CollectionReport:
     manifests: list[tuple[str, Digest]] = field(default_factory=list)
     blobs: list[tuple[Digest, int]] = field(default_factory=list)
     spared: list[Digest] = field(default_factory=list)
+    unlinked: list[tuple[str, Digest]] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
@@ -202,7 +205,8 @@ class INamespace(Interface):
         """
 
     def collectGarbage(
-        deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+        deleteUntagged: bool = False, dryRun: bool = False, online: bool = False,
+        progress: Any = None,
     ) -> Deferred[CollectionReport]:
         """
         Remove every blob no manifest revision needs (and, with
@@ -211,6 +215,8 @@ class INamespace(Interface):
         @param online: whether writes may run meanwhile: blobs in use
             within the grace window are spared (see
             L{txregistry.registry.collection}).
+        @param progress: called with (repositories marked, of how many,
+            the one being marked), or L{None}.
         @return: L{Deferred} of the L{CollectionReport}.
         """
 

@@ -82,8 +82,18 @@ def layers(
 
     @param policy: the access policy (L{accessPolicy}), whose catalog
         lists only what each caller may pull.
+    @param clock: the reactor, for the layers' timers and connections
+        (the Redis cache's); the global reactor when L{None}.
     """
     chain: list[Layer] = []
+    if config.storage.blobDescriptorCache == "redis" and config.redis is not None:
+        from txregistry.rediscache.layer import redisCached
+
+        if clock is None:
+            from twisted.internet import reactor as clock
+        # Innermost: what the switches refuse never reaches it, and every
+        # write that reaches storage invalidates it.
+        chain.append(redisCached(config.redis, clock))
     if not config.storage.deleteEnabled:
         chain.append(deletesDisabled)
     if config.storage.readOnly:
@@ -136,6 +146,20 @@ def makeNamespace(
     for layer in layers(config, policy, clock):
         namespace = layer(namespace)
     return namespace
+
+
+async def closeLayers(namespace: INamespace) -> None:
+    """
+    Release what the layers of C{namespace} hold (the Redis cache's
+    connections): each layer that has a C{closeLayer} method, outermost
+    first.
+    """
+    layer: Any = namespace
+    while layer is not None:
+        close = getattr(layer, "closeLayer", None)
+        if close is not None:
+            await close()
+        layer = getattr(layer, "inner", None)
 
 
 #: Where the built-in token server answers, below C{http.prefix}.
@@ -349,6 +373,7 @@ class RegistryService(MultiService):
     async def _stop(self) -> None:
         notify("STOPPING=1")
         await super().stopService()
+        await closeLayers(self.namespace)
         await self.driver.close()
 
     def stopService(self) -> Any:

@@ -3,7 +3,8 @@
 The C{txregistry} twistd plugin: C{twistd -n txregistry --config FILE}.
 
 Every mistake that stops the start (a wrong key, an unreadable TLS file or
-client CA, a storage root that cannot be made, a port already taken) is
+client CA, a storage root that cannot be made, an object store's refused
+credentials or missing bucket, a port already taken) is
 found here, while twistd is still in the process the user started, and
 reported as one line on standard error naming the cause: nothing that fails
 after twistd
@@ -84,7 +85,8 @@ def _makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from txregistry.service import RegistryService, endpointFor
-    from txregistry.storage.errors import DriverConfigurationError
+    from txregistry.storage.errors import DriverConfigurationError, StorageError
+    from txregistry.storage.interfaces import IStartChecked
     from txregistry.tls import ServerTLS, TLSFileError
 
     path = options["config"] or os.environ.get("REGISTRY_CONFIGURATION_PATH")
@@ -105,6 +107,14 @@ def _makeService(options: Options) -> IService:
         raise StartError(
             f"storage.{config.storage.driver}: {e.filename or 'storage'}: {e.strerror}"
         ) from None
+    checked = IStartChecked(service.driver, None)
+    if checked is not None:
+        # A remote store's credentials and bucket, checked now: the reactor
+        # does not run yet, so blocking is right, and a mistake is one line.
+        try:
+            checked.checkStart()
+        except StorageError as e:
+            raise StartError(str(e)) from None
     twistd: Mapping[str, Any] = options.parent or {}
     if config.http.net != "unix" or twistd.get("nodaemon"):
         # Not a daemon's unix socket: its lock file records the pid that

@@ -41,7 +41,7 @@ async def reportUsage(
     """
     @return: the exit status.
     """
-    from txregistry.service import makeNamespace
+    from txregistry.service import closeLayers, makeNamespace
     from txregistry.storage.factories import createDriver
 
     try:
@@ -62,6 +62,7 @@ async def reportUsage(
                 err.write(f"txregistry usage: {name!r} is not a repository name\n")
                 return 1
     finally:
+        await closeLayers(namespace)
         await driver.close()
     if asJSON:
         json.dump([{"repository": u.repository, "bytes": u.bytes, "blobs": u.blobs, "tags": u.tags,

@@ -212,17 +212,21 @@ def startRegistry(
 ) -> RegistryProcess:
     """
     A C{twistd txregistry} child process with filesystem storage in the
-    test's temporary directory (or in C{storage}), deletes enabled and
+    test's temporary directory (or in C{storage}; or the driver C{env}
+    chooses with C{REGISTRY_STORAGE}), deletes enabled and
     debug logging (its access log is in the failure messages), stopped at
     cleanup.
     """
     directory = os.path.abspath(testCase.mktemp())
     os.makedirs(directory)
     environ = {
-        "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": storage or os.path.join(directory, "storage"),
         "REGISTRY_STORAGE_DELETE_ENABLED": "true",
         "REGISTRY_LOG_LEVEL": "debug",
     }
+    if "REGISTRY_STORAGE" not in (env or {}):
+        environ["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"] = storage or os.path.join(
+            directory, "storage"
+        )
     environ.update(env or {})
     configPath = None
     if config is not None:

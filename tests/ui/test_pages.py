@@ -189,7 +189,8 @@ class UIPagesTests(TestCase):
         self.assertIn(pushed.sbomSignature.split(":")[1][:12], sbomItem.split("</ul></li>", 1)[0])
         host = self.registry.url.split("://")[1]
         self.assertIn(f"docker pull {host}/team/server@{pushed.image}", text)
-        self.assertIn(f"skopeo copy docker://{host}/team/server@{pushed.image} oci:server:v1", text)
+        self.assertIn(f"txregistry copy --all docker://{host}/team/server@{pushed.image} oci:server:v1", text)
+        self.assertIn(f"skopeo copy --all docker://{host}/team/server@{pushed.image} oci:server:v1", text)
         self.assertIn("Delete this manifest", page)
 
     async def test_index(self) -> None:

@@ -87,6 +87,7 @@ MODEL_CODES: dict[type[model.RegistryModelError], ErrorCode] = {
     model.Denied: DENIED,
     # No spec code says "disk full"; 503 tells clients to come back later.
     model.InsufficientStorage: UNAVAILABLE,
+    model.StorageUnavailable: UNAVAILABLE,
 }
 
 

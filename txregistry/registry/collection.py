@@ -311,10 +311,10 @@ class Collector:
         @param since: online, the storage time (S less the grace window)
             after which a blob's use spares it; L{None} offline.
         """
-        links: dict[Digest, list[str]] = {}
-        for repository in found.repositories.values():
+        links: dict[Digest, list[tuple[str, str]]] = {}
+        for name, repository in found.repositories.items():
             for digest, path in repository.layers.items():
-                links.setdefault(digest, []).append(path)
+                links.setdefault(digest, []).append((name, path))
         cutoff = None if grace is None else self._clock() - grace
         if not report.dryRun:
             # A marker a collection left behind (it stopped between writing
@@ -337,8 +337,9 @@ class Collector:
                 continue
             await self._removeBlob(digest)
             report.blobs.append((digest, size))
-            for path in links.get(digest, ()):
+            for name, path in links.get(digest, ()):
                 await self._remove(path)
+                report.unlinked.append((name, digest))
         if not report.dryRun:
             for path in found.orphans:
                 await self._removeLeftover(path)

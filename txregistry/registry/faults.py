@@ -3,8 +3,10 @@
 L{FaultTranslatingDriver}: storage failures the model answers as its own
 errors.
 
-A driver says a disk is full with L{StorageFullError}; the model, which
-the API answers from, says L{InsufficientStorage}.  Every driver call the
+A driver says a disk is full with L{StorageFullError}, and a remote store
+that stays unreachable or overloaded after its retries with
+L{StorageUnavailableError}; the model, which the API answers from, says
+L{InsufficientStorage} and L{StorageUnavailable} (both 503 on the wire).  Every driver call the
 model makes goes through this wrapper, so no store has to remember to
 catch it, and the storage layer still knows nothing of the model.
 """
@@ -19,8 +21,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txregistry.errors import InsufficientStorage
-from txregistry.storage.errors import StorageFullError
+from txregistry.errors import InsufficientStorage, StorageUnavailable
+from txregistry.storage.errors import StorageFullError, StorageUnavailableError
 from txregistry.storage.interfaces import FileInfo, IStorageDriver, IStorageReader, IStorageWriter
 
 _log = Logger()
@@ -32,6 +34,9 @@ def _translate(failure: Failure) -> Failure:
         reason = getattr(failure.value, "strerror", None) or str(failure.value)
         _log.error("Storage is full: {reason}", reason=reason)
         return Failure(InsufficientStorage(f"the registry's storage is full: {reason}"))
+    if failure.check(StorageUnavailableError):
+        _log.error("Storage unavailable: {reason}", reason=str(failure.value))
+        return Failure(StorageUnavailable(f"the registry's storage is unavailable: {failure.value}"))
     return failure
 
 
@@ -93,19 +98,19 @@ class FaultTranslatingDriver:
         return _guard(self._inner.writer(path, append)).addCallback(_Writer)
 
     def stat(self, path: str) -> Deferred[FileInfo]:
-        return self._inner.stat(path)
+        return _guard(self._inner.stat(path))
 
     def list(self, path: str) -> Deferred[builtins.list[str]]:
-        return self._inner.list(path)
+        return _guard(self._inner.list(path))
 
     def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
-        return self._inner.walk(path)
+        return _guard(self._inner.walk(path))
 
     def move(self, source: str, destination: str) -> Deferred[None]:
         return _guard(self._inner.move(source, destination))
 
     def delete(self, path: str) -> Deferred[None]:
-        return self._inner.delete(path)
+        return _guard(self._inner.delete(path))
 
     def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[str | None]:
         return self._inner.urlFor(path, method, expiry)

@@ -88,9 +88,10 @@ class ForwardingNamespace:
         return self.inner.catalog(n, last)
 
     def collectGarbage(
-        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False,
+        progress: Any = None,
     ) -> Deferred[CollectionReport]:
-        return self.inner.collectGarbage(deleteUntagged, dryRun, online)
+        return self.inner.collectGarbage(deleteUntagged, dryRun, online, progress)
 
     def purgeUploads(self, olderThan: float, dryRun: bool = False) -> Deferred[builtins.list[str]]:
         return self.inner.purgeUploads(olderThan, dryRun)

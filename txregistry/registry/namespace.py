@@ -11,6 +11,7 @@ later issues) wraps it.
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -141,12 +142,14 @@ class StorageNamespace:
                 heapq.heappush(heap, (childName, child))
 
     def collectGarbage(
-        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False
+        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False,
+        progress: Any = None,
     ) -> Deferred[CollectionReport]:
         if online and self._grace is None:
             raise ValueError("online collection needs the namespace made with a collectionGrace")
         return Deferred.fromCoroutine(self._collector.collect(
-            deleteUntagged, dryRun, self._grace if online else None))
+            deleteUntagged, dryRun, self._grace if online else None,
+            progress or (lambda done, total, name: None)))
 
     @property
     def collector(self) -> Collector:

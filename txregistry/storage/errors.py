@@ -19,6 +19,7 @@ __all__ = [
     "PathNotFoundError",
     "StorageError",
     "StorageFullError",
+    "StorageUnavailableError",
     "WriterClosedError",
     "asynchronousErrors",
     "checkParameters",
@@ -60,6 +61,14 @@ class StorageFullError(StorageError, OSError):
     The storage has no room (or no quota) left for what was written.  It
     is the L{OSError} the system gave (C{errno} kept), so code that looks
     at the OS error still sees it.
+    """
+
+
+class StorageUnavailableError(StorageError):
+    """
+    The store did not answer, or answered that it is overloaded or broken
+    (a remote store's throttling or server errors), after the driver's
+    retries: nothing was changed, and the client may try again later.
     """
 
 

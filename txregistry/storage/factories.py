@@ -19,7 +19,7 @@ from zope.interface import implementer
 from txregistry.storage.errors import DriverConfigurationError
 from txregistry.storage.interfaces import IStorageDriver, IStorageDriverFactory
 
-__all__ = ["BuiltinDriverFactory", "createDriver", "driverFactories"]
+__all__ = ["BuiltinDriverFactory", "createDriver", "driverFactories", "filesystem", "inmemory", "s3"]
 
 
 @implementer(IPlugin, IStorageDriverFactory)
@@ -52,6 +52,14 @@ inmemory = BuiltinDriverFactory(
     "txregistry.storage.inmemory",
     "createInMemoryDriver",
     "A dictionary in the registry process; lost at exit.",
+)
+
+
+s3 = BuiltinDriverFactory(
+    "s3",
+    "txregistry.storage.s3",
+    "createS3Driver",
+    "Objects in an S3 or S3-compatible bucket (needs the s3 extra: botocore, treq).",
 )
 
 

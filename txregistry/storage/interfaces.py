@@ -37,6 +37,7 @@ __all__ = [
     "FileInfo",
     "IStorageDriver",
     "IStorageDriverFactory",
+    "IStartChecked",
     "IStorageReader",
     "IStorageWriter",
 ]
@@ -297,6 +298,22 @@ class IStorageDriver(Interface):
         Release the driver's threads and connections.
 
         @return: a L{Deferred} that fires when they are released.
+        """
+
+
+class IStartChecked(Interface):
+    """
+    A driver that can tell, at start, whether its store is usable (a
+    remote store: credentials, the bucket), so that a mistake stops the
+    start with one line instead of failing every request later.
+    """
+
+    def checkStart() -> None:
+        """
+        Check the store, blocking: called once while the registry starts,
+        before the reactor runs, and never from the reactor.
+
+        @raise StorageError: saying in one line what is wrong.
         """
 
 

@@ -36,7 +36,8 @@ __all__ = [
 COMMANDS = (
     ("docker", "docker pull {host}/{name}{ref}"),
     ("podman", "podman pull {host}/{name}{ref}"),
-    ("skopeo", "skopeo copy docker://{host}/{name}{ref} oci:{leaf}:{tag}"),
+    ("txregistry", "txregistry copy --all docker://{host}/{name}{ref} oci:{leaf}:{tag}"),
+    ("skopeo", "skopeo copy --all docker://{host}/{name}{ref} oci:{leaf}:{tag}"),
 )
 
 

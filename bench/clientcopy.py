@@ -1,0 +1,146 @@
+"""
+The copy figure: a 1 GiB image of three layers copied registry to
+registry by C{txregistry copy} and by C{skopeo copy}, in the same run,
+with the client's peak RSS.  Called from C{bench.py} (it passes its own
+helpers in, so that this module stays one concern).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rawhttp import Connection, expect
+
+MiB = 1 << 20
+
+#: The three layers' shares of the image (1/2, 3/8, 1/8).
+_SHARES = (4, 3, 1)
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def _sliceDigest(fd: int, offset: int, size: int) -> str:
+    hasher = hashlib.sha256()
+    done = 0
+    while done < size:
+        data = os.pread(fd, min(64 * MiB, size - done), offset + done)
+        hasher.update(data)
+        done += len(data)
+    return "sha256:" + hasher.hexdigest()
+
+
+def pushThreeLayers(port: int, fd: int, size: int) -> None:
+    """
+    Push C{bench/image:1} to the registry on C{port}: the data file cut
+    into three layers, a config, an OCI manifest.
+    """
+    unit = size // sum(_SHARES)
+    layers, offset = [], 0
+    for i, share in enumerate(_SHARES):
+        length = unit * share if i < len(_SHARES) - 1 else size - offset
+        layers.append((offset, length, _sliceDigest(fd, offset, length)))
+        offset += length
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [d for _, _, d in layers]}}).encode()
+    configDigest = "sha256:" + hashlib.sha256(config).hexdigest()
+    with Connection("127.0.0.1", port) as conn:
+        for offset, length, digest in layers:
+            expect(conn.sendFile("POST", f"/v2/bench/image/blobs/uploads/?digest={digest}", fd, offset,
+                                 length, {"Content-Type": "application/octet-stream"}), 201)
+        expect(conn.request("POST", f"/v2/bench/image/blobs/uploads/?digest={configDigest}", {}, config), 201)
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": configDigest, "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": n} for _, n, d in layers],
+        }).encode()
+        expect(conn.request("PUT", "/v2/bench/image/manifests/1", {"Content-Type": OCI_MANIFEST}, manifest), 201)
+
+
+def _timed(arguments: list[str], env: dict[str, str], sampler: Callable[[int], Any]) -> tuple[float, float]:
+    """
+    Run a client to its end; its wall time and peak RSS (MiB).
+    """
+    started = time.perf_counter()
+    process = subprocess.Popen(arguments, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rss = sampler(process.pid)
+    try:
+        with rss.phase() as phase:
+            _, err = process.communicate(timeout=1800)
+    finally:
+        rss.stop()
+    elapsed = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(arguments[:4])} exited {process.returncode}: {err.decode()[-2000:]}")
+    return elapsed, phase["peakMiB"]
+
+
+def copyFigures(options: Any, work: str, figures: Any, fd: int, size: int,
+                makeRegistry: Callable[[str], Any], sampler: Callable[[int], Any],
+                note: Callable[[str], None], settle: Callable[[], None], repository: str) -> None:
+    """
+    Add C{copy_*} figures: best of C{options.repeat} rounds for each
+    client, the order alternating between rounds.
+    """
+    label = f"{size >> 30}GiB" if size % (1 << 30) == 0 else f"{size >> 20}MiB"
+    skopeo = shutil.which("skopeo")
+    sourceDir = os.path.join(work, "copy-source")
+    os.makedirs(sourceDir)
+    source = makeRegistry(sourceDir)
+    try:
+        note(f"copy: pushing a {label} 3-layer image to the source registry")
+        pushThreeLayers(source.port, fd, size)
+        src = f"127.0.0.1:{source.port}/bench/image:1"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([repository] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env["REGISTRY_AUTH_FILE"] = os.path.join(work, "skopeo-auth.json")
+        best: dict[str, float] = {}
+        peaks: dict[str, float] = {}
+        clients = ["txregistry"] + (["skopeo"] if skopeo else [])
+        if not skopeo:
+            note("copy: skopeo not installed: no skopeo figure")
+        for round_ in range(options.repeat):
+            order = clients if round_ % 2 == 0 else clients[::-1]
+            for client in order:
+                # A new destination registry each time: nothing there to
+                # skip or mount (skopeo remembers where it put blobs, and
+                # would mount them from its last round's repository).
+                targetDir = os.path.join(work, f"copy-target-{client}-{round_}")
+                os.makedirs(targetDir)
+                target = makeRegistry(targetDir)
+                destination = f"127.0.0.1:{target.port}/{client}/image:1"
+                if client == "txregistry":
+                    arguments = [sys.executable, "-m", "txregistry.cli", "copy",
+                                 f"docker://{src}", f"docker://{destination}"]
+                else:
+                    arguments = [skopeo or "skopeo", "--insecure-policy", "copy", "--src-tls-verify=false",
+                                 "--dest-tls-verify=false", "--preserve-digests", "--quiet",
+                                 f"docker://{src}", f"docker://{destination}"]
+                settle()
+                try:
+                    seconds, peak = _timed(arguments, env, sampler)
+                finally:
+                    target.stop()
+                    shutil.rmtree(targetDir, ignore_errors=True)
+                note(f"copy round {round_ + 1} {client}: {seconds:.2f}s, {size / seconds / 1e6:.0f} MB/s, "
+                     f"client peak RSS {peak:.1f} MiB")
+                best[client] = min(best.get(client, seconds), seconds)
+                peaks[client] = max(peaks.get(client, 0.0), peak)
+        figures.add(f"copy_{label}_3layer_txregistry_s", best["txregistry"], 2)
+        figures.add(f"copy_{label}_3layer_txregistry_MBps", size / best["txregistry"] / 1e6)
+        figures.add(f"rss_peak_copy_{label}_txregistry_client_MiB", peaks["txregistry"])
+        if "skopeo" in best:
+            figures.add(f"copy_{label}_3layer_skopeo_s", best["skopeo"], 2)
+            figures.add(f"rss_peak_copy_{label}_skopeo_MiB", peaks["skopeo"])
+            figures.add("copy_ratio", best["skopeo"] / best["txregistry"], 3)
+    finally:
+        source.stop()
