@@ -742,6 +742,31 @@ def _tokenIssuer(directory: str) -> tuple[str, str]:
     return bundle, token
 
 
+def _accessControlOnly(options: argparse.Namespace, work: str, figures: Figures) -> None:
+    """
+    Only the manifest GET figure, plain then with a Bearer token, back to
+    back over one storage (C{--only bearer}): the access-control ratio
+    without the rest of the run.
+    """
+    seconds, c = options.wrk_seconds, options.wrk_connections
+    directory = os.path.join(work, "plain")
+    os.makedirs(directory)
+    registry = Registry(directory, options.access_log)
+    try:
+        with Connection("127.0.0.1", registry.port) as conn:
+            manifest = _pushImage(conn, "bench")
+            expect(conn.request("PUT", "/v2/bench/manifests/latest",
+                                {"Content-Type": OCI_MANIFEST}, manifest), 201)
+        note(f"manifest GET by tag, {c} connections, {seconds}s")
+        result = wrk(f"http://127.0.0.1:{registry.port}/v2/bench/manifests/latest", seconds, c,
+                     [f"Accept: {OCI_MANIFEST}"])
+        figures.add(f"manifest_get_c{c}_rps", result["rps"])
+        figures.add(f"manifest_get_c{c}_p99_ms", result["p99ms"], 2)
+    finally:
+        registry.stop()
+    _bearer(options, work, registry.storage, figures)
+
+
 def _bearer(options: argparse.Namespace, work: str, storage: str, figures: Figures) -> None:
     """
     Manifest GET by tag again, through a registry with C{auth.token} and a
@@ -948,7 +973,7 @@ def main() -> None:
                              "with the rest, not at all, or alone")
     parser.add_argument("--observed-rounds", type=int, default=2,
                         help="rounds of manifest GET with metrics and tracing off, then on")
-    parser.add_argument("--only", choices=["all", "observed"], default="all",
+    parser.add_argument("--only", choices=["all", "observed", "bearer"], default="all",
                         help="observed: only the metrics-and-tracing cost (manifest GET off vs on)")
     options = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("curl") is None:
@@ -958,6 +983,8 @@ def main() -> None:
     try:
         if options.only == "observed":
             _observed(options, work, figures)
+        elif options.only == "bearer":
+            _accessControlOnly(options, work, figures)
         elif options.only_ui:
             _ui(options, work, figures)
         else:
@@ -967,7 +994,7 @@ def main() -> None:
             note(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    if not options.only_ui:
+    if options.only == "all" and not options.only_ui:
         targets(figures, options)
 
 
