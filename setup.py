@@ -14,6 +14,7 @@ setup(
     package_data={
         # PEP 561: txregistry.client is a typed public API.
         "txregistry.client": ["py.typed"],
+        "txregistry.ui": ["static/*"],
         "twisted": [
             "plugins/txregistry_plugin.py",
             "plugins/txregistry_storage.py",
@@ -88,6 +89,9 @@ setup(
             "types-PyYAML",
             "psutil>=5.9",
             "oras>=0.2.20,<0.3",
+            # Drives Debian's chromium (through chromium-driver) in the web
+            # UI's browser tests: WebDriver's own Python client.
+            "selenium>=4.20,<5",
             # Keeps the layers (api > registry > storage, web apart): .importlinter.
             "import-linter>=2.1,<3",
         ],

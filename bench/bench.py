@@ -386,7 +386,9 @@ def wrk(url: str, seconds: int, connections: int, headers: list[str], script: st
     """
     Run C{wrk --latency} and read requests/s and the p99 latency (ms).
     """
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    # wrk needs a connection per thread.
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency",
+               "--timeout", "10s"]
     for header in headers:
         command += ["-H", header]
     if script:
@@ -464,6 +466,7 @@ def run(options: argparse.Namespace, work: str, figures: Figures) -> None:
     _bearer(options, work, registry.storage, figures)
     _observed(options, work, figures)
     _collection(options, figures)
+    _ui(options, work, figures)
     note(f"run took {time.monotonic() - started:.0f}s")
 
 
@@ -739,6 +742,31 @@ def _tokenIssuer(directory: str) -> tuple[str, str]:
     return bundle, token
 
 
+def _accessControlOnly(options: argparse.Namespace, work: str, figures: Figures) -> None:
+    """
+    Only the manifest GET figure, plain then with a Bearer token, back to
+    back over one storage (C{--only bearer}): the access-control ratio
+    without the rest of the run.
+    """
+    seconds, c = options.wrk_seconds, options.wrk_connections
+    directory = os.path.join(work, "plain")
+    os.makedirs(directory)
+    registry = Registry(directory, options.access_log)
+    try:
+        with Connection("127.0.0.1", registry.port) as conn:
+            manifest = _pushImage(conn, "bench")
+            expect(conn.request("PUT", "/v2/bench/manifests/latest",
+                                {"Content-Type": OCI_MANIFEST}, manifest), 201)
+        note(f"manifest GET by tag, {c} connections, {seconds}s")
+        result = wrk(f"http://127.0.0.1:{registry.port}/v2/bench/manifests/latest", seconds, c,
+                     [f"Accept: {OCI_MANIFEST}"])
+        figures.add(f"manifest_get_c{c}_rps", result["rps"])
+        figures.add(f"manifest_get_c{c}_p99_ms", result["p99ms"], 2)
+    finally:
+        registry.stop()
+    _bearer(options, work, registry.storage, figures)
+
+
 def _bearer(options: argparse.Namespace, work: str, storage: str, figures: Figures) -> None:
     """
     Manifest GET by tag again, through a registry with C{auth.token} and a
@@ -980,6 +1008,42 @@ def _observed(options: argparse.Namespace, work: str, figures: Figures) -> None:
     figures.add("sampled_cpu_ratio", cheapest["plain"] / cheapest["sampled"], 3)
 
 
+def _ui(options: argparse.Namespace, work: str, figures: Figures) -> None:
+    """
+    The web UI's page of a repository with C{--ui-tags} tags (10 000 by
+    default), by name and by push time: the page is sorted and paged on
+    the server, so it must stay fast however many tags there are.
+    """
+    seconds = options.wrk_seconds
+    tags = options.ui_tags
+    directory = os.path.join(work, "ui")
+    os.makedirs(directory)
+    registry = Registry(directory, options.access_log, {"REGISTRY_UI_ENABLED": "true"})
+    try:
+        with Connection("127.0.0.1", registry.port) as conn:
+            manifest = _pushImage(conn, "bench/ui")
+        note(f"tagging one manifest {tags} times in bench/ui, 16 at a time")
+
+        def tag(conn: Connection, i: int) -> None:
+            expect(conn.request("PUT", f"/v2/bench/ui/manifests/t{i:05d}", {"Content-Type": OCI_MANIFEST},
+                                manifest), 201)
+
+        inParallel(tags, 16, registry.port, tag)
+        base = f"http://127.0.0.1:{registry.port}/ui/r/bench/ui"
+        for sort, query in (("name", ""), ("pushed", "?sort=pushed")):
+            with Connection("127.0.0.1", registry.port) as conn:
+                page = expect(conn.request("GET", f"/ui/r/bench/ui{query}", {}), 200)
+                if f"{tags} tags".encode() not in page.body:
+                    raise RuntimeError(f"the UI's page does not show {tags} tags")
+            for c in (int(n) for n in options.ui_connections.split(",")):
+                note(f"UI repository page of {tags} tags by {sort}, {c} connections, {seconds}s")
+                result = wrk(base + query, seconds, c, [])
+                figures.add(f"ui_repository_{tags}tags_by_{sort}_c{c}_rps", result["rps"])
+                figures.add(f"ui_repository_{tags}tags_by_{sort}_c{c}_p99_ms", result["p99ms"], 2)
+    finally:
+        registry.stop()
+
+
 def targets(figures: Figures, options: argparse.Namespace) -> None:
     """
     Print the acceptance targets as comment lines.
@@ -1037,6 +1101,11 @@ def main() -> None:
     parser.add_argument("--small-count", type=int, default=256)
     parser.add_argument("--small-concurrency", type=int, default=16)
     parser.add_argument("--tags", type=int, default=1000)
+    parser.add_argument("--ui-tags", type=int, default=10000, help="tags of the web UI's repository page")
+    parser.add_argument("--ui-connections", default="1,8",
+                        help="wrk connections for the web UI's page, comma-separated: one person's "
+                             "page time, and a few people at once")
+    parser.add_argument("--only-ui", action="store_true", help="measure only the web UI's page")
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--wrk-connections", type=int, default=64)
     parser.add_argument("--no-access-log", dest="access_log", action="store_false",
@@ -1055,7 +1124,7 @@ def main() -> None:
                              "with the rest, not at all, or alone")
     parser.add_argument("--observed-rounds", type=int, default=2,
                         help="rounds of manifest GET with metrics and tracing off, then on")
-    parser.add_argument("--only", choices=["all", "observed"], default="all",
+    parser.add_argument("--only", choices=["all", "observed", "bearer"], default="all",
                         help="observed: only the metrics-and-tracing cost (manifest GET off vs on)")
     options = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("curl") is None:
@@ -1065,6 +1134,10 @@ def main() -> None:
     try:
         if options.only == "observed":
             _observed(options, work, figures)
+        elif options.only == "bearer":
+            _accessControlOnly(options, work, figures)
+        elif options.only_ui:
+            _ui(options, work, figures)
         else:
             if not options.only_notifications:
                 run(options, work, figures)
@@ -1075,7 +1148,8 @@ def main() -> None:
             note(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    targets(figures, options)
+    if options.only == "all" and not options.only_ui:
+        targets(figures, options)
 
 
 if __name__ == "__main__":

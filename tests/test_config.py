@@ -285,6 +285,42 @@ class LoadConfigurationTests(TestCase):
         self.assertEqual(missing(KNOWN_KEYS, example, ""), [])
 
 
+class UIConfigurationTests(TestCase):
+    """
+    The C{ui} section.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        The UI is off unless asked for; its path is C{/ui/}.
+        """
+        ui = checkConfiguration({}).ui
+        self.assertEqual((ui.enabled, ui.path, ui.sessionTimeout), (False, "/ui/", 8 * 3600.0))
+
+    def test_path(self) -> None:
+        """
+        A path is taken with or without its slashes and kept as C{/a/b/}.
+        """
+        ui = checkConfiguration({"ui": {"enabled": True, "path": "/admin/browse", "sessiontimeout": "30m"}}).ui
+        self.assertEqual((ui.enabled, ui.path, ui.sessionTimeout), (True, "/admin/browse/", 1800.0))
+
+    def test_badValues(self) -> None:
+        """
+        A path that is not one, the API's own paths, a bad duration and a
+        non-boolean switch each stop the start naming the key.
+        """
+        for section, key in [
+            ({"path": "ui"}, "ui.path"), ({"path": "/"}, "ui.path"), ({"path": "/a//b/"}, "ui.path"),
+            ({"path": "/a/../b"}, "ui.path"), ({"path": "/v2/ui/"}, "ui.path"),
+            ({"path": "/auth/"}, "ui.path"), ({"path": "/a b/"}, "ui.path"),
+            ({"sessiontimeout": "soon"}, "ui.sessiontimeout"), ({"sessiontimeout": 0}, "ui.sessiontimeout"),
+            ({"enabled": "yes"}, "ui.enabled"), ({"bogus": 1}, "ui.bogus"),
+        ]:
+            with self.assertRaises(ConfigurationError) as raised:
+                checkConfiguration({"ui": section})
+            self.assertTrue(str(raised.exception).startswith(key + ":"), (section, str(raised.exception)))
+
+
 class TLSConfigurationTests(TestCase):
     """
     C{http.tls}'s options: a value txregistry cannot honour stops the start

@@ -109,6 +109,7 @@ KNOWN_KEYS: dict[str, Any] = {
         "writetimeout": None,
         "poolsize": None,
     },
+    "ui": {"enabled": None, "path": None, "sessiontimeout": None},
     "http": {
         "addr": None,
         "net": None,
@@ -160,6 +161,7 @@ DEFAULTS: dict[str, Any] = {
             "readonly": {"enabled": False},
         },
     },
+    "ui": {"enabled": False, "path": "/ui/", "sessiontimeout": "8h"},
     "http": {
         "addr": "127.0.0.1:5000",
         "net": "tcp",
@@ -374,6 +376,20 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class UIConfig:
+    """
+    The C{ui} section: the web UI.
+
+    @ivar path: where it is served below C{http.prefix}, as C{/a/b/}.
+    @ivar sessionTimeout: seconds a login lasts without a page being seen.
+    """
+
+    enabled: bool = False
+    path: str = "/ui/"
+    sessionTimeout: float = 8 * 3600.0
+
+
+@dataclass(frozen=True)
 class Configuration:
     """
     A checked configuration.  C{raw} holds the whole merged document.
@@ -386,6 +402,7 @@ class Configuration:
     raw: dict[str, Any] = field(repr=False)
     auth: AuthConfig = AuthConfig(None, {})
     redis: RedisConfig | None = None
+    ui: UIConfig = UIConfig()
     notifications: "NotificationsConfig" = field(default_factory=lambda: _noNotifications())
 
 
@@ -528,9 +545,35 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         auth=_checkAuth(merged.get("auth")),
         health=checkHealth(merged.get("health")),
         redis=redis,
+        ui=_checkUI(merged["ui"]),
         notifications=checkNotifications(
             merged.get("notifications"), storageConfig.driver, storageConfig.parameters
         ),
+    )
+
+
+#: The first path components below C{http.prefix} that are the API's or
+#: the token server's, where the UI cannot be.
+_RESERVED_UI_PATHS = ("v2", "auth")
+_PATH_COMPONENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+def _checkUI(ui: Any) -> UIConfig:
+    ui = _expectMapping("ui", ui)
+    path = _expectString("ui.path", ui.get("path")) or "/ui/"
+    components = path.strip("/").split("/")
+    if (not path.startswith("/") or not path.strip("/") or "//" in path
+            or not all(_PATH_COMPONENT.match(c) and c not in (".", "..") for c in components)):
+        raise ConfigurationError(f"ui.path: expected a path such as /ui/, got {path!r}")
+    if components[0] in _RESERVED_UI_PATHS:
+        raise ConfigurationError(f"ui.path: /{components[0]}/ is the API's, got {path!r}")
+    timeout = parseDuration("ui.sessiontimeout", ui.get("sessiontimeout", "8h"))
+    if timeout <= 0:
+        raise ConfigurationError("ui.sessiontimeout: must be positive")
+    return UIConfig(
+        enabled=_expectBool("ui.enabled", ui.get("enabled", False)),
+        path="/" + "/".join(components) + "/",
+        sessionTimeout=timeout,
     )
 
 

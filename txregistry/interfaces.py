@@ -350,6 +350,20 @@ class ITagService(Interface):
         @return: L{Deferred} of the sorted tags that name C{digest}.
         """
 
+    def pushTimes(tags: builtins.list[str] | None = None) -> Deferred[dict[str, float]]:
+        """
+        When each tag was last made to name a manifest: what a person
+        browsing a repository sorts its tags by and calls its last push.
+
+        @param tags: only these (a page of them), which costs only them;
+            L{None} for every tag, as sorting by time needs (which costs
+            every tag).
+        @return: L{Deferred} of a mapping of tag to POSIX time (a tag of
+            C{tags} that does not exist is left out).
+        @raise txregistry.errors.NameUnknown: the repository holds no
+            manifests.
+        """
+
 
 class IBlobReader(IPushProducer):
     """

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
@@ -66,6 +67,9 @@ from txregistry.telemetry.metrics import Counters, PrometheusMetrics
 from txregistry.telemetry.storage import ObservedDriver
 from txregistry.telemetry.tracing import Tracing, TracingConfigurationError, tracingFromEnvironment
 from txregistry.tls import ReloadOnSIGHUP, ServerTLS, serverEndpoint
+from txregistry.ui.app import WebUI
+from txregistry.ui.reading import Reader
+from txregistry.ui.sessions import Sessions
 from txregistry.web.drain import InFlight
 from txregistry.web.site import RegistrySite
 
@@ -213,19 +217,35 @@ def _keyDirectory(config: Configuration) -> str | None:
     return None
 
 
-def makeAuth(
-    config: Configuration, reactor: Any, policy: IAccessPolicy | None = None
-) -> tuple[Door | None, TokenEndpoint | None]:
+@dataclass(frozen=True)
+class Auth:
     """
-    Access control for C{config}'s C{auth} section: the door (L{None} for
-    no scheme) and the built-in token server's endpoint (L{None} for none).
+    Access control as L{makeAuth} built it.
+
+    @ivar door: guards the API; L{None} for no scheme.
+    @ivar tokens: the built-in token server's endpoint, or L{None}.
+    @ivar portal: what the door logs callers in through (the web UI logs
+        its visitors in through it too); L{None} for no scheme.
+    @ivar throttle: the door's login throttle, which the UI shares.
+    """
+
+    door: Door | None = None
+    tokens: TokenEndpoint | None = None
+    portal: Portal | None = None
+    throttle: LoginThrottle | None = None
+
+
+def makeAuth(config: Configuration, reactor: Any, policy: IAccessPolicy | None = None) -> Auth:
+    """
+    Access control for C{config}'s C{auth} section: the door, the built-in
+    token server's endpoint and the portal (see L{Auth}).
 
     @raise ConfigurationError: naming the key when the scheme cannot be
         built (a missing htpasswd file, an unreadable root bundle, a key
         that does not fit its algorithm).
     """
     if config.auth.scheme is None:
-        return None, None
+        return Auth()
     throttle = LoginThrottle(reactor)
     endpoint = None
     try:
@@ -252,7 +272,23 @@ def makeAuth(
     if scheme.issuer is not None:
         endpoint = TokenEndpoint(scheme.issuer, portal, throttle, scheme.basicRealm)
     door = Door(portal, scheme.challenge, RegistryAPI.app.url_map, throttle, policy)
-    return door, endpoint
+    return Auth(door, endpoint, portal, throttle)
+
+
+def webUI(
+    config: Configuration, namespace: INamespace, auth: Auth, policy: IAccessPolicy | None, reactor: Any
+) -> dict[tuple[bytes, ...], Callable[[Any], Any]] | None:
+    """
+    The web UI's handler by its path below C{http.prefix} (for
+    L{RegistryRoot}'s C{trees}), or L{None} unless C{ui.enabled}.
+    """
+    if not config.ui.enabled:
+        return None
+    root = "/" + "/".join(p for p in (config.http.prefix.strip("/"), config.ui.path.strip("/")) if p) + "/"
+    sessions = Sessions(auth.portal, policy, auth.throttle, reactor, config.ui.sessionTimeout,
+                        config.http.secret.encode("utf-8") or None)
+    ui = WebUI(namespace, sessions, root, config.storage.deleteEnabled, Reader(reactor))
+    return {tuple(config.ui.path.strip("/").encode("utf-8").split(b"/")): ui.handle}
 
 
 @dataclass
@@ -314,10 +350,12 @@ def siteFor(
         from twisted.internet import reactor
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
     api = RegistryAPI(namespace, urls)
-    door, tokens = makeAuth(config, reactor, policy)
+    auth = makeAuth(config, reactor, policy)
+    tokens = auth.tokens
     root: Any = RegistryRoot(
-        api, config.http.prefix, config.http.headers, door,
-        {tuple(TOKEN_PATH.encode().split(b"/")): tokens.handle} if tokens else None)
+        api, config.http.prefix, config.http.headers, auth.door,
+        {tuple(TOKEN_PATH.encode().split(b"/")): tokens.handle} if tokens else None,
+        webUI(config, namespace, auth, policy, reactor))
     if failing is not None:
         root = UnavailableWhileFailing(root, failing)
     site = RegistrySite(root, errorBody, accessLog=config.log.accessLog, reactor=reactor)

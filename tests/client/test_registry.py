@@ -153,6 +153,8 @@ class RegistryTests(TestCase):
             await self.registry.collectGarbage()
         with self.assertRaises(model.Unsupported):
             await self.repository.usage()
+        with self.assertRaises(model.Unsupported):
+            await self.repository.tags().pushTimes()
 
     async def test_blobOfUnknownLength(self) -> None:
         """

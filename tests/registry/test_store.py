@@ -331,6 +331,38 @@ class RegistryTests(TestCase):
         self.assertEqual(await tags.list(None, None), Page([], False))
         self.assertFalse(await manifests.exists(digest))
 
+    async def test_pushTimes(self) -> None:
+        """
+        C{pushTimes} tells when each tag (or each of those asked for) was
+        last pointed at a manifest (each tag once, however many manifests it
+        named before), and fails
+        for a repository without manifests as listing its tags does.
+        """
+        config = await self.upload("r", b"{}")
+        image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                       "digest": str(config), "size": 2}, "layers": []}).encode()
+        other = json.dumps({**json.loads(image), "annotations": {"a": "b"}}).encode()
+        tags = self.namespace.repository("r").tags()
+        manifests = self.namespace.repository("r").manifests()
+        first = (await manifests.put(image, None)).digest
+        second = (await manifests.put(other, None)).digest
+        self.assertEqual(await tags.pushTimes(), {})
+        before = time.time()
+        await tags.tag("v1", first)
+        await tags.tag("v1", second)
+        await tags.tag("latest", second)
+        after = time.time()
+        times = await tags.pushTimes()
+        self.assertEqual(sorted(times), ["latest", "v1"])
+        for moment in times.values():
+            self.assertTrue(before <= moment <= after, (before, moment, after))
+        self.assertEqual(await tags.pushTimes(["v1", "nothing", "../x"]), {"v1": times["v1"]})
+        await tags.untag("v1")
+        self.assertEqual(sorted(await tags.pushTimes()), ["latest"])
+        await self.assertFailure(self.namespace.repository("nothing").tags().pushTimes(), NameUnknown)
+        await self.assertFailure(self.namespace.repository("nothing").tags().pushTimes(["v1"]), NameUnknown)
+
     async def test_wrongManifestDigest(self) -> None:
         config = await self.upload("r", b"{}")
         image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,

@@ -149,15 +149,19 @@ class RegistryRoot(Resource):
         headers: dict[str, list[str]] | None = None,
         door: Door | None = None,
         beside: dict[tuple[bytes, ...], Callable[[Any], Deferred[bytes]]] | None = None,
+        trees: dict[tuple[bytes, ...], Callable[[Any], Deferred[bytes]]] | None = None,
     ) -> None:
         """
         @param beside: handlers of paths outside C{/v2/} (below C{prefix}),
             which the door does not guard: they do their own checks (the
             built-in token server).
+        @param trees: like C{beside}, handlers of every path below theirs
+            (the web UI); the request's C{postpath} is what follows it.
         """
         super().__init__()
         self._door = door
         self._beside = beside or {}
+        self._trees = trees or {}
         self._routes: IResource = api.app.resource()
         self._prefix = [p.encode("utf-8") for p in prefix.strip("/").split("/") if p]
         self._headers = [
@@ -181,6 +185,8 @@ class RegistryRoot(Resource):
             request.prepath = (request.prepath or []) + postpath[:count]
             request.postpath = postpath[count:]
         handler = self._beside.get(tuple(request.postpath or ())) if self._beside else None
+        if handler is None and self._trees:
+            handler = self._tree(request)
         if handler is not None:
             handler(request).addCallbacks(
                 lambda body: self._finishLater(request, body),
@@ -189,6 +195,19 @@ class RegistryRoot(Resource):
         if self._door is not None:
             return self._admitted(request, self._door.admit(request))
         return self._render(request)
+
+    def _tree(self, request: RegistryRequest) -> Callable[[Any], Deferred[bytes]] | None:
+        """
+        The C{trees} handler whose path C{request}'s starts with, having
+        moved that path to C{prepath}; L{None} for none.
+        """
+        postpath = request.postpath or []
+        for path, handler in self._trees.items():
+            if tuple(postpath[:len(path)]) == path:
+                request.prepath = (request.prepath or []) + postpath[:len(path)]
+                request.postpath = postpath[len(path):]
+                return handler
+        return None
 
     def _admitted(self, request: RegistryRequest, admission: Deferred[Any]) -> Any:
         """

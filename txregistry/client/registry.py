@@ -368,6 +368,9 @@ class RemoteTags:
     def lookup(self, digest: Digest) -> "Deferred[builtins.list[str]]":
         return ensureDeferred(self._lookup(digest))
 
+    def pushTimes(self, tags: "builtins.list[str] | None" = None) -> "Deferred[dict[str, float]]":
+        return fail(model.Unsupported("the distribution API does not tell when a tag was pushed"))
+
     async def _lookup(self, digest: Digest) -> "builtins.list[str]":
         named = []
         for tag in await self.listAll():

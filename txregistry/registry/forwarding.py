@@ -159,6 +159,9 @@ class ForwardingTagService:
     def lookup(self, digest: Digest) -> Deferred[builtins.list[str]]:
         return self.inner.lookup(digest)
 
+    def pushTimes(self, tags: builtins.list[str] | None = None) -> Deferred[dict[str, float]]:
+        return self.inner.pushTimes(tags)
+
 
 @implementer(IBlobStore)
 class ForwardingBlobStore:

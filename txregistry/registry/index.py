@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -41,6 +41,9 @@ from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver
 
 _log = Logger()
+
+#: How many tags' links L{ManifestIndex.pushTimes} stats at once.
+_STAT_BATCH = 256
 
 #: How many resolved references are kept.
 _MAX_REFERENCES = 65536
@@ -330,6 +333,35 @@ class ManifestIndex:
             return []
         return sorted(layout.leaf(p) for p in paths)
 
+    async def pushTimes(self, name: str, tags: list[str] | None = None) -> dict[str, float]:
+        """
+        When each tag of C{name} (or of C{tags}) was last pointed at a
+        manifest: its current link's modification time.
+
+        The links are stat'ed side by side, L{_STAT_BATCH} at a time, so
+        that the storage pool's threads share them without a repository
+        of many tags filling the pool's queue for everyone else.
+
+        @raise NameUnknown: the repository holds no manifests.
+        """
+        if tags is None:
+            tags = await self.tags(name)
+        elif not await self.exists(name):
+            raise NameUnknown(name)
+        valid = [tag for tag in tags if isValidTag(tag)]
+        found: dict[str, float] = {}
+        result: Any
+        for start in range(0, len(valid), _STAT_BATCH):
+            batch = valid[start:start + _STAT_BATCH]
+            stats = await DeferredList(
+                [self._driver.stat(layout.tagCurrentLink(name, tag)) for tag in batch], consumeErrors=True)
+            for tag, (ok, result) in zip(batch, stats, strict=True):
+                if ok:
+                    found[tag] = result.modified
+                elif not result.check(PathNotFoundError):
+                    result.raiseException()
+        return found
+
     async def lookup(self, name: str, digest: Digest) -> list[str]:
         """
         The tags of C{name} whose current link names C{digest}.
@@ -447,3 +479,6 @@ class RepositoryTags:
 
     def lookup(self, digest: Digest) -> Deferred[builtins.list[str]]:
         return Deferred.fromCoroutine(self._index.lookup(self._name, digest))
+
+    def pushTimes(self, tags: builtins.list[str] | None = None) -> Deferred[dict[str, float]]:
+        return Deferred.fromCoroutine(self._index.pushTimes(self._name, tags))
