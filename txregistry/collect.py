@@ -16,13 +16,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from twisted.internet.defer import Deferred
-
-from txregistry.config import ConfigurationError, loadConfiguration
 from txregistry.interfaces import CollectionReport, INamespace
+from txregistry.offline import openStorage, runToStatus
 from txregistry.registry.namespace import StorageNamespace
 from txregistry.service import closeLayers, makeNamespace, retentionPolicies
-from txregistry.storage.factories import createDriver
 
 __all__ = ["garbageCollect", "run"]
 
@@ -59,12 +56,10 @@ async def garbageCollect(
 
     @return: the exit status.
     """
-    try:
-        config = loadConfiguration(configPath, environ)
-        driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
-    except (ConfigurationError, OSError) as e:
-        err.write(f"txregistry garbage-collect: {e}\n")
+    opened = openStorage(reactor, configPath, environ, "garbage-collect", err)
+    if opened is None:
         return 1
+    config, driver = opened
     if config.storage.readOnly and not dryRun:
         err.write("txregistry garbage-collect: storage.maintenance.readonly is on; "
                   "nothing can be removed (use --dry-run)\n")
@@ -102,18 +97,6 @@ def run(options: Any, environ: Mapping[str, str], out: TextIO = sys.stdout,
     """
     Run L{garbageCollect} on the global reactor, for the command line.
     """
-    from twisted.internet.task import react
-
-    status: list[int] = []
-
-    async def main(reactor: Any) -> None:
-        status.append(await garbageCollect(
-            reactor, options.config, environ, options.dry_run, options.delete_untagged,
-            options.quiet, out, err))
-
-    try:
-        react(lambda r: Deferred.fromCoroutine(main(r)))
-    except SystemExit as e:
-        if e.code not in (0, None):
-            return int(e.code)
-    return status[0] if status else 1
+    return runToStatus(lambda reactor: garbageCollect(
+        reactor, options.config, environ, options.dry_run, options.delete_untagged,
+        options.quiet, out, err))

@@ -16,11 +16,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from twisted.internet.defer import Deferred
-
-from txregistry.config import ConfigurationError, loadConfiguration
 from txregistry.errors import NameInvalid
 from txregistry.interfaces import Usage
+from txregistry.offline import openStorage, runToStatus
 
 __all__ = ["reportUsage", "run"]
 
@@ -42,14 +40,11 @@ async def reportUsage(
     @return: the exit status.
     """
     from txregistry.service import closeLayers, makeNamespace
-    from txregistry.storage.factories import createDriver
 
-    try:
-        config = loadConfiguration(configPath, environ)
-        driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
-    except (ConfigurationError, OSError) as e:
-        err.write(f"txregistry usage: {e}\n")
+    opened = openStorage(reactor, configPath, environ, "usage", err)
+    if opened is None:
         return 1
+    config, driver = opened
     try:
         namespace = makeNamespace(config, driver, reactor)
         if not names:
@@ -78,17 +73,8 @@ async def reportUsage(
 
 def run(options: Any, environ: Mapping[str, str], out: TextIO = sys.stdout,
         err: TextIO = sys.stderr) -> int:
-    from twisted.internet.task import react
-
-    status: list[int] = []
-
-    async def main(reactor: Any) -> None:
-        status.append(await reportUsage(reactor, options.config, environ, options.repositories,
-                                        options.json, out, err))
-
-    try:
-        react(lambda r: Deferred.fromCoroutine(main(r)))
-    except SystemExit as e:
-        if e.code not in (0, None):
-            return int(e.code)
-    return status[0] if status else 1
+    """
+    Run L{reportUsage} on the global reactor, for the command line.
+    """
+    return runToStatus(lambda reactor: reportUsage(
+        reactor, options.config, environ, options.repositories, options.json, out, err))
