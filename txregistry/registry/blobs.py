@@ -74,16 +74,20 @@ class BlobContent:
     async def usable(self, digest: Digest) -> bool:
         """
         Whether blob C{digest} has data that no collection has condemned.
+
+        The marker is looked for first, the data after: a collection
+        removes the data before the marker, so a check in the other order
+        could see the data, then (the collection having removed both
+        meanwhile) no marker, and call a removed blob usable.
         """
-        if await self.size(digest) is None:
-            return False
-        if not self.leases:
-            return True
-        try:
-            await self._driver.stat(layout.blobCondemned(digest))
-        except PathNotFoundError:
-            return True
-        return False
+        if self.leases:
+            try:
+                await self._driver.stat(layout.blobCondemned(digest))
+            except PathNotFoundError:
+                pass
+            else:
+                return False
+        return await self.size(digest) is not None
 
     async def size(self, digest: Digest) -> int | None:
         """

@@ -33,16 +33,18 @@ them safe, with several registry instances on shared storage too:
      lease and marker at once).
 
   3. A manifest PUT, after writing its revision, checks that each blob
-     it names still has data and no marker; otherwise it withdraws the
-     revision and fails with C{MANIFEST_BLOB_UNKNOWN}.
+     it names has no marker and then that it still has data (in that
+     order: the collection removes the data before the marker); otherwise
+     it withdraws the revision and fails with C{MANIFEST_BLOB_UNKNOWN}.
 
   Why no 201 can name a collected blob: say a PUT answered 201 for a
   manifest naming blob B, and a collection removed B.  The collection
   did not mark B, so the walk did not see the PUT's revision: the PUT
   wrote it after S, and touched B's lease less than half the grace
   window before that, so after S less the grace window.  The PUT saw no
-  marker, so it checked before the marker was written (after the removal
-  there is no data to see), and its touch came before its check: the
+  marker and then saw data: so it looked for the marker before the marker
+  was written (had it looked after the removal, its data check, later
+  still, would have found nothing), and its touch came before that: the
   collection's re-read, after the marker, sees that lease, later than S
   less the grace window, and spares B.  Every time compared in step 2 is
   the storage's, so instances' clocks need not agree; only the PUT's own
@@ -119,7 +121,7 @@ class Inventory:
     repositories: dict[str, RepositoryInventory] = field(default_factory=dict)
     blobs: dict[Digest, tuple[int, float]] = field(default_factory=dict)
     condemned: set[Digest] = field(default_factory=set)
-    orphans: list[str] = field(default_factory=list)
+    orphans: dict[Digest, float] = field(default_factory=dict)
 
 
 class Collector:
@@ -183,7 +185,7 @@ class Collector:
                 size, modified = found.blobs[digest]
                 found.blobs[digest] = (size, max(modified, leased))
         for digest in (set(leases) | found.condemned) - set(found.blobs):
-            found.orphans.append(layout.blobDirectory(digest))
+            found.orphans[digest] = leases.get(digest, 0.0)
         return found
 
     async def _walk(self, path: str) -> list[FileInfo]:
@@ -341,8 +343,15 @@ class Collector:
                 await self._remove(path)
                 report.unlinked.append((name, digest))
         if not report.dryRun:
-            for path in found.orphans:
-                await self._removeLeftover(path)
+            for digest, leased in found.orphans.items():
+                # A lease or marker whose blob has no data: left by a
+                # removal a write raced, or by a write that gave up.  Only
+                # those files go, and only once the lease is old: the data
+                # of a push in progress may be about to arrive.
+                if cutoff is not None and leased > cutoff:
+                    continue
+                for path in (layout.blobLease(digest), layout.blobCondemned(digest)):
+                    await self._removeLeftover(path)
 
     async def applyRetention(self, found: Inventory, now: float, report: CollectionReport) -> None:
         """

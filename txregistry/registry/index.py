@@ -201,7 +201,7 @@ class ManifestIndex:
         existed = False
         if self._content.leases:
             existed = await self.hasRevision(name, digest)
-            for blob in (*parsed.blobs, digest):
+            for blob in parsed.blobs:
                 try:
                     await self._content.touch(blob)
                 except (OSError, PathNotFoundError):
@@ -209,10 +209,13 @@ class ManifestIndex:
                     # makes the touch fail: that blob is gone, not broken.
                     if await self._content.usable(blob):
                         raise
-                    if blob != digest:
-                        raise ManifestBlobUnknown([str(blob)]) from None
+                    raise ManifestBlobUnknown([str(blob)]) from None
         await self._checkReferences(name, parsed)
         await self._content.putContent(content, digest)
+        if self._content.leases:
+            # Its own content's lease only once the content is there: a
+            # lease without data is what a collection cleans up.
+            await self._content.touch(digest)
         if not parsed.declaresMediaType:
             await self._driver.putContent(
                 layout.revisionMediaType(name, digest), parsed.mediaType.encode()
