@@ -260,7 +260,8 @@ class OnlineProtocolTests(TestCase):
         self.assertEqual(report.spared, [digests[0]])
         self.assertEqual(report.blobs, [(digests[1], 9)])
         self.assertEqual((await namespace.repository("s").blobs().stat(digests[0])).size, 7)
-        self.assertFalse(os.path.exists(root + layout.blobDirectory(digests[1])))
+        self.assertFalse(os.path.exists(root + layout.blobData(digests[1])))
+        self.assertFalse(os.path.exists(root + layout.blobLease(digests[1])))
 
 
 class OnlineRaceTests(TestCase):

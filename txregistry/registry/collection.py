@@ -29,8 +29,8 @@ them safe, with several registry instances on shared storage too:
      remove a blob nothing marked, it writes the blob's C{condemned}
      marker, then reads the times of the blob's data and lease again and
      spares it (removing the marker) if either is later than S less the
-     grace window; otherwise it removes the blob's directory (data,
-     lease and marker at once).
+     grace window; otherwise it removes the blob's data, then its lease
+     and marker.
 
   3. A manifest PUT, after writing its revision, checks that each blob
      it names has no marker and then that it still has data (in that
@@ -406,10 +406,13 @@ class Collector:
     async def _removeBlob(self, digest: Digest) -> None:
         """
         Remove a blob: its data first, while the marker still tells a
-        racing manifest PUT to fail; then the rest of its directory.
+        racing manifest PUT to fail; then its lease and marker, one by one
+        (never the directory: a push of the same content may be moving new
+        data into it meanwhile).
         """
         await self._remove(layout.blobData(digest))
-        await self._removeLeftover(layout.blobDirectory(digest))
+        for path in (layout.blobLease(digest), layout.blobCondemned(digest)):
+            await self._removeLeftover(path)
 
     async def _removeLeftover(self, path: str) -> None:
         """
