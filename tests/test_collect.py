@@ -344,3 +344,34 @@ class OnlineRaceTests(TestCase):
                                 (name, content))
                 descriptor = await namespace.repository(name).blobs().stat(digestOf(content))
                 self.assertEqual(descriptor.size, len(content))
+
+
+class FailedWalkTests(TestCase):
+    async def test_failedWalkFailsTheCollection(self) -> None:
+        """
+        A walk that fails although the registry's directories are there
+        fails the collection: taken for an empty registry, it would
+        collect every blob.
+        """
+        from tests.api.helpers import LAYER
+        from txregistry.storage.errors import PathNotFoundError
+
+        driver = createDriver("inmemory", {}, reactor)
+        self.addCleanup(driver.close)
+        namespace = StorageNamespace(driver, reactor)
+        from tests.registry.test_store import digestOf, write
+
+        await write(await namespace.repository("r").blobs().put(digestOf(LAYER)), LAYER)
+        walk = driver.walk
+
+        def failing(path: str) -> Any:
+            if path == layout.REPOSITORIES:
+                from twisted.internet.defer import fail
+
+                return fail(PathNotFoundError(path + "/vanished"))
+            return walk(path)
+
+        self.patch(driver, "walk", failing)
+        await self.assertFailure(namespace.collectGarbage(), PathNotFoundError)
+        self.assertEqual((await namespace.repository("r").blobs().stat(digestOf(LAYER))).size,
+                         len(LAYER))

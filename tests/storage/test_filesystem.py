@@ -58,6 +58,29 @@ class FilesystemOnlyTests(TestCase):
     def local(self, path: str) -> str:
         return os.path.join(self.root, path.lstrip("/"))
 
+    async def test_walkWhileAnotherWriterRemoves(self) -> None:
+        """
+        A directory removed by another writer while a walk goes on is left
+        out of it, not an error: the walk lists what is there.
+        """
+        for path in ("/a/x/f", "/a/y/g", "/a/z"):
+            await self.driver.putContent(path, b"1")
+        realScandir = os.scandir
+        gone = self.local("/a/y")
+
+        def scandir(directory: Any) -> Any:
+            entries = realScandir(directory)
+            if directory == self.local("/a"):
+                # Listed, then removed before the walk goes into it.
+                shutil.rmtree(gone)
+            return entries
+
+        self.patch(filesystem.os, "scandir", scandir)
+        found = [info.path for info in await self.driver.walk("/a")]
+        self.assertIn("/a/x/f", found)
+        self.assertIn("/a/z", found)
+        self.assertNotIn("/a/y/g", found)
+
     async def test_noPartialFileVisible(self) -> None:
         """
         While a writer runs, its data is in a hidden temporary file beside

@@ -189,10 +189,19 @@ class Collector:
         return found
 
     async def _walk(self, path: str) -> list[FileInfo]:
+        """
+        Everything below C{path}; nothing if C{path} is not there.  A walk
+        that fails while C{path} is there fails the collection: taking it
+        for an empty registry would collect every blob.
+        """
         try:
             return await self._driver.walk(path)
         except PathNotFoundError:
-            return []
+            try:
+                await self._driver.list(path)
+            except PathNotFoundError:
+                return []
+            raise
 
     async def _parsed(self, name: str, digest: Digest) -> ParsedManifest | None:
         try:

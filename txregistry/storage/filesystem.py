@@ -241,14 +241,24 @@ class FilesystemDriver:
             found: list[FileInfo] = []
 
             def visit(directory: str, logical: str) -> None:
-                with os.scandir(directory) as entries:
-                    children = sorted(
-                        (e for e in entries if not isHidden(e.name)),
-                        key=lambda e: e.name,
-                    )
+                try:
+                    with os.scandir(directory) as entries:
+                        children = sorted(
+                            (e for e in entries if not isHidden(e.name)),
+                            key=lambda e: e.name,
+                        )
+                except FileNotFoundError:
+                    if directory == local:
+                        raise
+                    # Removed while the walk went on (another writer):
+                    # what is gone is simply not listed.
+                    return
                 for entry in children:
                     childPath = f"{logical}/{entry.name}"
-                    info = entry.stat(follow_symlinks=False)
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
                     isDir = entry.is_dir(follow_symlinks=False)
                     found.append(
                         FileInfo(childPath, 0 if isDir else info.st_size, info.st_mtime, isDir)
