@@ -50,6 +50,7 @@ from txregistry.registry.forwarding import (
     ForwardingRepository,
     ForwardingTagService,
 )
+from txregistry.sizes import formatSize as _size
 
 __all__ = ["Quota", "Quotas"]
 
@@ -64,15 +65,6 @@ class Quota:
     pattern: re.Pattern[str]
     maxBytes: int | None
     maxTags: int | None
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 class Quotas(ForwardingNamespace):

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 from twisted.web.template import Tag, tags
 
 from txregistry import __version__
+from txregistry.sizes import formatSize
 from txregistry.ui.images import Descriptor, ImageConfig
 from txregistry.ui.reading import ManifestDetails, Referrer, RepositorySummary, TagRow
 from txregistry.ui.sessions import Visitor
@@ -125,12 +126,7 @@ def _write(node: Any, out: list[str]) -> None:
 def humanSize(size: int | None) -> str:
     if size is None:
         return "\N{EM DASH}"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    return formatSize(size)
 
 
 def _time(moment: float | None) -> Tag | str:
