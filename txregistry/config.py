@@ -844,10 +844,7 @@ def _checkRetention(retention: Any) -> tuple[RetentionRule, ...]:
         keepRules = []
         for index, rule in enumerate(keep):
             at = f"{where}.keeptags[{index}]"
-            rule = _expectMapping(at, rule)
-            unknown = sorted(set(rule) - _KEEP_KEYS)
-            if unknown:
-                raise ConfigurationError(f"{at}.{unknown[0]}: unknown key")
+            rule = _expectEntry(at, rule, _KEEP_KEYS)
             patterns = rule.get("patterns") or []
             if isinstance(patterns, str):
                 patterns = [patterns]
@@ -873,6 +870,17 @@ def _checkRetention(retention: Any) -> tuple[RetentionRule, ...]:
     return tuple(rules)
 
 
+def _expectEntry(where: str, entry: Any, known: set[str]) -> Mapping[str, Any]:
+    """
+    C{entry}, a mapping of list entry C{where} with only C{known} keys.
+    """
+    entry = _expectMapping(where, entry)
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise ConfigurationError(f"{where}.{unknown[0]}: unknown key")
+    return entry
+
+
 def _ruleList(key: str, value: Any, known: set[str]) -> list[tuple[str, Mapping[str, Any]]]:
     """
     The entries of a list of per-repository rules, each with its
@@ -887,10 +895,7 @@ def _ruleList(key: str, value: Any, known: set[str]) -> list[tuple[str, Mapping[
     entries = []
     for index, entry in enumerate(value):
         where = f"{key}[{index}]"
-        entry = _expectMapping(where, entry)
-        unknown = sorted(set(entry) - known - {"repository"})
-        if unknown:
-            raise ConfigurationError(f"{where}.{unknown[0]}: unknown key")
+        entry = _expectEntry(where, entry, known | {"repository"})
         pattern = entry.get("repository")
         if not isinstance(pattern, str):
             raise ConfigurationError(f"{where}.repository: required (a repository pattern)")
