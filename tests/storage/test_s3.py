@@ -35,8 +35,9 @@ from txregistry.storage.errors import (
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
 from txregistry.storage.s3 import client
+from txregistry.storage.s3.openvalue import NONCE, partsBytes, wholePartsIn
 from txregistry.storage.s3.parameters import KNOWN, parseParameters
-from txregistry.storage.s3.writer import FIRST_STREAMED, TIER, partSize, splitRanges
+from txregistry.storage.s3.writer import TIER, partSize, splitRanges
 from txregistry.storage.testing import (
     ChunkProducer,
     DriverSuiteMixin,
@@ -122,9 +123,12 @@ class PartTests(TestCase):
             total += sizes[count]
             count += 1
         self.assertLess(count, 4000)
-        # An appending writer streams to the last 9000 part numbers: still
-        # over 4 TiB in one chunk.
-        self.assertGreater(sum(sizes[: 10_000 - FIRST_STREAMED]), 4 * 1024 * 1024 * MiB)
+        # Appends go on in the same numbering: a value appended to chunk
+        # by chunk reaches the same size in its 10 000 parts.
+        self.assertGreater(partsBytes(10 * MiB, 10_000), 9 * 1024 * 1024 * MiB)
+        self.assertEqual(partsBytes(10 * MiB, 1500), sum(sizes[:1500]))
+        self.assertEqual(wholePartsIn(10 * MiB, sum(sizes[:1500]) + 1), 1500)
+        self.assertEqual(wholePartsIn(10 * MiB, 10 * MiB - 1), 0)
 
     def test_splitRanges(self) -> None:
         """
@@ -205,20 +209,51 @@ class _S3Only(_TestCaseBase):
         self.assertEqual((await self.driver.stat("/p/v")).size, 3 * chunk + 4)
         self.assertEqual(self.uploads(), [])
 
-    async def test_appendCopiesServerSide(self) -> None:
+    async def append(self, driver: Any, path: str, data: list[bytes]) -> int:
+        writer = await driver.writer(path, append=True)
+        await ChunkProducer(iter(data), writer).start()
+        return await writer.commit()  # type: ignore[no-any-return]
+
+    async def test_appendsShareOneUpload(self) -> None:
         """
-        Appending to a value of at least 5 MiB copies it into the new
-        upload server-side (the result is a multipart object), and the
-        bytes are right.
+        Appends to one value go on in ONE multipart upload, each copying
+        nothing: after three appends of a part and a half, the value's
+        full parts are in one upload, in equal sizes, the rest is the tail
+        object, and C{stat} tells the whole size; reading it completes the
+        upload, with the right bytes.
+        """
+        chunk = self.parameters["chunksize"]
+        third = 3 * chunk // 2
+        whole = b"".join(chunks(3 * third // MiB + 1, seed=5))[: 3 * third]
+        await self.driver.putContent("/c/data", b"")
+        for i in range(3):
+            size = await self.append(self.driver, "/c/data", [whole[i * third:(i + 1) * third]])
+            self.assertEqual(size, (i + 1) * third)
+            self.assertEqual((await self.driver.stat("/c/data")).size, size)
+            uploads = self.uploads()
+            self.assertEqual(len(uploads), 1 if size >= chunk else 0, uploads)
+        parts = await self.partsUploaded(4)
+        self.assertEqual([p["Size"] for p in parts], [chunk] * 4)
+        head = self.server.client().head_object(Bucket=BUCKET, Key=self.key("/c/data"))
+        self.assertEqual(head["ContentLength"], len(whole) - 4 * chunk + NONCE)
+        self.assertEqual(await self.driver.getContent("/c/data"), whole)
+        self.assertEqual(self.uploads(), [])
+        head = self.server.client().head_object(Bucket=BUCKET, Key=self.key("/c/data"))
+        self.assertEqual(head["ContentLength"], len(whole))
+        self.assertEqual(head.get("Metadata", {}), {})
+
+    async def test_appendAfterSealCopiesOnce(self) -> None:
+        """
+        Appending to a plain value of at least one part (one put whole, or
+        an open value read meanwhile) opens it again: its full parts are
+        copied server-side into a new upload, and the bytes are right.
         """
         first = b"".join(chunks(6, seed=3))
         await self.driver.putContent("/a/v", first)
-        writer = await self.driver.writer("/a/v", append=True)
-        writer.write(b"more")
-        self.assertEqual(await writer.commit(), len(first) + 4)
-        head = self.server.client().head_object(Bucket=BUCKET, Key=self.key("/a/v"))
-        self.assertRegex(head["ETag"], r'-\d+"$')
+        self.assertEqual(await self.append(self.driver, "/a/v", [b"more"]), len(first) + 4)
+        self.assertEqual(len(await self.partsUploaded(1)), 1)
         self.assertEqual(await self.driver.getContent("/a/v"), first + b"more")
+        self.assertEqual(self.uploads(), [])
 
     async def test_uploadResumesInAnotherProcess(self) -> None:
         """
@@ -226,9 +261,8 @@ class _S3Only(_TestCaseBase):
         restarted registry, another instance) appends the next chunk to it.
         """
         await self.driver.putContent("/up/data", b"")
-        writer = await self.driver.writer("/up/data", append=True)
-        await ChunkProducer(chunks(7, seed=4), writer).start()
-        await writer.commit()
+        self.assertEqual(await self.append(self.driver, "/up/data", list(chunks(7, seed=4))),
+                         7 * MiB)
         await self.driver.close()
         other = self.makeDriver()
         writer = await other.writer("/up/data", append=True)
@@ -240,6 +274,45 @@ class _S3Only(_TestCaseBase):
         await reader.startProducing(consumer)
         self.assertEqual(consumer.hasher.hexdigest(), digestOf(chunks(13, seed=4)))
 
+    async def test_deadAppenderLeavesValue(self) -> None:
+        """
+        An appender whose process died after uploading parts (never
+        committed) leaves the value as it was; the next appender's parts
+        replace its strays, and the value completes right.
+        """
+        chunk = self.parameters["chunksize"]
+        await self.driver.putContent("/k/data", b"")
+        start = b"".join(chunks(chunk // MiB + 1, seed=6))
+        await self.append(self.driver, "/k/data", [start])
+        dead = await self.driver.writer("/k/data", append=True)
+        await ChunkProducer(chunks(3 * chunk // MiB, seed=7), dead).start()
+        self.assertEqual(len(await self.partsUploaded(4)), 4)
+        self.assertEqual((await self.driver.stat("/k/data")).size, len(start))
+        other = self.makeDriver()
+        self.assertEqual(await self.append(other, "/k/data", [b"end"]), len(start) + 3)
+        self.assertEqual(await other.getContent("/k/data"), start + b"end")
+
+    async def test_racingAppendersRefused(self) -> None:
+        """
+        Two appenders that both stream parts to one value (a misbehaving
+        client on two instances): the first to commit wins, the other's
+        commit fails, and if its parts overwrote the winner's, reading the
+        value fails rather than give wrong bytes.
+        """
+        chunk = self.parameters["chunksize"]
+        await self.driver.putContent("/r/data", b"")
+        other = self.makeDriver()
+        first = await self.driver.writer("/r/data", append=True)
+        second = await other.writer("/r/data", append=True)
+        await ChunkProducer(chunks(chunk // MiB, seed=8), first).start()
+        self.assertEqual(await first.commit(), chunk)
+        await ChunkProducer(chunks(chunk // MiB, seed=9), second).start()
+        await self.assertFailure(second.commit(), StorageError)
+        self.assertEqual((await self.driver.stat("/r/data")).size, chunk)
+        # second's part 1 went into first's upload?  Each made its own
+        # (the value had none): the winner's part is intact.
+        self.assertEqual(await self.driver.getContent("/r/data"), b"".join(chunks(chunk // MiB, seed=8)))
+
     async def test_abandonedUploadsAborted(self) -> None:
         """
         A writer whose process died leaves a multipart upload; deleting the
@@ -249,9 +322,8 @@ class _S3Only(_TestCaseBase):
         await self.driver.putContent("/d/up/data", b"")
         writer = await self.driver.writer("/d/up/data", append=True)
         await ChunkProducer(chunks(3 * chunk // MiB), writer).start()
-        # Its parts up (the first new part is held for the commit): then
-        # the process "dies".
-        self.assertEqual(len(await self.partsUploaded(2)), 2)
+        # Its parts up: then the process "dies".
+        self.assertEqual(len(await self.partsUploaded(3)), 3)
         await self.driver.delete("/d")
         self.assertEqual(self.uploads(), [])
 

@@ -3,9 +3,13 @@
 Blob uploads: resumable, chunked, verified.
 
 An upload's bytes live in storage (C{_uploads/<id>/data}), so an upload
-survives a restart of the registry.  The running sha256 of those bytes is
-kept in memory between chunks; when it is missing or stale (after a
-restart, or for a sha512 digest) it is recomputed from storage.  Each
+survives a restart of the registry and goes on through any instance on
+the same storage.  The running sha256 of those bytes is kept in memory
+between chunks; a chunk arriving where it is missing or stale (after a
+restart, on another instance) is appended unhashed, and the hash is
+computed from storage once, at commit (so is a sha512's).  Reading an
+upload back between chunks would cost its size per chunk, and on an
+object store it completes the store's multipart upload.  Each
 chunk is appended by a storage writer that is committed only when the
 whole chunk arrived, so a dropped connection leaves the upload as it was
 before that chunk.
@@ -132,6 +136,19 @@ class UploadArea:
     def forgetHash(self, key: _Key) -> None:
         self._hashes.pop(key)
 
+    def knownHasher(self, key: _Key, size: int) -> Any:
+        """
+        A copy of the running sha256 of the first C{size} bytes of the
+        upload, if this process has it (an empty upload's is new), or
+        L{None}.
+        """
+        if size == 0:
+            return hashlib.sha256()
+        known = self._hashes.get(key)
+        if known is not None and known[0] == size:
+            return known[1].copy()
+        return None
+
     async def hasher(self, key: _Key, size: int, algorithm: str = "sha256") -> Any:
         """
         The running hash of the first C{size} bytes of the upload: the one
@@ -248,18 +265,26 @@ class StoredUpload:
             size = await self._area.size(key)
             if start is not None and start != size:
                 raise RangeMismatch(f"chunk starts at {start}, upload has {size} bytes", size)
-            hasher = await self._area.hasher(key, size)
+            hasher = self._area.knownHasher(key, size)
             storage = await self._area.writer(key, append=True)
         except BaseException:
             release()
             raise
 
         async def finish(newSize: int) -> int:
-            self._area.rememberHash(key, newSize, hasher)
+            # Remembered only when it covers exactly the stored bytes: not
+            # when this chunk was unhashed, nor when another writer's
+            # append landed too.
+            if hasher is not None and newSize == writer.seen:
+                self._area.rememberHash(key, newSize, hasher)
+            else:
+                self._area.forgetHash(key)
             self.size = newSize
             return newSize
 
-        return DigestingWriter(storage, hasher, size, finish, release)
+        writer = DigestingWriter(storage, hasher if hasher is not None else _Unhashed(), size,
+                                 finish, release)
+        return writer
 
     def commit(self, digest: Digest) -> Deferred[BlobDescriptor]:
         return Deferred.fromCoroutine(self._area.locked(self._key, lambda: self._commit(digest)))
@@ -279,6 +304,16 @@ class StoredUpload:
         await self._area.size(self._key)
         self._area.forgetHash(self._key)
         await self._area.discard(self._key)
+
+
+class _Unhashed:
+    """
+    The hash of a chunk appended where the upload's running hash is not
+    known: nothing, as the commit hashes the stored bytes.
+    """
+
+    def update(self, data: bytes) -> None:
+        pass
 
 
 @implementer(IBlobWriter)
@@ -304,6 +339,13 @@ class DigestingWriter:
         self._digesting = DigestingConsumer(storage, hasher, size)
         self._finish = finish
         self._release: Callable[[], None] | None = release
+
+    @property
+    def seen(self) -> int:
+        """
+        The size the upload had when opened plus the bytes written since.
+        """
+        return self._digesting.size
 
     # IConsumer
 

@@ -119,12 +119,14 @@ class IStorageWriter(IConsumer):
         file beside the target and copies them on at commit, cutting the
         target back to its old length if the copy fails;
 
-      - S3 (multipart upload): upload the written bytes as parts while they
-        arrive; at commit, read the current object's ETag, add the current
-        object as the first part (C{UploadPartCopy}, or a re-upload of it
-        when it is below the minimum part size) and complete the upload
-        with C{If-Match} on that ETag, starting the commit again from the
-        read if the precondition fails; on cancel, abort the upload;
+      - S3 (multipart upload): keep the value open across appends, one
+        multipart upload whose full parts each append adds as they arrive,
+        the bytes past the last full part being the object at the path,
+        whose metadata holds the upload's state; commit is a C{PUT} of that
+        object with C{If-Match} on the ETag the writer opened, and reading
+        or moving the value completes the upload first (see
+        L{txregistry.storage.s3.openvalue}); on cancel, nothing is
+        committed;
 
       - GCS: upload the written bytes as temporary objects, then C{compose}
         the current object and them into the target with

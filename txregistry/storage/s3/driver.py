@@ -8,7 +8,9 @@ store cannot keep by itself are kept here: a value is never stored below
 another value or at a directory's path (the ancestors and the prefix are
 checked, concurrently, before the value appears); a move is a server-side
 copy (a multipart copy above C{multipartcopythresholdsize}) and only then
-a delete; appends are composed as L{txregistry.storage.s3.writer} says.
+a delete; an appended value stays open across appends, one multipart
+upload whose state is in the bucket, as L{txregistry.storage.s3.openvalue}
+says, and is sealed (completed) when it is read or moved.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import base64
 import builtins
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -49,11 +52,19 @@ from txregistry.storage.interfaces import (
 )
 from txregistry.storage.paths import checkPath
 from txregistry.storage.s3.client import S3Client, S3Error, elementText, parseXML
+from txregistry.storage.s3.openvalue import (
+    META_PREFIX,
+    Opened,
+    OpenValue,
+    openForAppend,
+    seal,
+    stateOf,
+)
 from txregistry.storage.s3.parameters import S3Parameters
 from txregistry.storage.s3.reader import S3Reader
 from txregistry.storage.s3.writer import S3Writer, splitRanges
 
-__all__ = ["ObjectInfo", "S3Driver"]
+__all__ = ["ObjectInfo", "Opened", "S3Driver"]
 
 T = TypeVar("T")
 
@@ -61,6 +72,8 @@ T = TypeVar("T")
 DELETE_BATCH = 1000
 #: S3's limit on the parts of one upload.
 MAX_PARTS = 10_000
+#: Below the root: writers' staging objects (see L{S3Driver.stagingKey}).
+STAGING = ".txregistry-staging/"
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,17 @@ class ObjectInfo:
     size: int
     etag: str
     modified: float
+    #: The object's C{x-amz-meta-txregistry-*} headers (an open value's
+    #: state), lowercased.
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def _metadata(headers: Any) -> dict[str, str]:
+    return {
+        name.decode("latin-1").lower(): values[0].decode("latin-1")
+        for name, values in headers.getAllRawHeaders()
+        if name.decode("latin-1").lower().startswith(META_PREFIX)
+    }
 
 
 def _timestamp(text: str) -> float:
@@ -94,6 +118,10 @@ class S3Driver:
         self._pool = BlockingPool(reactor, "txregistry-s3", 4)
         self.client = S3Client(parameters, reactor, self._pool)
         self._appendLocks: dict[str, DeferredLock] = {}
+        #: The writer streaming parts to each open value's upload here,
+        #: and those waiting to (see L{txregistry.storage.s3.writer}).
+        self._streamers: dict[str, object] = {}
+        self._streamWaiters: dict[str, list[Deferred[None]]] = {}
         self._copySlots = DeferredSemaphore(parameters.copyConcurrency)
 
     # Keys
@@ -142,19 +170,30 @@ class S3Driver:
             when = parsedate_to_datetime(modified).timestamp() if modified else time.time()
         except (TypeError, ValueError):
             when = time.time()
-        return ObjectInfo(size, etag, when)
+        return ObjectInfo(size, etag, when, _metadata(headers))
 
-    async def getBytes(self, key: str, ifMatch: str | None = None) -> bytes:
+    async def getBytes(
+        self, key: str, ifMatch: str | None = None, span: tuple[int, int] | None = None
+    ) -> bytes:
         """
-        The whole (small) object at C{key}.
+        The whole (small) object at C{key}, or the inclusive byte range
+        C{span} of it.
 
         @raise S3Error: 404 when absent, 412 when its ETag is not C{ifMatch}.
         """
         headers = {"If-Match": ifMatch} if ifMatch else {}
-        return await self.client.call("GET", key, headers=headers)
+        expect: tuple[int, ...] = (200,)
+        if span is not None:
+            headers["Range"] = f"bytes={span[0]}-{span[1]}"
+            expect = (206, 200)
+        return await self.client.call("GET", key, headers=headers, expect=expect)
 
-    async def putObject(self, key: str, body: bytes, ifMatch: str | None = None) -> None:
+    async def putObject(
+        self, key: str, body: bytes, ifMatch: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         headers = self._objectHeaders()
+        headers.update(metadata or {})
         if ifMatch:
             headers["If-Match"] = ifMatch
         headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
@@ -225,6 +264,60 @@ class S3Driver:
         )
         await response.content()
 
+    def openForAppend(self, path: str, key: str) -> Deferred[Opened]:
+        return Deferred.fromCoroutine(openForAppend(self, path, key))
+
+    async def _sealed(self, path: str, key: str) -> ObjectInfo | None:
+        """
+        The object at C{key} after sealing it if it is an open value (see
+        L{seal}); L{None} when absent.
+        """
+        info = await self.head(key)
+        if info is None or not info.metadata:
+            return info
+        return await seal(self, path, key, info)
+
+    def claimStreaming(self, key: str, owner: object) -> bool:
+        """
+        Let C{owner} stream parts to the upload of the value at C{key},
+        unless another writer in this process does.
+        """
+        holder = self._streamers.setdefault(key, owner)
+        return holder is owner
+
+    def releaseStreaming(self, key: str, owner: object) -> None:
+        if self._streamers.get(key) is owner:
+            del self._streamers[key]
+            for d in self._streamWaiters.pop(key, []):
+                d.callback(None)
+
+    async def waitToStream(self, key: str, owner: object) -> None:
+        """
+        Wait until no other writer streams to C{key}'s upload, then claim
+        it for C{owner}.
+        """
+        while not self.claimStreaming(key, owner):
+            d: Deferred[None] = Deferred()
+            self._streamWaiters.setdefault(key, []).append(d)
+            await d
+
+    def stagingKey(self) -> str:
+        """
+        A fresh key for a writer's staging object: below L{STAGING}, which
+        no path maps to (a path's names never begin with a dot), and left
+        out of listings.
+        """
+        return self.parameters.prefix + STAGING + uuid.uuid4().hex
+
+    async def stagedReader(self, path: str, key: str, offset: int) -> IStorageReader:
+        info = await self.head(key)
+        if info is None:
+            raise PathNotFoundError(path)
+        return S3Reader(self.client, path, key, info.etag, offset, info.size - offset)
+
+    async def deleteKey(self, key: str) -> None:
+        await self._deleteKeys([key])
+
     async def appendLock(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
         """
         Run C{work} while no other append to C{key} in this process commits.
@@ -285,6 +378,7 @@ class S3Driver:
         objects: list[tuple[str, int, float]] = []
         prefixes: list[str] = []
         token: str | None = None
+        staging = self.parameters.prefix + STAGING
         while True:
             query = [("list-type", "2"), ("prefix", prefix)]
             if delimiter:
@@ -294,14 +388,15 @@ class S3Driver:
             root = parseXML(await self.client.call("GET", None, query=query))
             for item in root.findall("Contents"):
                 key = elementText(item, "Key")
-                if key.endswith("/"):
+                if key.endswith("/") or key.startswith(staging):
                     continue  # a "directory" marker some stores keep
                 objects.append(
                     (key, int(elementText(item, "Size", "0")),
                      _timestamp(elementText(item, "LastModified")))
                 )
             for item in root.findall("CommonPrefixes"):
-                prefixes.append(elementText(item, "Prefix"))
+                if not elementText(item, "Prefix").startswith(staging):
+                    prefixes.append(elementText(item, "Prefix"))
             token = elementText(root, "NextContinuationToken") or None
             if elementText(root, "IsTruncated") != "true" or not token:
                 return objects, prefixes
@@ -313,12 +408,20 @@ class S3Driver:
         key = self._key(path)
 
         async def get() -> bytes:
-            try:
-                return await self.getBytes(key)
-            except S3Error as e:
-                if e.status == 404:
-                    raise PathNotFoundError(path) from None
-                raise
+            response = await self.client.request("GET", key, expect=(200, 404))
+            body: bytes = await response.content()
+            if response.code == 404:
+                raise PathNotFoundError(path)
+            metadata = _metadata(response.headers)
+            if not metadata:
+                return body
+            state = OpenValue.fromMetadata(metadata) if metadata else None
+            if state is not None and state.parts == 0:
+                return body[: state.tailSize]  # an open value's nonce after
+            # An open value with parts: they are not in the object yet.
+            if await self._sealed(path, key) is None:
+                raise PathNotFoundError(path)
+            return await self.getBytes(key)
 
         return Deferred.fromCoroutine(get())
 
@@ -342,7 +445,7 @@ class S3Driver:
         key = self._key(path)
 
         async def open_() -> IStorageReader:
-            info = await self.head(key)
+            info = await self._sealed(path, key)
             if info is None:
                 raise PathNotFoundError(path)
             count = info.size - offset if length is None else length
@@ -357,13 +460,9 @@ class S3Driver:
         key = self._key(path)
 
         async def open_() -> IStorageWriter:
-            size = 0
             if append:
-                info = await self.head(key)
-                if info is None:
-                    raise PathNotFoundError(path)
-                size = info.size
-            return S3Writer(self, path, key, append, size)
+                return S3Writer(self, path, key, await self.openForAppend(path, key))
+            return S3Writer(self, path, key)
 
         return Deferred.fromCoroutine(open_())
 
@@ -378,7 +477,9 @@ class S3Driver:
                 return FileInfo(path, 0, time.time(), True)
             info = await self.head(key)
             if info is not None:
-                return FileInfo(path, info.size, info.modified, False)
+                state = stateOf(path, info)
+                size = info.size if state is None else state.size
+                return FileInfo(path, size, info.modified, False)
             if await self._isDirectory(path):
                 return FileInfo(path, 0, time.time(), True)
             raise PathNotFoundError(path)
@@ -429,7 +530,7 @@ class S3Driver:
         destinationKey = self._key(destination)
 
         async def move_() -> None:
-            info = await self.head(sourceKey)
+            info = await self._sealed(source, sourceKey)
             if info is None:
                 raise PathNotFoundError(source)
             if source == destination:
@@ -521,8 +622,12 @@ class S3Driver:
         key = self._key(path)
 
         async def delete_() -> None:
-            if await self.head(key) is not None:
+            info = await self.head(key)
+            if info is not None:
                 await self._deleteKeys([key])
+                state = stateOf(path, info) if info.metadata else None
+                if state is not None and state.uploadID:
+                    await self.abortUpload(key, state.uploadID)
                 return
             prefix = key + "/"
             objects, _ = await self._listing(prefix, None)

@@ -2,35 +2,36 @@
 """
 L{S3Writer}: a value written as a multipart upload, fed with backpressure.
 
-Bytes are cut into equal parts of C{chunksize} as they arrive and each full
+Bytes are cut into parts as they arrive (equal within each thousand, as
+L{partSize} says: the part size doubles after every L{TIER} parts, so a
+value of any size fits S3's 10 000 parts; a value below C{1000 *
+chunksize} is all equal parts, as stores such as R2 require) and each full
 part is uploaded while the next fills; the writer pauses its producer while
 more than two parts wait, so memory stays a few parts per writer whatever
-the value's size.  So that a value of any size fits S3's 10 000 parts, the
-part size doubles after every L{TIER} parts (10 MiB parts reach 10 GiB in
-the first thousand, 30 GiB in the second, 9 TiB before the limit): parts
-are equal within each thousand, and a value below C{1000 * chunksize} is
-all equal parts, as stores such as R2 require (give such a store a
-C{chunksize} to match the largest blobs).
+the value's size.
 
-A value shorter than one part is one C{PUT}.  Nothing is visible before
-L{S3Writer.commit} completes the upload, which S3 makes appear whole;
-L{S3Writer.cancel} aborts it.
+A replacing writer's value shorter than one part is one C{PUT}; a longer
+one is completed at L{S3Writer.commit}, which S3 makes appear whole.
 
-An appending writer (see L{IStorageWriter}) keeps its first new part in
-memory, uploads the rest as parts numbered from L{FIRST_STREAMED}, and at
-commit reads the current object's size and ETag and puts it in front:
-copied server-side into parts 1..999 (C{UploadPartCopy}, conditional on
-that ETag) when it is at least S3's minimum part, else read and
-re-uploaded together with the first new part as part L{HEAD_PART}.  The
-upload is completed with C{If-Match} on the ETag, and the commit starts
-again from the read if the object changed meanwhile; commits of appends to
-one key in this process also take turns.  The registry's upload, then,
-is in the bucket after every committed chunk: a restarted registry (or
-another instance) resumes it from there.
+An appending writer goes on with an I{open value}
+(L{txregistry.storage.s3.openvalue}): its parts are numbered after the
+value's committed ones, in the value's one multipart upload, and its
+commit is the conditional C{PUT} of the new tail with the new state.  When
+another appender committed first, a writer that has streamed no part yet
+starts its commit again from the new state (its bytes are all in memory);
+one that has cannot, and fails, leaving the value as the other made it.
+In one process, appenders to one value never race so: the first to stream
+a part holds the value's upload until it commits or cancels, and another
+streams its parts to a staging object of its own (hidden from listings),
+which its commit, once the first is done, appends to the value (reading
+it back: a cost only such a race pays) and deletes.
+L{S3Writer.cancel} leaves the value as it was: an appender's stray parts
+are never committed, and a multipart upload the writer began is aborted.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -43,31 +44,18 @@ from txregistry.shielding import shielded
 from txregistry.storage.errors import PathNotFoundError, StorageUnavailableError, WriterClosedError
 from txregistry.storage.interfaces import IStorageWriter
 from txregistry.storage.s3.client import S3Error
-from txregistry.storage.s3.parameters import MAX_PART, MIN_PART
+from txregistry.storage.s3.openvalue import NONCE, TIER, OpenValue, chainETags, partSize
+from txregistry.storage.s3.parameters import MAX_PART
 
 if TYPE_CHECKING:
-    from txregistry.storage.s3.driver import S3Driver
+    from txregistry.storage.s3.driver import Opened, S3Driver
 
-__all__ = ["FIRST_STREAMED", "HEAD_PART", "S3Writer", "TIER", "partSize", "splitRanges"]
+__all__ = ["S3Writer", "TIER", "partSize", "splitRanges"]
 
-#: Parts per size tier: the part size doubles after each.
-TIER = 1000
-#: An appending writer's part for its first new bytes (and, when the
-#: existing object is below S3's minimum part, that object before them).
-HEAD_PART = 1000
-#: The first part number an appending writer streams to.
-FIRST_STREAMED = 1001
 #: Parts uploaded at once by one writer.
 CONCURRENCY = 2
-#: Commits of an append retried when the object keeps changing under them.
+#: Commits of an append started again when the value keeps changing.
 APPEND_ATTEMPTS = 10
-
-
-def partSize(chunkSize: int, index: int) -> int:
-    """
-    The size of the C{index}th (from 0) streamed part of a writer.
-    """
-    return min(MAX_PART, chunkSize << (index // TIER))
 
 
 def splitRanges(size: int, chunkSize: int, maxParts: int) -> list[tuple[int, int]]:
@@ -91,36 +79,61 @@ def splitRanges(size: int, chunkSize: int, maxParts: int) -> list[tuple[int, int
 class S3Writer:
     """
     See the module's docstring.
+
+    @param opened: for an appending writer, the open value it goes on
+        with (L{S3Driver.openForAppend}); L{None} for a replacing writer.
     """
 
     def __init__(
-        self, driver: S3Driver, path: str, key: str, append: bool, startSize: int
+        self, driver: S3Driver, path: str, key: str, opened: Opened | None = None,
+        owner: object = None,
     ) -> None:
         self._driver = driver
         self.path = path
         self._key = key
-        self._append = append
-        self._startSize = startSize
-        self.size = startSize
-        self._chunkSize = driver.parameters.chunkSize
-        self._buffer: list[bytes] = []
-        self._buffered = 0
-        self._first = FIRST_STREAMED if append else 1
-        self._next = self._first
-        self._head: bytes | None = None
-        self._queue: deque[tuple[int, bytes]] = deque()
-        self._queuedBytes = 0
-        self._inflight = 0
-        self._inflightBytes = 0
-        self._uploadID: str | None = None
-        self._creating = False
-        self._parts: dict[int, str] = {}
+        self._append = opened is not None
+        #: Who holds the value's upload for this writer (see the module).
+        self._owner = owner if owner is not None else self
+        self._claimed = owner is not None
+        #: Where parts go: the value's key, or a staging key.
+        self._target = key
+        self._staging = False
         self._failure: Failure | None = None
         self._closed = False
         self._cancelled = False
         self._producer: Any = None
         self._producerPaused = False
         self._idleWaiters: list[Deferred[None]] = []
+        self._inflight = 0
+        self._inflightBytes = 0
+        self._creating = False
+        self._start(opened)
+
+    def _start(self, opened: Opened | None) -> None:
+        """
+        Begin (or, for an append whose value changed, begin again) from
+        C{opened}: the value's state, its ETag and its tail.
+        """
+        self._opened = opened
+        if opened is None:
+            self._state = OpenValue("", 0, 0, self._driver.parameters.chunkSize, "")
+            self._ownUpload = False
+            prefix = b""
+        else:
+            self._state = opened.state
+            self._ownUpload = opened.ownUpload
+            prefix = opened.tail
+        self.size = self._state.size
+        self._chunkSize = self._state.chunkSize
+        self._uploadID: str | None = self._state.uploadID or None
+        self._prefixLength = len(prefix)
+        self._buffer: list[bytes] = [prefix] if prefix else []
+        self._buffered = len(prefix)
+        self._first = self._state.parts + 1
+        self._next = self._first
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self._queuedBytes = 0
+        self._parts: dict[int, str] = {}
 
     # IConsumer
 
@@ -159,7 +172,7 @@ class S3Writer:
         return self._buffered + self._queuedBytes + self._inflightBytes
 
     def _currentPartSize(self) -> int:
-        return partSize(self._chunkSize, self._next - self._first)
+        return partSize(self._chunkSize, self._next - 1)
 
     def _cut(self) -> None:
         """
@@ -171,9 +184,7 @@ class S3Writer:
             part, rest = data[:size], data[size:]
             self._buffer = [rest] if rest else []
             self._buffered = len(rest)
-            if self._append and self._head is None:
-                self._head = part
-                continue
+            self._prefixLength = 0
             self._queue.append((self._next, part))
             self._queuedBytes += len(part)
             self._next += 1
@@ -182,10 +193,17 @@ class S3Writer:
     def _pump(self) -> None:
         if self._failure is not None or not self._queue:
             return
+        if self._append and not self._claimed and not self._staging:
+            if self._driver.claimStreaming(self._key, self._owner):
+                self._claimed = True
+            else:
+                self._staging = True
+                self._target = self._driver.stagingKey()
+                self._uploadID = None
         if self._uploadID is None:
             if not self._creating:
                 self._creating = True
-                self._driver.createUpload(self._key).addCallbacks(
+                self._driver.createUpload(self._target).addCallbacks(
                     self._created, self._partFailed
                 )
             return
@@ -194,7 +212,7 @@ class S3Writer:
             self._queuedBytes -= len(data)
             self._inflight += 1
             self._inflightBytes += len(data)
-            d = self._driver.uploadPart(self._key, self._uploadID, number, data)
+            d = self._driver.uploadPart(self._target, self._uploadID, number, data)
             d.addCallback(self._uploaded, number)
             d.addErrback(self._partFailed)
             d.addBoth(self._partDone, len(data))
@@ -202,6 +220,7 @@ class S3Writer:
     def _created(self, uploadID: str) -> None:
         self._creating = False
         self._uploadID = uploadID
+        self._ownUpload = True
         if self._cancelled:
             self._notifyIdle()
             return
@@ -263,16 +282,58 @@ class S3Writer:
         if self._closed:
             raise WriterClosedError(self.path)
         self._closed = True
-        await self._idle()
         try:
-            if self._failure is not None:
-                self._failure.raiseException()
-            if self._append:
-                return await self._driver.appendLock(self._key, self._commitAppend)
-            return await self._commitReplace()
-        except BaseException:
-            await self._abort()
-            raise
+            await self._idle()
+            try:
+                if self._failure is not None:
+                    self._failure.raiseException()
+                if self._staging:
+                    return await self._commitStaged()
+                if self._append:
+                    if not self._claimed:
+                        # Not while another writer here streams to it.
+                        await self._driver.waitToStream(self._key, self._owner)
+                        self._claimed = True
+                    return await self._driver.appendLock(self._key, self._commitAppend)
+                return await self._commitReplace()
+            except BaseException:
+                await self._abort()
+                raise
+        finally:
+            self._unclaim()
+
+    def _unclaim(self) -> None:
+        if self._claimed and self._owner is self:
+            self._claimed = False
+            self._driver.releaseStreaming(self._key, self)
+
+    async def _commitStaged(self) -> int:
+        """
+        Complete the staging object, then, once no other writer in this
+        process holds the value's upload, append it to the value.
+        """
+        assert self._uploadID is not None and self._opened is not None
+        tail = self._tail()
+        if tail:
+            self._parts[self._next] = await self._driver.uploadPart(
+                self._target, self._uploadID, self._next, tail
+            )
+        await self._driver.completeUpload(self._target, self._uploadID, self._parts)
+        self._uploadID = None
+        staged = self._target
+        try:
+            await self._driver.waitToStream(self._key, self)
+            self._claimed = True
+            again = S3Writer(self._driver, self.path, self._key,
+                             await self._driver.openForAppend(self.path, self._key), owner=self)
+            start = len(self._opened.tail)
+            reader = await self._driver.stagedReader(self.path, staged, start)
+            again.registerProducer(reader, True)
+            await reader.startProducing(again)
+            again.unregisterProducer()
+            return await again.commit()
+        finally:
+            await self._driver.deleteKey(staged)
 
     def _tail(self) -> bytes:
         tail = b"".join(self._buffer)
@@ -295,66 +356,76 @@ class S3Writer:
         return self.size
 
     async def _commitAppend(self) -> int:
-        tail = self._tail()
-        added = self.size - self._startSize
         for _ in range(APPEND_ATTEMPTS):
+            opened = self._opened
+            assert opened is not None
+            await self._idle()
+            if self._failure is not None:
+                self._failure.raiseException()
+            state = OpenValue(
+                uploadID=self._uploadID or "",
+                parts=self._next - 1,
+                size=self.size,
+                chunkSize=self._chunkSize,
+                chain=chainETags(
+                    self._state.chain, (self._parts[n] for n in range(self._first, self._next))
+                ),
+            )
+            tail = b"".join(self._buffer)
+            # The ETag again, under this process's lock: a store that does
+            # not honour If-Match still never loses an append made here.
             found = await self._driver.head(self._key)
             if found is None:
                 raise PathNotFoundError(self.path)
-            existing, etag = found.size, found.etag
-            if added == 0:
-                await self._abort()
-                return existing
-            try:
-                if self._head is None and existing < MIN_PART:
-                    # Small on both sides: one PUT of the two together.
-                    old = await self._driver.getBytes(self._key, etag)
-                    await self._driver.putObject(self._key, old + tail, ifMatch=etag)
+            if found.etag == opened.etag:
+                try:
+                    await self._driver.putObject(
+                        self._key, tail + os.urandom(NONCE), ifMatch=opened.etag,
+                        metadata=state.headers(),
+                    )
+                except S3Error as e:
+                    if e.status not in (409, 412):
+                        raise
                 else:
-                    await self._completeAppend(existing, etag, tail)
-            except S3Error as e:
-                if e.status in (409, 412):
-                    continue
-                raise
-            return existing + added
+                    self._buffer = []
+                    self._buffered = 0
+                    self._ownUpload = False
+                    self._uploadID = None
+                    return self.size
+            await self._again()
         raise StorageUnavailableError(
             f"{self.path}: changed under {APPEND_ATTEMPTS} attempts to append to it"
         )
 
-    async def _completeAppend(self, existing: int, etag: str, tail: bytes) -> None:
-        if self._uploadID is None:
-            self._uploadID = await self._driver.createUpload(self._key)
-        uploadID = self._uploadID
-        parts = {n: e for n, e in self._parts.items() if n >= FIRST_STREAMED}
-        head = self._head if self._head is not None else b""
-        if existing >= MIN_PART:
-            ranges = splitRanges(
-                existing, self._driver.parameters.copyChunkSize, HEAD_PART - 1
+    async def _again(self) -> None:
+        """
+        Another appender committed first: start this commit again from the
+        value it left, if this writer's bytes are all still in memory.
+        """
+        if self._next != self._first:
+            raise StorageUnavailableError(
+                f"{self.path}: another writer appended to it meanwhile; this append"
+                " (already partly uploaded) is dropped"
             )
-            copied = await self._driver.gather(
-                [
-                    self._driver.copyPart(self._key, uploadID, number, self._key, start, end, etag)
-                    for number, (start, end) in enumerate(ranges, 1)
-                ]
-            )
-            parts.update(enumerate(copied, 1))
-        elif existing:
-            head = await self._driver.getBytes(self._key, etag) + head
-        if head:
-            parts[HEAD_PART] = await self._driver.uploadPart(self._key, uploadID, HEAD_PART, head)
-        if tail:
-            if self._next not in self._parts:
-                self._parts[self._next] = await self._driver.uploadPart(
-                    self._key, uploadID, self._next, tail
-                )
-            parts[self._next] = self._parts[self._next]
-        await self._driver.completeUpload(self._key, uploadID, parts, ifMatch=etag)
-        self._uploadID = None
+        written = b"".join(self._buffer)[self._prefixLength:]
+        if self._ownUpload:
+            await self._abort()
+        self._start(await self._driver.openForAppend(self.path, self._key))
+        self._buffer.append(written)
+        self._buffered += len(written)
+        self.size += len(written)
+        self._cut()
 
     def cancel(self) -> Deferred[None]:
         return shielded(Deferred.fromCoroutine(self._cancel()))
 
     async def _cancel(self) -> None:
+        try:
+            await self._cancelled_()
+        finally:
+            self._unclaim()
+
+    async def _cancelled_(self) -> None:
         if self._closed:
             await self._abort()
             return
@@ -363,11 +434,15 @@ class S3Writer:
         self._queuedBytes = 0
         self._buffer = []
         self._buffered = 0
-        self._head = None
         await self._idle()
         await self._abort()
 
     async def _abort(self) -> None:
+        """
+        Abort the multipart upload this writer began (an appender's parts
+        in the value's own upload are left: nothing commits them).
+        """
         uploadID, self._uploadID = self._uploadID, None
-        if uploadID is not None:
-            await self._driver.abortUpload(self._key, uploadID)
+        if uploadID is not None and self._ownUpload:
+            self._ownUpload = False
+            await self._driver.abortUpload(self._target, uploadID)
