@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 
 from txregistry.config import checkConfiguration
-from txregistry.service import accessPolicy, closeLayers, makeNamespace, siteFor
+from txregistry.service import accessPolicy, closeLayers, makeNamespace, siteFor, uploadSecret
 from txregistry.storage.factories import createDriver
 
 
@@ -40,7 +40,8 @@ class InProcessRegistry:
         )
         policy = accessPolicy(self.config)
         self.namespace = makeNamespace(self.config, self.driver, reactor, policy)
-        self.site = siteFor(self.config, self.namespace, reactor, policy=policy)
+        self.site = siteFor(self.config, self.namespace, reactor, policy=policy,
+                            secret=uploadSecret(self.config, self.driver))
         self.url = ""
         self._port: Any = None
 

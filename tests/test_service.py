@@ -89,3 +89,49 @@ class NotificationsCompositionTests(TestCase):
             },
         })
         self.assertRaises(ValueError, makeNamespace, config, InMemoryDriver(), Clock())
+
+
+class UploadSecretStartTests(TestCase):
+    """
+    Instances that share storage but not http.secret are told at start.
+    """
+
+    def test_otherSecretStopsTheStart(self) -> None:
+        """
+        A second registry on the first one's storage with another
+        http.secret stops at start, saying why in one line; one with the
+        same secret serves.
+        """
+        import os
+        import time
+
+        from tests.support import RegistryProcess
+        from txregistry.registry import layout
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        storage = os.path.join(directory, "storage")
+        env = {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": storage}
+        first = RegistryProcess(directory, env=dict(env, REGISTRY_HTTP_SECRET="one"))
+        self.addCleanup(first.stop)
+        record = os.path.join(storage, layout.HTTP_SECRET_CHECK.lstrip("/"))
+        deadline = time.monotonic() + 30
+        while not os.path.exists(record) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertTrue(os.path.exists(record))
+        same = RegistryProcess(directory, env=dict(env, REGISTRY_HTTP_SECRET="one"))
+        self.addCleanup(same.stop)
+        other = os.path.join(directory, "other")
+        os.makedirs(other)
+        try:
+            second = RegistryProcess(other, env=dict(env, REGISTRY_HTTP_SECRET="two"))
+        except RuntimeError:
+            log = open(os.path.join(other, "registry.log")).read()
+        else:
+            self.addCleanup(second.stop)
+            second.process.wait(30)
+            log = second.log()
+        lines = [line for line in log.splitlines() if "txregistry: http.secret: " in line]
+        self.assertEqual(len(lines), 1, log)
+        self.assertIn(layout.HTTP_SECRET_CHECK, lines[0])
+        self.assertIsNone(same.process.poll())

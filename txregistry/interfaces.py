@@ -29,6 +29,7 @@ from zope.interface import Attribute, Interface
 from txregistry.registry.digest import Digest
 
 __all__ = [
+    "ISecretSource",
     "ANONYMOUS",
     "Caller",
     "BlobDescriptor",
@@ -512,4 +513,17 @@ class IBlobStore(Interface):
 
         @return: L{Deferred} of L{None}.
         @raise txregistry.errors.BlobUnknown:
+        """
+
+
+class ISecretSource(Interface):
+    """
+    Where the key that signs state handed to clients (upload URLs'
+    C{_state}) comes from: C{http.secret}, or one every instance on the
+    storage shares (L{txregistry.registry.httpsecret}).
+    """
+
+    def key() -> Deferred[bytes]:
+        """
+        @return: a L{Deferred} firing with the key (the same every call).
         """

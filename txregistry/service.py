@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
+from twisted.python.failure import Failure
 
 from txregistry.api.app import RegistryAPI, RegistryRoot
 from txregistry.api.door import Door
@@ -36,6 +37,7 @@ from txregistry.api.responses import URLBuilder
 from txregistry.api.routenames import RouteNames
 from txregistry.api.tokens import TokenEndpoint
 from txregistry.api.unavailable import UnavailableWhileFailing
+from txregistry.api.uploadstate import FixedSecret
 from txregistry.auth.cred import registryPortal
 from txregistry.auth.errors import AuthConfigurationError
 from txregistry.auth.issuer import TokenIssuer, alwaysExists, loadOrCreateKey
@@ -46,11 +48,12 @@ from txregistry.config import Configuration, ConfigurationError, HTTPConfig, loa
 from txregistry.health.factories import createCheck
 from txregistry.health.interfaces import CheckContext
 from txregistry.health.monitor import HealthMonitor
-from txregistry.interfaces import INamespace
+from txregistry.interfaces import INamespace, ISecretSource
 from txregistry.logs import makeObserver
 from txregistry.maintenance import OnlineCollector, UploadPurger
 from txregistry.notifications.notifier import Notifier
 from txregistry.patterns import compileRepositoryPattern
+from txregistry.registry.httpsecret import SecretMismatch, StoredSecret
 from txregistry.registry.immutability import ImmutabilityRule, ImmutableTags
 from txregistry.registry.namespace import StorageNamespace
 from txregistry.registry.quotas import Quota, Quotas
@@ -332,6 +335,15 @@ def telemetryFor(config: Configuration, environ: Mapping[str, str]) -> Telemetry
     )
 
 
+def uploadSecret(config: Configuration, driver: IStorageDriver) -> StoredSecret:
+    """
+    The key of upload URLs: C{http.secret}, checked against the one the
+    other instances on C{driver} use, or the one generated and kept there
+    (L{txregistry.registry.httpsecret}).
+    """
+    return StoredSecret(driver, config.http.secret, config.storage.readOnly)
+
+
 def siteFor(
     config: Configuration,
     namespace: INamespace,
@@ -339,17 +351,22 @@ def siteFor(
     telemetry: Telemetry | None = None,
     failing: Callable[[], Mapping[str, str]] | None = None,
     policy: IAccessPolicy | None = None,
+    secret: ISecretSource | None = None,
 ) -> RegistrySite:
     """
     The HTTP site serving the V2 API over C{namespace}.
 
     @param failing: the failing health checks, when any are configured:
         while it names any, every request is answered 503.
+    @param secret: the key of upload URLs (L{uploadSecret}); without one,
+        C{http.secret}, or a random key for this site's life.
     """
     if reactor is None:
         from twisted.internet import reactor
     urls = URLBuilder(config.http.prefix, config.http.host, config.http.relativeURLs)
-    api = RegistryAPI(namespace, urls)
+    if secret is None and config.http.secret:
+        secret = FixedSecret(config.http.secret.encode("utf-8"))
+    api = RegistryAPI(namespace, urls, secret)
     auth = makeAuth(config, reactor, policy)
     tokens = auth.tokens
     root: Any = RegistryRoot(
@@ -388,7 +405,8 @@ def makeSite(
     telemetry = telemetry or Telemetry()
     policy = accessPolicy(config)
     namespace = makeNamespace(config, telemetry.observedDriver(driver), clock, policy)
-    return siteFor(config, namespace, clock, telemetry, policy=policy)
+    return siteFor(config, namespace, clock, telemetry, policy=policy,
+                   secret=uploadSecret(config, driver))
 
 
 def endpointFor(reactor: Any, http: HTTPConfig, tls: ServerTLS | None) -> IStreamServerEndpoint:
@@ -468,8 +486,10 @@ class RegistryService(MultiService):
             self.health.watch(createCheck(check, context), check.interval, check.threshold,
                               check.timeout)
         self.health.setServiceParent(self)
+        self.secret = uploadSecret(config, self.driver)
         self.site = siteFor(config, self.namespace, reactor, self.telemetry,
-                            self.health.failing if config.health.checks else None, policy)
+                            self.health.failing if config.health.checks else None, policy,
+                            self.secret)
         self.inFlight = InFlight(self.site.channels)
         self.site.observers.insert(0, self.inFlight)
         if endpoint is None:
@@ -551,6 +571,9 @@ class RegistryService(MultiService):
 
     def startService(self) -> None:
         super().startService()
+        # The upload secret now, not at the first upload: instances that
+        # do not share http.secret are told at start.
+        self.secret.key().addErrback(self._noSecret)
         # Once the port is open (it may already be: twistd's plugin listens
         # before it forks), say so: to the log, and to systemd.
         listening = getattr(self._listener, "_waitingForPort", None)
@@ -558,6 +581,17 @@ class RegistryService(MultiService):
             listening.addCallback(self._listening)
         else:
             self._listening(None)
+
+    def _noSecret(self, failure: Failure) -> None:
+        if failure.check(SecretMismatch):
+            # One line, then stop: an instance signing unlike the others
+            # behind the same proxy would refuse their uploads at random.
+            _log.critical("txregistry: {error}", error=str(failure.value))
+            if self.reactor.running:
+                self.reactor.stop()
+            return
+        _log.warn("upload secret not read from storage yet (tried again at the next upload):"
+                  " {error}", error=str(failure.value))
 
     def _listening(self, port: object) -> object:
         _log.info(

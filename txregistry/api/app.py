@@ -11,6 +11,7 @@ the spec's JSON envelope by L{writeError}.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any
@@ -32,8 +33,9 @@ from txregistry.api.door import Door
 from txregistry.api.errors import UNKNOWN, UNSUPPORTED, APIError, asAPIError, writeError
 from txregistry.api.responses import API_VERSION, API_VERSION_HEADER, URLBuilder
 from txregistry.api.routes import ROUTES, Route
+from txregistry.api.uploadstate import FixedSecret, UploadStates
 from txregistry.errors import RegistryModelError
-from txregistry.interfaces import INamespace
+from txregistry.interfaces import INamespace, ISecretSource
 from txregistry.shielding import shielded
 from txregistry.web.request import RegistryRequest
 
@@ -89,9 +91,16 @@ class RegistryAPI:
         app.route(_route.rule, methods=list(_route.methods), endpoint=_route.name)(_view(_route))
     del _route
 
-    def __init__(self, namespace: INamespace, urls: URLBuilder) -> None:
+    def __init__(
+        self, namespace: INamespace, urls: URLBuilder, secret: ISecretSource | None = None
+    ) -> None:
+        """
+        @param secret: the key of upload URLs' C{_state}; a random one for
+            this object's life when L{None}.
+        """
         self.namespace = namespace
         self.urls = urls
+        self.uploadStates = UploadStates(secret or FixedSecret(os.urandom(32)))
 
     def namespaceFor(self, request: Any) -> INamespace:
         """

@@ -143,7 +143,8 @@ ROUTES: tuple[Route, ...] = (
           "Begin an upload (202); with digest, upload in one request (201); with mount and "
           "from, mount a blob of another repository (201, needs pull on from), else begin one."),
     Route("upload.status", ("GET", "HEAD"), "/v2/<name>/blobs/uploads/<uploadID>", PUSH, NO_BODY,
-          (204,), _UPLOAD_HEADERS, _NAME + (BLOB_UPLOAD_UNKNOWN,), uploads.status, False,
+          (204,), _UPLOAD_HEADERS, _NAME + (BLOB_UPLOAD_UNKNOWN, BLOB_UPLOAD_INVALID),
+          uploads.status, False,
           "How much of an upload the registry holds."),
     Route("upload.chunk", ("PATCH",), "/v2/<name>/blobs/uploads/<uploadID>", PUSH, STREAMED_BODY,
           (202,), _UPLOAD_HEADERS,
@@ -155,7 +156,8 @@ ROUTES: tuple[Route, ...] = (
                    SIZE_INVALID, UNSUPPORTED),
           uploads.complete, True, "Append a last chunk (optional) and store the blob as digest."),
     Route("upload.cancel", ("DELETE",), "/v2/<name>/blobs/uploads/<uploadID>", PUSH, NO_BODY,
-          (204,), (), _NAME + (BLOB_UPLOAD_UNKNOWN, UNSUPPORTED), uploads.cancel, True,
+          (204,), (), _NAME + (BLOB_UPLOAD_UNKNOWN, BLOB_UPLOAD_INVALID, UNSUPPORTED),
+          uploads.cancel, True,
           "Throw an upload away."),
 )
 

@@ -25,11 +25,12 @@ if TYPE_CHECKING:
     from txregistry.api.app import RegistryAPI
 
 
-def _uploadHeaders(
+async def _uploadHeaders(
     api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str, size: int
 ) -> dict[str, str]:
+    state = await api.uploadStates.sign(name, uploadID)
     return {
-        "Location": api.urls.url(request, f"/v2/{name}/blobs/uploads/{uploadID}"),
+        "Location": api.urls.url(request, f"/v2/{name}/blobs/uploads/{uploadID}?_state={state}"),
         "Range": f"0-{max(size - 1, 0)}",
         "Docker-Upload-UUID": uploadID,
     }
@@ -77,12 +78,13 @@ async def start(api: "RegistryAPI", request: RegistryRequest, name: str) -> Any:
             await receive(request.body, await blobs.put(digest, request.body.length))
             return _blobCreated(api, request, name, digest)
     upload = await blobs.create()
-    return emptyResponse(request, 202, _uploadHeaders(api, request, name, upload.id, 0))
+    return emptyResponse(request, 202, await _uploadHeaders(api, request, name, upload.id, 0))
 
 
 async def status(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
+    await api.uploadStates.check(request, name, uploadID)
     upload = await api.namespaceFor(request).repository(name).blobs().resume(uploadID)
-    return emptyResponse(request, 204, _uploadHeaders(api, request, name, upload.id, upload.size))
+    return emptyResponse(request, 204, await _uploadHeaders(api, request, name, upload.id, upload.size))
 
 
 def _declaredStart(request: RegistryRequest) -> int | None:
@@ -118,23 +120,25 @@ async def _append(
             RANGE_INVALID,
             mismatch.message,
             mismatch.detail,
-            headers=_uploadHeaders(api, request, name, upload.id, mismatch.size),
+            headers=await _uploadHeaders(api, request, name, upload.id, mismatch.size),
         ) from None
     return await receive(request.body, writer)
 
 
 async def chunk(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
+    await api.uploadStates.check(request, name, uploadID)
     upload = await api.namespaceFor(request).repository(name).blobs().resume(uploadID)
     try:
         start = _declaredStart(request)
     except APIError as error:
-        error.headers.update(_uploadHeaders(api, request, name, upload.id, upload.size))
+        error.headers.update(await _uploadHeaders(api, request, name, upload.id, upload.size))
         raise
     size = await _append(api, request, name, upload, start)
-    return emptyResponse(request, 202, _uploadHeaders(api, request, name, upload.id, size))
+    return emptyResponse(request, 202, await _uploadHeaders(api, request, name, upload.id, size))
 
 
 async def complete(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
+    await api.uploadStates.check(request, name, uploadID)
     blobs = api.namespaceFor(request).repository(name).blobs()
     digestText = queryArgument(request, b"digest")
     if digestText is None:
@@ -149,13 +153,14 @@ async def complete(api: "RegistryAPI", request: RegistryRequest, name: str, uplo
         raise APIError(
             RANGE_INVALID,
             f"chunk starts at {start}, upload has {upload.size} bytes",
-            headers=_uploadHeaders(api, request, name, upload.id, upload.size),
+            headers=await _uploadHeaders(api, request, name, upload.id, upload.size),
         )
     await upload.commit(digest)
     return _blobCreated(api, request, name, digest)
 
 
 async def cancel(api: "RegistryAPI", request: RegistryRequest, name: str, uploadID: str) -> Any:
+    await api.uploadStates.check(request, name, uploadID)
     upload = await api.namespaceFor(request).repository(name).blobs().resume(uploadID)
     await upload.cancel()
     return emptyResponse(request, 204)

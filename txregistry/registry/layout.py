@@ -209,3 +209,10 @@ def referrerLink(name: str, subject: Digest, referrer: Digest) -> str:
 #: A file the storage health check writes, to learn that storage takes
 #: writes (a stat alone does not see a read-only or full disk).
 HEALTH_PROBE = f"{ROOT}/_health"
+
+#: The upload-signing secret generated when C{http.secret} is empty, kept
+#: so that every instance on this storage, and the next start, share it.
+HTTP_SECRET = f"{ROOT}/_txregistry/httpsecret"
+#: An HMAC of a fixed string under C{http.secret}: how an instance learns
+#: at start that the others on this storage were given another secret.
+HTTP_SECRET_CHECK = f"{ROOT}/_txregistry/httpsecretcheck"
