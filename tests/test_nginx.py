@@ -162,7 +162,8 @@ class NginxProxyTests(TestCase):
         self.assertEqual(response.code, 202, await response.text())
         self.assertEqual(response.headers.getRawHeaders("range"), [f"0-{len(content) - 1}"])
 
-        response = await treq.put(proxy + path + "?digest=" + digest, persistent=False)
+        # The Location carries its signed _state: the digest goes after it.
+        response = await treq.put(proxy + path + "&digest=" + digest, persistent=False)
         self.assertEqual(response.code, 201, await response.text())
         self.assertEqual(response.headers.getRawHeaders("docker-content-digest"), [digest])
         self.assertTrue(

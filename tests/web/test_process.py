@@ -193,7 +193,7 @@ class RegistryProcessTests(TestCase):
             sent, digest = c.sendStreaming("PATCH", location, patterned(GiB, seed=12), None)
             patched = c.readResponse()
             c.sendRequest(
-                "PUT", f"{location}?digest=sha256:{digest}", {"Content-Length": "0"}
+                "PUT", f"{location}&digest=sha256:{digest}", {"Content-Length": "0"}
             )
             response = c.readResponse()
         elapsed = time.monotonic() - started
