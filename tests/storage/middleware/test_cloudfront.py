@@ -232,3 +232,18 @@ class CloudFrontTests(TestCase):
                          {"Statement": [{"Resource": "https://x/a",
                                          "Condition": {"DateLessThan": {"AWS:EpochTime": 7}}}]})
         self.assertNotIn(b" ", cloudfront.cannedPolicy("https://x/a", 7))
+
+    async def test_badPathFails(self) -> None:
+        """
+        A path that is not a storage path is a failed L{Deferred}, as a
+        driver's errors are, not an exception at the caller.
+        """
+        from txregistry.storage.errors import InvalidPathError
+
+        class _CheckingBucket(_Bucket):
+            def bucketKey(self, path: str) -> str:
+                raise InvalidPathError(path)
+
+        d = self.middleware(_CheckingBucket()).urlFor("no/slash")
+        with self.assertRaises(InvalidPathError):
+            await d

@@ -33,7 +33,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorCore
 from zope.interface import alsoProvides
 
-from txregistry.storage.errors import DriverConfigurationError
+from txregistry.storage.errors import DriverConfigurationError, asynchronousErrors
 from txregistry.storage.interfaces import IBucketKeyed, IClientRoutedURLs, IStorageDriver
 from txregistry.storage.middleware.awsips import AWS_IP_RANGES_URL, AWSIPRanges, isLocal
 from txregistry.storage.middleware.forwarding import ForwardingDriver, directURL
@@ -194,6 +194,7 @@ class CloudFrontMiddleware(ForwardingDriver):
         if ranges is not None:
             alsoProvides(self, IClientRoutedURLs)
 
+    @asynchronousErrors
     def urlForClient(
         self, path: str, method: str = "GET", expiry: float = 1200.0, client: str | None = None
     ) -> Deferred[str | None]:

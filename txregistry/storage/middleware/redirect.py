@@ -58,7 +58,7 @@ class RedirectMiddleware(ForwardingDriver):
         self, path: str, method: str = "GET", expiry: float = 1200.0, client: str | None = None
     ) -> Deferred[str | None]:
         o = self.options
-        return succeed(urlunsplit((o.scheme, o.host, quote(o.basePath + path), "", "")))
+        return succeed(urlunsplit((o.scheme, o.host, o.basePath + quote(path), "", "")))
 
 
 def wrap(driver: IStorageDriver, options: RedirectOptions, reactor: Any, where: str) -> IStorageDriver:
