@@ -19,7 +19,6 @@ import base64
 import builtins
 import hashlib
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,17 +44,20 @@ from txregistry.storage.errors import (
 )
 from txregistry.storage.interfaces import (
     FileInfo,
+    IBucketKeyed,
     IStartChecked,
     IStorageDriver,
     IStorageReader,
     IStorageWriter,
 )
 from txregistry.storage.paths import checkPath
+from txregistry.storage.s3.claims import StreamingClaims
 from txregistry.storage.s3.client import S3Client, S3Error, elementText, parseXML
 from txregistry.storage.s3.openvalue import (
-    META_PREFIX,
+    STAGING,
     Opened,
     OpenValue,
+    metadataOf,
     openForAppend,
     seal,
     stateOf,
@@ -72,8 +74,6 @@ T = TypeVar("T")
 DELETE_BATCH = 1000
 #: S3's limit on the parts of one upload.
 MAX_PARTS = 10_000
-#: Below the root: writers' staging objects (see L{S3Driver.stagingKey}).
-STAGING = ".txregistry-staging/"
 
 
 @dataclass(frozen=True)
@@ -90,14 +90,6 @@ class ObjectInfo:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-def _metadata(headers: Any) -> dict[str, str]:
-    return {
-        name.decode("latin-1").lower(): values[0].decode("latin-1")
-        for name, values in headers.getAllRawHeaders()
-        if name.decode("latin-1").lower().startswith(META_PREFIX)
-    }
-
-
 def _timestamp(text: str) -> float:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
@@ -105,7 +97,7 @@ def _timestamp(text: str) -> float:
         return time.time()
 
 
-@implementer(IStorageDriver, IStartChecked)
+@implementer(IStorageDriver, IStartChecked, IBucketKeyed)
 class S3Driver:
     """
     Stores each path as an object in C{parameters.bucket}.
@@ -118,10 +110,7 @@ class S3Driver:
         self._pool = BlockingPool(reactor, "txregistry-s3", 4)
         self.client = S3Client(parameters, reactor, self._pool)
         self._appendLocks: dict[str, DeferredLock] = {}
-        #: The writer streaming parts to each open value's upload here,
-        #: and those waiting to (see L{txregistry.storage.s3.writer}).
-        self._streamers: dict[str, object] = {}
-        self._streamWaiters: dict[str, list[Deferred[None]]] = {}
+        self.claims = StreamingClaims()
         self._copySlots = DeferredSemaphore(parameters.copyConcurrency)
 
     # Keys
@@ -131,6 +120,13 @@ class S3Driver:
         if path == "/":
             return self.parameters.prefix
         return self.parameters.prefix + path[1:]
+
+    def bucketKey(self, path: str) -> str:
+        """
+        The object key C{path} is stored at (what a CDN in front of the
+        bucket serves it as: the C{cloudfront} storage middleware).
+        """
+        return self._key(path)
 
     def _path(self, key: str) -> str:
         return "/" + key[len(self.parameters.prefix):]
@@ -170,7 +166,7 @@ class S3Driver:
             when = parsedate_to_datetime(modified).timestamp() if modified else time.time()
         except (TypeError, ValueError):
             when = time.time()
-        return ObjectInfo(size, etag, when, _metadata(headers))
+        return ObjectInfo(size, etag, when, metadataOf(headers))
 
     async def getBytes(
         self, key: str, ifMatch: str | None = None, span: tuple[int, int] | None = None
@@ -277,44 +273,6 @@ class S3Driver:
             return info
         return await seal(self, path, key, info)
 
-    def claimStreaming(self, key: str, owner: object) -> bool:
-        """
-        Let C{owner} stream parts to the upload of the value at C{key},
-        unless another writer in this process does.
-        """
-        holder = self._streamers.setdefault(key, owner)
-        return holder is owner
-
-    def releaseStreaming(self, key: str, owner: object) -> None:
-        if self._streamers.get(key) is owner:
-            del self._streamers[key]
-            for d in self._streamWaiters.pop(key, []):
-                d.callback(None)
-
-    async def waitToStream(self, key: str, owner: object) -> None:
-        """
-        Wait until no other writer streams to C{key}'s upload, then claim
-        it for C{owner}.
-        """
-        while not self.claimStreaming(key, owner):
-            d: Deferred[None] = Deferred()
-            self._streamWaiters.setdefault(key, []).append(d)
-            await d
-
-    def stagingKey(self) -> str:
-        """
-        A fresh key for a writer's staging object: below L{STAGING}, which
-        no path maps to (a path's names never begin with a dot), and left
-        out of listings.
-        """
-        return self.parameters.prefix + STAGING + uuid.uuid4().hex
-
-    async def stagedReader(self, path: str, key: str, offset: int) -> IStorageReader:
-        info = await self.head(key)
-        if info is None:
-            raise PathNotFoundError(path)
-        return S3Reader(self.client, path, key, info.etag, offset, info.size - offset)
-
     async def deleteKey(self, key: str) -> None:
         await self._deleteKeys([key])
 
@@ -412,7 +370,7 @@ class S3Driver:
             body: bytes = await response.content()
             if response.code == 404:
                 raise PathNotFoundError(path)
-            metadata = _metadata(response.headers)
+            metadata = metadataOf(response.headers)
             if not metadata:
                 return body
             state = OpenValue.fromMetadata(metadata) if metadata else None

@@ -44,13 +44,15 @@ carries no metadata); C{stat} reports the whole value's.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from txregistry.storage.errors import PathNotFoundError, StorageError
 from txregistry.storage.s3.client import S3Error, elementText, parseXML
 from txregistry.storage.s3.parameters import MAX_PART
+from txregistry.storage.s3.reader import S3Reader
 
 if TYPE_CHECKING:
     from txregistry.storage.s3.driver import ObjectInfo, S3Driver
@@ -58,6 +60,10 @@ if TYPE_CHECKING:
 __all__ = [
     "META_PREFIX",
     "NONCE",
+    "STAGING",
+    "metadataOf",
+    "stagedReader",
+    "stagingKey",
     "OpenValue",
     "Opened",
     "openForAppend",
@@ -76,6 +82,9 @@ TIER = 1000
 META_PREFIX = "x-amz-meta-txregistry-"
 #: Random bytes after an open value's tail, so each commit has its ETag.
 NONCE = 16
+#: Below the root: writers' staging objects (L{stagingKey}), which no path
+#: maps to (a path's names never begin with a dot), left out of listings.
+STAGING = ".txregistry-staging/"
 
 
 def partSize(chunkSize: int, index: int) -> int:
@@ -356,3 +365,31 @@ async def seal(driver: S3Driver, path: str, key: str, info: ObjectInfo) -> Objec
             raise PathNotFoundError(path)
         info = found
     raise StorageError(f"{path}: changed under {SEAL_ATTEMPTS} attempts to complete it")
+
+
+def metadataOf(headers: Any) -> dict[str, str]:
+    """
+    The C{x-amz-meta-txregistry-*} headers of a response, lowercased.
+    """
+    return {
+        name.decode("latin-1").lower(): values[0].decode("latin-1")
+        for name, values in headers.getAllRawHeaders()
+        if name.decode("latin-1").lower().startswith(META_PREFIX)
+    }
+
+
+def stagingKey(driver: S3Driver) -> str:
+    """
+    A fresh key for a writer's staging object, below L{STAGING}.
+    """
+    return driver.parameters.prefix + STAGING + uuid.uuid4().hex
+
+
+async def stagedReader(driver: S3Driver, path: str, key: str, offset: int) -> S3Reader:
+    """
+    A stream of the staging object at C{key} from C{offset}.
+    """
+    info = await driver.head(key)
+    if info is None:
+        raise PathNotFoundError(path)
+    return S3Reader(driver.client, path, key, info.etag, offset, info.size - offset)

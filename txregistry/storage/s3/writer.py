@@ -44,7 +44,15 @@ from txregistry.shielding import shielded
 from txregistry.storage.errors import PathNotFoundError, StorageUnavailableError, WriterClosedError
 from txregistry.storage.interfaces import IStorageWriter
 from txregistry.storage.s3.client import S3Error
-from txregistry.storage.s3.openvalue import NONCE, TIER, OpenValue, chainETags, partSize
+from txregistry.storage.s3.openvalue import (
+    NONCE,
+    TIER,
+    OpenValue,
+    chainETags,
+    partSize,
+    stagedReader,
+    stagingKey,
+)
 from txregistry.storage.s3.parameters import MAX_PART
 
 if TYPE_CHECKING:
@@ -194,11 +202,11 @@ class S3Writer:
         if self._failure is not None or not self._queue:
             return
         if self._append and not self._claimed and not self._staging:
-            if self._driver.claimStreaming(self._key, self._owner):
+            if self._driver.claims.claim(self._key, self._owner):
                 self._claimed = True
             else:
                 self._staging = True
-                self._target = self._driver.stagingKey()
+                self._target = stagingKey(self._driver)
                 self._uploadID = None
         if self._uploadID is None:
             if not self._creating:
@@ -292,7 +300,7 @@ class S3Writer:
                 if self._append:
                     if not self._claimed:
                         # Not while another writer here streams to it.
-                        await self._driver.waitToStream(self._key, self._owner)
+                        await self._driver.claims.wait(self._key, self._owner)
                         self._claimed = True
                     return await self._driver.appendLock(self._key, self._commitAppend)
                 return await self._commitReplace()
@@ -305,7 +313,7 @@ class S3Writer:
     def _unclaim(self) -> None:
         if self._claimed and self._owner is self:
             self._claimed = False
-            self._driver.releaseStreaming(self._key, self)
+            self._driver.claims.release(self._key, self)
 
     async def _commitStaged(self) -> int:
         """
@@ -322,12 +330,12 @@ class S3Writer:
         self._uploadID = None
         staged = self._target
         try:
-            await self._driver.waitToStream(self._key, self)
+            await self._driver.claims.wait(self._key, self)
             self._claimed = True
             again = S3Writer(self._driver, self.path, self._key,
                              await self._driver.openForAppend(self.path, self._key), owner=self)
             start = len(self._opened.tail)
-            reader = await self._driver.stagedReader(self.path, staged, start)
+            reader = await stagedReader(self._driver, self.path, staged, start)
             again.registerProducer(reader, True)
             await reader.startProducing(again)
             again.unregisterProducer()
