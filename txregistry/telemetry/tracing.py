@@ -176,7 +176,7 @@ class Tracing:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.trace import SpanKind, Status, StatusCode, get_current_span
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         resource = Resource.create({"service.name": "txregistry"})
@@ -190,6 +190,7 @@ class Tracing:
         self._server = SpanKind.SERVER
         self._error = Status(StatusCode.ERROR)
         self._statusCode = StatusCode
+        self._currentSpan = get_current_span
 
     def startSpan(self, name: str, attributes: Mapping[str, Any] | None = None) -> Any:
         """
@@ -201,6 +202,18 @@ class Tracing:
         if failure is not None:
             span.set_status(self._statusCode.ERROR, failure.getErrorMessage())
         span.end()
+
+    def traceparent(self) -> str | None:
+        """
+        The W3C C{traceparent} of the current span (the request's, while
+        it is handled), or L{None} outside any: what the notifications
+        keep with each event, so that its webhook delivery joins the trace
+        of the request that made it.
+        """
+        context = self._currentSpan().get_span_context()
+        if not context.is_valid:
+            return None
+        return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
     def shutdown(self) -> None:
         """
