@@ -44,15 +44,17 @@ class ObservedDriver:
         self._counters = counters
         self._prometheus = prometheus
         self._tracing = tracing
+        # Each action's span name and attributes, made once.
+        self._spans = {action: (f"storage {action}", {"storage.driver": self.name,
+                                                      "storage.action": action})
+                       for action in ACTIONS}
 
     def __getattr__(self, name: str) -> Any:
         # Whatever else a driver offers (its root, its pool) is its own.
         return getattr(self.driver, name)
 
     def _call(self, action: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        span = self._tracing.startSpan(f"storage {action}", {"storage.driver": self.name,
-                                                             "storage.action": action}) \
-            if self._tracing is not None else None
+        span = self._tracing.startSpan(*self._spans[action]) if self._tracing is not None else None
         started = time.perf_counter()
         try:
             result: Deferred[Any] = getattr(self.driver, action)(*args, **kwargs)
