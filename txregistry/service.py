@@ -540,8 +540,11 @@ class RegistryService(MultiService):
             "health": {"checks": list(self.health.checks), "failing": self.health.failing()},
             **(counters.snapshot() if counters is not None else {}),
             **(activity.snapshot() if activity is not None else {}),
-            **({"notifications": {"endpoints": self.notifier.status()}}
-               if self.notifier is not None else {}),
+            **({"notifications": {
+                "endpoints": self.notifier.status(),
+                "journal": {"syncs": self.notifier.journal.syncs,
+                            "durable_appends": self.notifier.journal.durableAppends},
+            }} if self.notifier is not None else {}),
         }
 
     def _reloadLogLevel(self) -> None:
