@@ -45,6 +45,10 @@ class ObservedDriver:
         self._counters = counters
         self._prometheus = prometheus
         self._tracing = tracing
+        # Each action's span name and attributes, made once.
+        self._spans = {action: (f"storage {action}", {"storage.driver": self.name,
+                                                      "storage.action": action})
+                       for action in ACTIONS}
         if IClientRoutedURLs.providedBy(driver):
             alsoProvides(self, IClientRoutedURLs)
 
@@ -56,9 +60,7 @@ class ObservedDriver:
         return self._timed(action, lambda: getattr(self.driver, action)(*args, **kwargs))
 
     def _timed(self, action: str, call: Any) -> Deferred[Any]:
-        span = self._tracing.startSpan(f"storage {action}", {"storage.driver": self.name,
-                                                             "storage.action": action}) \
-            if self._tracing is not None else None
+        span = self._tracing.startSpan(*self._spans[action]) if self._tracing is not None else None
         started = time.perf_counter()
         try:
             result: Deferred[Any] = call()
