@@ -148,7 +148,8 @@ class LoadConfigurationTests(TestCase):
         """
         cases = {
             "redis: {addrs: [localhost:6379], tls: {enabled: true}}\n": "redis.tls",
-            "proxy: {remoteurl: https://registry-1.docker.io}\n": "proxy",
+            "proxy: {remoteurl: https://registry-1.docker.io, exec: {command: helper}}\n":
+                "proxy.exec",
             "middleware: {registry: []}\n": "middleware",
             "validation: {disabled: true}\n": "validation",
             "loglevel: debug\n": "loglevel",
@@ -162,8 +163,8 @@ class LoadConfigurationTests(TestCase):
 
     def test_unsupportedSectionFromEnvironmentRefused(self) -> None:
         self.assertRefused(
-            "version: 0.1\n", "proxy: not supported yet",
-            {"REGISTRY_PROXY_REMOTEURL": "https://registry-1.docker.io"},
+            "version: 0.1\n", "validation: not supported yet",
+            {"REGISTRY_VALIDATION_DISABLED": "true"},
         )
 
     def test_auth(self) -> None:

@@ -21,6 +21,7 @@ import yaml
 if TYPE_CHECKING:
     from txregistry.notifications.config import NotificationsConfig
     from txregistry.opsconfig import DebugConfig, HealthConfig
+    from txregistry.proxy.config import ProxyConfig
 
 #: Keys under C{storage:} that configure the registry, not a driver.
 STORAGE_OPTIONS = frozenset(
@@ -36,7 +37,8 @@ UNSUPPORTED = frozenset(
         "compatibility",
         "loglevel",
         "middleware",
-        "proxy",
+        # Credential helpers are not run: proxy.username/password only.
+        "proxy.exec",
         "reporting",
         "validation",
         "log.hooks",
@@ -110,6 +112,18 @@ KNOWN_KEYS: dict[str, Any] = {
         "poolsize": None,
     },
     "ui": {"enabled": None, "path": None, "sessiontimeout": None},
+    # The pull-through cache: the reference's one upstream, or upstreams
+    # (a list, checked entry by entry by txregistry.proxy.config).
+    "proxy": {
+        "remoteurl": None,
+        "username": None,
+        "password": None,
+        "ttl": None,
+        "tagttl": None,
+        "timeout": None,
+        "tls": {"ca": None, "certificate": None, "key": None, "insecure": None},
+        "upstreams": None,
+    },
     "http": {
         "addr": None,
         "net": None,
@@ -404,12 +418,20 @@ class Configuration:
     redis: RedisConfig | None = None
     ui: UIConfig = UIConfig()
     notifications: "NotificationsConfig" = field(default_factory=lambda: _noNotifications())
+    #: C{proxy}: the pull-through cache's upstreams (none: no cache).
+    proxy: "ProxyConfig" = field(default_factory=lambda: _noProxy())
 
 
 def _noNotifications() -> "NotificationsConfig":
     from txregistry.notifications.config import NotificationsConfig
 
     return NotificationsConfig()
+
+
+def _noProxy() -> "ProxyConfig":
+    from txregistry.proxy.config import ProxyConfig
+
+    return ProxyConfig()
 
 
 def _escapeEndpoint(value: str) -> str:
@@ -530,6 +552,7 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
     if str(version) != "0.1":
         raise ConfigurationError(f"version: must be 0.1, got {version!r}")
     from txregistry.notifications.config import checkNotifications
+    from txregistry.proxy.config import checkProxy
 
     storageConfig = _checkStorage(merged["storage"])
     redis = _checkRedis(merged.get("redis"))
@@ -549,6 +572,7 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         notifications=checkNotifications(
             merged.get("notifications"), storageConfig.driver, storageConfig.parameters
         ),
+        proxy=checkProxy(merged.get("proxy")),
     )
 
 

@@ -11,6 +11,7 @@ later issues) wraps it.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -61,12 +62,16 @@ class StorageNamespace:
         redirect: bool = True,
         collectionGrace: float | None = None,
         retention: RetentionPolicies | None = None,
+        partial: Callable[[str], bool] | None = None,
     ) -> None:
         """
         @param collectionGrace: with online garbage collection, its grace
             window in seconds: writes then touch the leases of the blobs
             they depend on (L{txregistry.registry.collection}).
         @param retention: the retention policies collections apply.
+        @param partial: which repositories may hold a manifest before its
+            blobs and children (a pull-through cache's); none when
+            L{None}.
         """
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
@@ -79,6 +84,8 @@ class StorageNamespace:
             self._index.maxPutSeconds = collectionGrace / 2
         self._collector = Collector(driver, self._content, self._index, retention=retention)
         self._index.recordPulls = self._collector.retention.recordsPulls
+        if partial is not None:
+            self._index.partial = partial
 
     def actingFor(self, caller: Caller) -> INamespace:
         # Storage is the same for every caller.
