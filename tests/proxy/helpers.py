@@ -80,9 +80,10 @@ async def pushLayeredImage(testCase: Any, registry: InProcessRegistry, name: str
     return manifest, sha256(manifest)
 
 
-def pullThrough(registry: InProcessRegistry) -> Any:
+def pullThrough(registry: Any) -> Any:
     """
-    The pull-through layer of C{registry}'s namespace.
+    The pull-through layer of C{registry}'s namespace (an
+    L{InProcessRegistry}, or a L{RegistryService}).
     """
     from txregistry.proxy.layer import PullThrough
 
@@ -92,7 +93,7 @@ def pullThrough(registry: InProcessRegistry) -> Any:
     return layer
 
 
-async def settle(registry: InProcessRegistry) -> None:
+async def settle(registry: Any) -> None:
     """
     Wait until C{registry}'s cache stored what it is fetching.
     """

@@ -15,7 +15,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.api.helpers import assertError, header, pushBlob, pushManifest, sha256
 from tests.client.test_auth import htpasswd
-from tests.proxy.helpers import pushLayeredImage, startCache, startUpstream, stopUpstream
+from tests.proxy.helpers import pushLayeredImage, settle, startCache, startUpstream, stopUpstream
+from txregistry.registry.digest import Digest
 
 LAYER = os.urandom(256 * 1024)
 
@@ -250,3 +251,37 @@ class _Authenticated:
     def request(self, method: str, path: str, **kwargs: object) -> Deferred[object]:
         return self.registry.request(method, path, **self.kwargs, **kwargs)  # type: ignore[attr-defined]
 
+
+
+class ExpiryTests(TestCase):
+    """
+    Cached content goes in the collection after its ttl since the last
+    pull, and is fetched again after.
+    """
+
+    async def test_expiredContentCollected(self) -> None:
+        upstream, seen = await startUpstream(self)
+        manifest, digest = await pushLayeredImage(self, upstream, "app", "v1", LAYER)
+        cache = await startCache(self, {"upstreams": [
+            {"prefix": "up.example", "url": upstream.url, "ttl": "1s"},
+            {"prefix": "kept.example", "url": upstream.url, "ttl": 0}]})
+        for prefix in ("up.example", "kept.example"):
+            response = await cache.request("GET", f"/v2/{prefix}/app/manifests/v1")
+            self.assertEqual(await response.content(), manifest)
+            response = await cache.request("GET", f"/v2/{prefix}/app/blobs/{sha256(LAYER)}")
+            self.assertEqual(await response.content(), LAYER)
+        await settle(cache)
+        report = await cache.namespace.collectGarbage()
+        self.assertEqual(report.tags, [])
+        await deferLater(reactor, 1.5, lambda: None)
+        report = await cache.namespace.collectGarbage()
+        self.assertEqual(report.tags, [("up.example/app", "v1")])
+        self.assertIn(("up.example/app", Digest.parse(digest)), report.manifests)
+        # The blobs stay: kept.example's copy of the image holds them.
+        self.assertEqual(report.blobs, [])
+        response = await cache.request("GET", "/v2/up.example/app/manifests/v1")
+        self.assertEqual(await response.content(), manifest)
+        self.assertEqual(seen.count("GET", f"/manifests/{digest}"), 3)
+        await stopUpstream(upstream, cache)
+        response = await cache.request("GET", "/v2/kept.example/app/manifests/v1")
+        self.assertEqual(await response.content(), manifest)

@@ -151,6 +151,7 @@ class BlobFetch:
         self._readers: list[ClientReader] = []
         self._paused: set[_Side] = set()
         self._sourcePaused = False
+        self._started = False
         self._writerSide = _Side(self)
         self.finished: Deferred[None] = Deferred()
         self.cached: bool | None = None
@@ -186,7 +187,11 @@ class BlobFetch:
         """
         if self.writer is not None:
             self.writer.registerProducer(self._writerSide, True)
+        self._started = True
         self.source.startProducing(self).addBoth(self._ended)  # type: ignore[arg-type]
+        if self._paused and not self._sourcePaused and not self.finished.called:
+            self._sourcePaused = True
+            self.source.pauseProducing()
 
     # IConsumer, for the upstream's reader
 
@@ -212,7 +217,7 @@ class BlobFetch:
 
     def _pause(self, side: _Side) -> None:
         self._paused.add(side)
-        if not self._sourcePaused:
+        if self._started and not self._sourcePaused:
             self._sourcePaused = True
             self.source.pauseProducing()
 
@@ -230,7 +235,8 @@ class BlobFetch:
         if isinstance(side, ClientReader) and side in self._readers:
             self._readers.remove(side)
         self._resume(side)
-        if self.writer is None and not self._readers and not self.finished.called:
+        if self._started and self.writer is None and not self._readers \
+                and not self.finished.called:
             self.source.stopProducing()
 
     def _ended(self, result: Any) -> None:
