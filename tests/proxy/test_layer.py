@@ -285,3 +285,21 @@ class ExpiryTests(TestCase):
         await stopUpstream(upstream, cache)
         response = await cache.request("GET", "/v2/kept.example/app/manifests/v1")
         self.assertEqual(await response.content(), manifest)
+
+
+class QuotaTests(TestCase):
+    async def test_overQuotaServedNotStored(self) -> None:
+        """
+        Under a quota too small for a blob, the blob is served all the
+        same, and not stored: with the upstream stopped it is unavailable.
+        """
+        upstream, _ = await startUpstream(self)
+        await pushBlob(self, upstream, "app", LAYER)
+        cache = await startCache(self, {"upstreams": [{"prefix": "up.example", "url": upstream.url}]},
+                                 storage={"inmemory": {}, "quotas": [
+                                     {"repository": "up.example/**", "maxbytes": 1000}]})
+        response = await cache.request("GET", f"/v2/up.example/app/blobs/{sha256(LAYER)}")
+        self.assertEqual((response.code, await response.content()), (200, LAYER))
+        await stopUpstream(upstream, cache)
+        response = await cache.request("GET", f"/v2/up.example/app/blobs/{sha256(LAYER)}")
+        await assertError(self, response, 503, "UNAVAILABLE")
