@@ -121,6 +121,7 @@ KNOWN_KEYS: dict[str, Any] = {
         "ttl": None,
         "tagttl": None,
         "timeout": None,
+        "maxbytes": None,
         "tls": {"ca": None, "certificate": None, "key": None, "insecure": None},
         "upstreams": None,
     },

@@ -40,13 +40,14 @@ class ProxyConfigurationTests(TestCase):
         proxy = self.check({"upstreams": [
             {"prefix": "docker.io", "url": "https://registry-1.docker.io"},
             {"prefix": "mirror.internal/team", "url": "http://10.0.0.5:5000", "ttl": 0,
-             "tagttl": "5m", "timeout": "3s"},
+             "tagttl": "5m", "timeout": "3s", "maxbytes": "2GiB"},
         ]})
         self.assertFalse(proxy.reference)
         hub, team = proxy.upstreams
         self.assertEqual((hub.prefix, hub.dockerHub, hub.ttl, hub.tagTTL), ("docker.io", True, 168 * 3600.0, 0.0))
         self.assertEqual((team.prefix, team.dockerHub, team.ttl, team.tagTTL, team.timeout, team.plainHTTP),
                          ("mirror.internal/team", False, 0.0, 300.0, 3.0, True))
+        self.assertEqual((hub.maxBytes, team.maxBytes), (None, 2 << 30))
 
     def test_environment(self) -> None:
         """
@@ -73,6 +74,8 @@ class ProxyConfigurationTests(TestCase):
             ({"upstreams": [{"prefix": "a"}]}, "proxy.upstreams[0].url"),
             ({"upstreams": [{"prefix": "a", "url": "https://x", "bogus": 1}]}, "proxy.upstreams[0].bogus"),
             ({"upstreams": [{"prefix": "a", "url": "https://x", "timeout": 0}]}, "proxy.upstreams[0].timeout"),
+            ({"upstreams": [{"prefix": "a", "url": "https://x", "maxbytes": "lots"}]},
+             "proxy.upstreams[0].maxbytes"),
             ({"upstreams": [{"prefix": "a", "url": "https://x", "tls": {"ca": "/no/such"}}]},
              "proxy.upstreams[0].tls.ca"),
             ({"upstreams": [{"prefix": "a", "url": "https://x", "tls": {"insecure": "yes"}}]},

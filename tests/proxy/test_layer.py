@@ -303,3 +303,25 @@ class QuotaTests(TestCase):
         await stopUpstream(upstream, cache)
         response = await cache.request("GET", f"/v2/up.example/app/blobs/{sha256(LAYER)}")
         await assertError(self, response, 503, "UNAVAILABLE")
+
+    async def test_upstreamSizeLimit(self) -> None:
+        """
+        What an upstream's cached repositories hold counts toward its
+        maxbytes: past it, content is served and not stored.
+        """
+        upstream, _ = await startUpstream(self)
+        manifest, digest = await pushLayeredImage(self, upstream, "app", "v1", LAYER)
+        other = os.urandom(len(LAYER))
+        await pushBlob(self, upstream, "app", other)
+        cache = await startCache(self, {"upstreams": [
+            {"prefix": "up.example", "url": upstream.url, "maxbytes": len(LAYER) + 10_000}]})
+        for path in ("manifests/v1", f"blobs/{sha256(LAYER)}", f"blobs/{sha256(other)}"):
+            response = await cache.request("GET", f"/v2/up.example/app/{path}")
+            self.assertEqual(response.code, 200)
+            await response.content()
+            await settle(cache)
+        await stopUpstream(upstream, cache)
+        response = await cache.request("GET", f"/v2/up.example/app/blobs/{sha256(LAYER)}")
+        self.assertEqual((response.code, await response.content()), (200, LAYER))
+        response = await cache.request("GET", f"/v2/up.example/app/blobs/{sha256(other)}")
+        await assertError(self, response, 503, "UNAVAILABLE")

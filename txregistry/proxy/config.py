@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from txregistry.config import ConfigurationError, parseDuration
+from txregistry.config import ConfigurationError, parseDuration, parseSize
 
 __all__ = ["ProxyConfig", "UpstreamConfig", "checkProxy", "UPSTREAM_KEYS", "DOCKER_HUB_HOSTS"]
 
 #: The keys one entry of C{proxy.upstreams} may have.
 UPSTREAM_KEYS = frozenset({
-    "prefix", "url", "username", "password", "ttl", "tagttl", "timeout", "tls",
+    "prefix", "url", "username", "password", "ttl", "tagttl", "timeout", "tls", "maxbytes",
 })
 
 #: The keys of an entry's C{tls} mapping.
@@ -58,6 +58,8 @@ class UpstreamConfig:
         it the upstream counts as down.
     @ivar dockerHub: whether a bare name means C{library/<name>} (a
         C{docker.io} prefix, or a Docker Hub URL).
+    @ivar maxBytes: the most bytes its cached repositories may hold; past
+        it content is served without being stored (L{None}: no limit).
     """
 
     prefix: str
@@ -72,6 +74,7 @@ class UpstreamConfig:
     keyFile: str = ""
     insecure: bool = False
     dockerHub: bool = False
+    maxBytes: int | None = None
 
     @property
     def host(self) -> str:
@@ -169,10 +172,13 @@ def _upstream(where: str, entry: Mapping[str, Any], prefix: str) -> UpstreamConf
     if url.startswith("http://") and (files["ca"] or files["certificate"] or insecure):
         raise ConfigurationError(f"{where}.tls: the URL is plain http://")
     dockerHub = prefix == "docker.io" or urlsplit(url).hostname in DOCKER_HUB_HOSTS
+    maxBytes = entry.get("maxbytes")
+    if maxBytes is not None:
+        maxBytes = parseSize(f"{where}.maxbytes", maxBytes)
     return UpstreamConfig(
         prefix=prefix, url=url, username=username, password=password, ttl=ttl, tagTTL=tagTTL,
         timeout=timeout, caFile=files["ca"], certFile=files["certificate"], keyFile=files["key"],
-        insecure=insecure, dockerHub=dockerHub,
+        insecure=insecure, dockerHub=dockerHub, maxBytes=maxBytes,
     )
 
 
@@ -193,7 +199,7 @@ def checkProxy(section: Any) -> ProxyConfig:
                 "proxy.upstreams: give proxy.remoteurl (one upstream for every repository) "
                 "or proxy.upstreams (each under a prefix), not both")
         return ProxyConfig((_upstream("proxy", section, ""),), reference=True)
-    for key in ("username", "password", "ttl", "tagttl", "timeout", "tls"):
+    for key in ("username", "password", "ttl", "tagttl", "timeout", "tls", "maxbytes"):
         if key in section:
             raise ConfigurationError(f"proxy.{key}: needs proxy.remoteurl (or set it per upstream)")
     if upstreams is None:

@@ -36,8 +36,10 @@ from txregistry.errors import (
     Unsupported,
 )
 from txregistry.interfaces import (
+    ANONYMOUS,
     BlobDescriptor,
     Caller,
+    CollectionReport,
     IBlobReader,
     IBlobStore,
     IBlobUpload,
@@ -92,7 +94,9 @@ class _Cache:
         failed with C{error}.
         """
         _log.warn("proxy: serving {what} from the cache: {error}", what=what, error=str(error))
-        caller.warnings.append(f"stale: {what} served from the cache, the upstream is unavailable")
+        # The caller of the registry's own work is shared: nobody to tell.
+        if caller is not ANONYMOUS and len(caller.warnings) < 10:
+            caller.warnings.append(f"stale: {what} served from the cache, the upstream is unavailable")
 
 
 class PullThrough(ForwardingNamespace):
@@ -145,13 +149,27 @@ class PullThrough(ForwardingNamespace):
         if upstream is None:
             return self.inner.repository(name)
         local = upstream.localName(name)
-        return CachedRepository(self.inner.repository(local), upstream, self._cache, self.caller)
+        return CachedRepository(self.inner.repository(local), upstream, self._cache, self.caller,
+                                self.inner)
 
     def settled(self) -> Deferred[None]:
         """
         @return: a L{Deferred} that fires once no blob is being fetched.
         """
         return ensureDeferred(self._cache.settled())
+
+    def collectGarbage(
+        self, deleteUntagged: bool = False, dryRun: bool = False, online: bool = False,
+        progress: Any = None,
+    ) -> Deferred[CollectionReport]:
+        d = self.inner.collectGarbage(deleteUntagged, dryRun, online, progress)
+
+        def collected(report: CollectionReport) -> CollectionReport:
+            for upstream in self.upstreams:
+                upstream.budget.forget()
+            return report
+
+        return d.addCallback(collected)
 
     def closeLayer(self) -> Deferred[None]:
         """
@@ -179,8 +197,12 @@ class CachedRepository(ForwardingRepository):
     """
 
     def __init__(self, inner: IRepository, upstream: Upstream, cache: _Cache,
-                 caller: Caller) -> None:
+                 caller: Caller, namespace: INamespace) -> None:
+        """
+        @param namespace: the cache's (what C{inner} is one repository of).
+        """
         super().__init__(inner)
+        self.namespace = namespace
         self.upstream = upstream
         self.remote = upstream.repository(inner.name)
         self.cache = cache
@@ -271,6 +293,9 @@ class CachedManifests:
         manifest: Manifest = await repository.upstream.call(
             f"manifest {remote.name}@{digest}", lambda: remote.manifests().get(digest))
         repository.cache.stats.pulled(MANIFEST, repository.label, len(manifest.content))
+        budget = repository.upstream.budget
+        if not await budget.admit(repository.namespace, len(manifest.content)):
+            return manifest
         try:
             await self.inner.put(manifest.content, manifest.mediaType, manifest.digest)
         except RegistryModelError as e:
@@ -278,6 +303,7 @@ class CachedManifests:
             _log.warn("proxy: {name}@{digest} not cached: {error}", name=repository.name,
                       digest=str(digest), error=str(e))
         else:
+            budget.stored(len(manifest.content))
             _log.info("proxy: cached {name}@{digest} from {upstream} ({size} bytes)",
                       name=repository.name, digest=str(digest), upstream=repository.label,
                       size=len(manifest.content))
@@ -461,13 +487,14 @@ class CachedBlobs:
         cache, remote, label = repository.cache, repository.remote, repository.label
         source: IBlobReader = await repository.upstream.call(
             f"blob {remote.name}@{digest}", lambda: remote.blobs().reader(digest))
-        writer: IBlobWriter | None
+        writer: IBlobWriter | None = None
+        budget = repository.upstream.budget
         try:
-            writer = await self.inner.put(digest, source.length)
+            if await budget.admit(repository.namespace, source.length):
+                writer = await self.inner.put(digest, source.length)
         except RegistryModelError as e:
             _log.warn("proxy: {name}@{digest} streamed, not cached: {error}",
                       name=repository.name, digest=str(digest), error=str(e))
-            writer = None
         fetch = BlobFetch(source, writer, lambda: self.inner.reader(digest),
                           lambda size: cache.stats.pulled(BLOB, label, size))
         key = self._key(digest)
@@ -477,6 +504,7 @@ class CachedBlobs:
             if cache.fetches.get(key) is fetch:
                 del cache.fetches[key]
             if fetch.cached:
+                budget.stored(fetch.size)
                 _log.info("proxy: cached {name}@{digest} from {upstream} ({size} bytes)",
                           name=repository.name, digest=str(digest), upstream=label,
                           size=fetch.size)

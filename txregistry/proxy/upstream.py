@@ -24,6 +24,7 @@ from txregistry.client.auth import Credentials
 from txregistry.client.errors import AuthenticationFailed, ClientError
 from txregistry.client.http import Session, TLSOptions
 from txregistry.client.registry import Registry, RemoteRepository
+from txregistry.proxy.budget import Budget
 from txregistry.proxy.config import UpstreamConfig
 
 __all__ = ["Upstream", "UpstreamUnavailable", "UpstreamDenied", "ATTEMPTS"]
@@ -61,6 +62,8 @@ class Upstream:
     def __init__(self, config: UpstreamConfig, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
+        #: What its cached repositories may hold (C{maxbytes}).
+        self.budget = Budget(config.prefix, config.maxBytes)
         tls = TLSOptions(config.caFile or None, config.certFile or None, config.keyFile or None,
                          config.insecure)
         session = Session(reactor, tls)
