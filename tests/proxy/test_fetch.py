@@ -16,7 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
-from txregistry.errors import BlobUnknown
+from txregistry.errors import BlobUnknown, DigestInvalid
 from txregistry.proxy.fetch import BlobFetch, Flights
 from txregistry.registry.digest import Digest
 from txregistry.registry.namespace import StorageNamespace
@@ -87,17 +87,19 @@ class BlobFetchTests(TestCase):
 
     async def test_wrongDigestNotCached(self) -> None:
         """
-        Content that does not match its digest never becomes visible.
+        Content that does not match its digest never becomes visible, and
+        the clients' reads fail (their connections are cut).
         """
         digest = Digest("sha256", "0" * 64)
         fetch = await self.fetch(digest)
         done = fetch.reader().startProducing(StringTransport())
         fetch.start()
-        await done
+        with self.assertRaises(DigestInvalid):
+            await done
         self.assertFalse(await fetch.whenCached())
         with self.assertRaises(BlobUnknown):
             await self.blobs.stat(digest)
-        self.flushLoggedErrors()
+        self.assertEqual(len(self.flushLoggedErrors(DigestInvalid)), 1)
 
 
 class FlightsTests(TestCase):

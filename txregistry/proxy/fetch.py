@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txregistry.errors import BlobUnknown
+from txregistry.errors import BlobUnknown, DigestInvalid
 from txregistry.interfaces import IBlobReader, IBlobWriter
 
 __all__ = ["Flights", "BlobFetch", "ClientReader", "CachedReader"]
@@ -243,15 +243,12 @@ class BlobFetch:
         ensureDeferred(self._store(result))
 
     async def _store(self, result: Any) -> None:
-        readers, self._readers = self._readers, []
+        """
+        Commit the cache's copy (its writer checks the digest), then end
+        the clients' reads: with the upstream's failure, or the digest's
+        (their connections are cut rather than ended as if all was well).
+        """
         failed = isinstance(result, Failure)
-        for reader in readers:
-            if failed:
-                reader.done.errback(result)
-            else:
-                reader.done.callback(None)
-        self.finished.errback(result) if failed else self.finished.callback(None)
-        self.finished.addErrback(lambda failure: None)
         cached = False
         if self.writer is not None:
             self.writer.unregisterProducer()
@@ -261,8 +258,19 @@ class BlobFetch:
                 else:
                     await self.writer.close()
                     cached = True
+            except DigestInvalid:
+                result, failed = Failure(), True
+                _log.failure("A fetched blob does not match its digest")
             except Exception:
                 _log.failure("Storing a fetched blob in the cache failed")
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            if failed:
+                reader.done.errback(result)
+            else:
+                reader.done.callback(None)
+        self.finished.errback(result) if failed else self.finished.callback(None)
+        self.finished.addErrback(lambda failure: None)
         self.cached = cached
         waiting, self._waiting = self._waiting, []
         for d in waiting:

@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from txregistry.client.streams import ResponseReader
 from txregistry.errors import (
     BlobUnknown,
     ManifestUnknown,
@@ -495,6 +496,11 @@ class CachedBlobs:
         except RegistryModelError as e:
             _log.warn("proxy: {name}@{digest} streamed, not cached: {error}",
                       name=repository.name, digest=str(digest), error=str(e))
+        if writer is not None and isinstance(source, ResponseReader):
+            # The cache's writer checks the digest (off the reactor thread)
+            # before the clients' reads end: hashing here as well would
+            # only spend the reactor's time again.
+            source.expected = None
         fetch = BlobFetch(source, writer, lambda: self.inner.reader(digest),
                           lambda size: cache.stats.pulled(BLOB, label, size))
         key = self._key(digest)

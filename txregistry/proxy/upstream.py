@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
+from twisted.web.client import _HTTP11ClientFactory
 
 from txregistry import errors as model
 from txregistry.client.auth import Credentials
@@ -34,6 +35,10 @@ T = TypeVar("T")
 #: Tries of one upstream request: one retry, since a client is waiting and
 #: the cache has stale content or a quick 503 to give instead.
 ATTEMPTS = 2
+
+
+class _QuietFactory(_HTTP11ClientFactory):
+    noisy = False
 
 
 class UpstreamUnavailable(model.StorageUnavailable):
@@ -67,6 +72,8 @@ class Upstream:
         tls = TLSOptions(config.caFile or None, config.certFile or None, config.keyFile or None,
                          config.insecure)
         session = Session(reactor, tls)
+        # Not a log line per connection to the upstream.
+        session.pool._factory = _QuietFactory
         session.attempts = ATTEMPTS
         session.backoff = 0.1
         credentials = Credentials(config.username, config.password) if config.username else None
