@@ -158,6 +158,22 @@ class PrefixTests(TestCase):
         self.assertEqual(self.seen.count("GET", f"/blobs/{sha256(big)}"), 1)
 
 
+    async def test_concurrentManifestFetchOnce(self) -> None:
+        """
+        Eight clients asking at once for a tag nobody pulled make one
+        upstream HEAD and one GET.
+        """
+        async def pull() -> bytes:
+            response = await self.cache.request("GET", "/v2/docker.io/library/alpine/manifests/3")
+            return await response.content()  # type: ignore[no-any-return]
+
+        results = await DeferredList([Deferred.fromCoroutine(pull()) for _ in range(8)],
+                                     consumeErrors=True)
+        self.assertEqual([ok and body == self.manifest for ok, body in results], [True] * 8)
+        self.assertEqual(self.seen.count("HEAD", "/manifests/3"), 1)
+        self.assertEqual(self.seen.count("GET", "/manifests/"), 1)
+
+
 class FreshnessTests(TestCase):
     """
     A tag is checked again after tagttl, with a HEAD; a digest never.
