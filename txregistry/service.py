@@ -103,7 +103,9 @@ def layers(
     Notifications are next to storage (inside them only the Redis cache,
     which passes every write through): only what reached storage (and was
     not refused by a layer outside: a switch, an immutable tag, a quota)
-    makes an event.
+    makes an event.  The pull-through cache (C{proxy}) is outside the
+    switches, immutable tags and quotas, whose checks its own writes into
+    the cache pass through, and inside the per-caller catalog.
 
     @param policy: the access policy (L{accessPolicy}), whose catalog
         lists only what each caller may pull.
