@@ -3,7 +3,8 @@
 The composition root: assembles a running registry from a
 L{Configuration}.
 
-    driver -> ObservedDriver -> StorageNamespace -> layers (outermost last)
+    driver -> storage middleware -> ObservedDriver -> StorageNamespace
+           -> layers (outermost last)
            -> RegistryAPI -> RegistryRoot -> UnavailableWhileFailing
            -> RegistrySite (+ observers: drain, metrics, spans) -> endpoint
 
@@ -60,6 +61,7 @@ from txregistry.registry.visibility import VisibleCatalog
 from txregistry.reload import Reloader
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.middleware.factories import wrapDriver
 from txregistry.systemd import notify
 from txregistry.telemetry.debug import debugSite
 from txregistry.telemetry.http import RequestMetrics
@@ -215,6 +217,21 @@ def _partial(config: Configuration) -> Callable[[str], bool] | None:
     if "" in prefixes:
         return lambda name: True
     return lambda name: any(name.startswith(prefix + "/") for prefix in prefixes)
+
+
+def storageDriver(
+    config: Configuration, reactor: Any, driver: IStorageDriver | None = None
+) -> IStorageDriver:
+    """
+    The configured driver (or C{driver}), inside the configured storage
+    middleware (C{middleware.storage}, the first listed innermost).
+
+    @raise DriverConfigurationError: when the driver refuses its
+        parameters, or a middleware cannot wrap it.
+    """
+    if driver is None:
+        driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
+    return wrapDriver(driver, config.storageMiddleware, reactor)
 
 
 def makeNamespace(
@@ -505,7 +522,7 @@ class RegistryService(MultiService):
         self._configPath = configPath
         self._observer: Any = None
         self.telemetry = telemetry or telemetryFor(config, self._environ)
-        self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
+        self.driver = storageDriver(config, reactor)
         self.notifier: Notifier | None = None
         if config.notifications.enabled:
             # Started before the listener and stopped after it: no request
