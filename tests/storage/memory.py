@@ -48,7 +48,8 @@ async def roundTripGrowth(testCase: Any, driver: Any, name: str, size: int = 256
         consumer = HashingConsumer()
         await reader.startProducing(consumer)
     finally:
-        sampler.stop()
+        if sampler.running:
+            sampler.stop()
     done = reactor.seconds()  # type: ignore[attr-defined]
     testCase.assertEqual(consumer.hasher.hexdigest(), digestOf(chunks(size, seed=5)))
     growth = (peak[0] - before) / MiB

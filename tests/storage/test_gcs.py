@@ -33,7 +33,14 @@ from txregistry.storage.testing import (
 )
 
 
+#: Seconds a test may take: the emulator (pure Python, rewriting an
+#: upload's file for each chunk) takes a minute or two for 256 MiB.
+SLOW = 600
+
+
 class GCSDriverTests(DriverSuiteMixin, TestCase):
+    timeout = SLOW
+
     def makeDriver(self) -> IStorageDriver:
         driver: Any = createDriver("gcs", emulator(GCSEmulator).parameters(self), reactor)
         self.assertEqual(driver.name, "gcs")
@@ -76,6 +83,8 @@ class GCSOnlyTests(TestCase):
     """
     Behaviour of the gcs driver beyond the suite, against the emulator.
     """
+
+    timeout = SLOW
 
     def setUp(self) -> None:
         self.server = emulator(GCSEmulator)

@@ -20,7 +20,6 @@ from zope.interface import implementer
 
 from txregistry.storage.errors import StorageError
 from txregistry.storage.interfaces import IStorageReader
-from txregistry.storage.remote import RemoteError
 
 __all__ = ["Opener", "StreamedReader"]
 
@@ -139,7 +138,8 @@ class StreamedReader:
         if self._stopped:
             return
         self._stopped = True
-        if failure.check(RemoteError) and failure.value.status == 412:  # type: ignore[union-attr]
+        # A store's refusal carries its HTTP status (RemoteError, S3Error).
+        if failure.check(StorageError) and getattr(failure.value, "status", None) == 412:
             failure = Failure(StorageError(f"{self._path} changed while it was being read"))
         self._finished.errback(failure)
 
