@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -180,3 +181,22 @@ class DocumentationTests(TestCase):
         example = documentedDriver("azure")
         self.assertEqual(sorted(example), sorted(KNOWN))
         parseParameters(example)
+
+
+class SASTests(TestCase):
+    async def test_urlForIsASAS(self) -> None:
+        """
+        C{urlFor} is a service SAS URL anyone may GET for a while, without
+        the key: what C{storage.redirect} sends clients to.
+        """
+        driver: Any = createDriver("azure", emulator(Azurite).parameters(self), reactor)
+        self.addCleanup(driver.close)
+        await driver.putContent("/u/v", b"direct")
+        url = await driver.urlFor("/u/v")
+        self.assertIn("sig=", url)
+        response = await treq.get(url, persistent=False)
+        self.assertEqual((response.code, await response.content()), (200, b"direct"))
+        response = await treq.get(url.replace("sp=r", "sp=rw"), persistent=False)
+        self.assertEqual(response.code, 403)
+        await response.content()
+        self.assertIsNone(await driver.urlFor("/u/v", method="PUT"))

@@ -32,7 +32,6 @@ from txregistry.storage.testing import (
     digestOf,
 )
 
-
 #: Seconds a test may take: the emulator (pure Python, rewriting an
 #: upload's file for each chunk) takes a minute or two for 256 MiB.
 SLOW = 600

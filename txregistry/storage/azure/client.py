@@ -31,7 +31,7 @@ from twisted.internet.defer import Deferred
 from txregistry.storage.azure.parameters import AzureParameters
 from txregistry.storage.remote import RemoteError, RemoteStore
 
-__all__ = ["API_VERSION", "AzureClient", "AzureError", "elementText", "sharedKey"]
+__all__ = ["API_VERSION", "AzureClient", "AzureError", "blobSAS", "elementText", "sharedKey"]
 
 #: The Blob service version the driver speaks (one azurite knows).
 API_VERSION = "2021-08-06"
@@ -90,6 +90,25 @@ def sharedKey(
     toSign = "\n".join(lines) + "\n" + canonical + resource
     digest = hmac.new(key, toSign.encode("utf-8"), hashlib.sha256).digest()
     return f"SharedKey {account}:{base64.b64encode(digest).decode()}"
+
+
+def blobSAS(
+    account: str, key: bytes, container: str, blob: str, permissions: str, expiry: str
+) -> str:
+    """
+    The query of a service SAS for one blob (C{sr=b}): what lets its
+    holder read it without the key until C{expiry} (ISO 8601, UTC), signed
+    with the account key as Microsoft documents ("Create a service SAS").
+    """
+    resource = f"/blob/{account}/{container}/{blob}"
+    fields = [
+        permissions, "", expiry, resource, "", "", "https,http", API_VERSION, "b", "", "",
+        "", "", "", "", "",
+    ]
+    digest = hmac.new(key, "\n".join(fields).encode("utf-8"), hashlib.sha256).digest()
+    query = [("sv", API_VERSION), ("sr", "b"), ("sp", permissions), ("se", expiry),
+             ("spr", "https,http"), ("sig", base64.b64encode(digest).decode())]
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in query)
 
 
 def parseXML(body: bytes) -> ElementTree.Element:

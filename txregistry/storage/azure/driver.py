@@ -18,15 +18,16 @@ import time
 import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall, deferLater
 from zope.interface import implementer
 
-from txregistry.storage.azure.client import AzureClient, AzureError, elementText
+from txregistry.storage.azure.client import AzureClient, AzureError, blobSAS, elementText
 from txregistry.storage.azure.parameters import AzureParameters
 from txregistry.storage.azure.writer import AzureWriter, blockID
 from txregistry.storage.errors import (
@@ -521,11 +522,15 @@ class AzureDriver:
     def urlFor(
         self, path: str, method: str = "GET", expiry: float = 1200.0
     ) -> Deferred[str | None]:
-        self._blob(path)
-        return Deferred.fromCoroutine(self._noURL())
-
-    async def _noURL(self) -> str | None:
-        return None
+        blob = self._blob(path)
+        if method not in ("GET", "HEAD"):
+            return succeed(None)
+        p = self.parameters
+        until = datetime.fromtimestamp(time.time() + expiry, UTC)
+        query = blobSAS(
+            p.accountName, p.key, p.container, blob, "r", until.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        return succeed(f"{self.client.url(blob)}?{query}")
 
     # Life
 
