@@ -149,7 +149,8 @@ class LoadConfigurationTests(TestCase):
         """
         cases = {
             "redis: {addrs: [localhost:6379], tls: {enabled: true}}\n": "redis.tls",
-            "proxy: {remoteurl: https://registry-1.docker.io}\n": "proxy",
+            "proxy: {remoteurl: https://registry-1.docker.io, exec: {command: helper}}\n":
+                "proxy.exec",
             "middleware: {registry: []}\n": "middleware.registry",
             "middleware: {repository: []}\n": "middleware.repository",
             "validation: {disabled: true}\n": "validation",
@@ -164,8 +165,8 @@ class LoadConfigurationTests(TestCase):
 
     def test_unsupportedSectionFromEnvironmentRefused(self) -> None:
         self.assertRefused(
-            "version: 0.1\n", "proxy: not supported yet",
-            {"REGISTRY_PROXY_REMOTEURL": "https://registry-1.docker.io"},
+            "version: 0.1\n", "validation: not supported yet",
+            {"REGISTRY_VALIDATION_DISABLED": "true"},
         )
 
     def test_auth(self) -> None:

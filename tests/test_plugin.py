@@ -292,8 +292,8 @@ class StartFailureTests(TestCase):
             REGISTRY_AUTH_HTPASSWD_PATH="/nonexistent/htpasswd", REGISTRY_AUTH_HTPASSWD_REALM="r",
         )
         self.assertFailsInOneLine(
-            ("configuration error: proxy: not supported yet",),
-            REGISTRY_PROXY_REMOTEURL="https://registry-1.docker.io",
+            ("configuration error: validation: not supported yet",),
+            REGISTRY_VALIDATION_DISABLED="true",
         )
         self.assertFailsInOneLine(
             ("configuration error: notifications.endpoints[0].url: expected an http or https URL,"

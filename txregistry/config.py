@@ -21,6 +21,7 @@ import yaml
 if TYPE_CHECKING:
     from txregistry.notifications.config import NotificationsConfig
     from txregistry.opsconfig import DebugConfig, HealthConfig
+    from txregistry.proxy.config import ProxyConfig
 
 #: Keys under C{storage:} that configure the registry, not a driver.
 STORAGE_OPTIONS = frozenset(
@@ -39,7 +40,8 @@ UNSUPPORTED = frozenset(
         # own layers are composed in txregistry.service, not named here.
         "middleware.registry",
         "middleware.repository",
-        "proxy",
+        # Credential helpers are not run: proxy.username/password only.
+        "proxy.exec",
         "reporting",
         "validation",
         "log.hooks",
@@ -113,6 +115,19 @@ KNOWN_KEYS: dict[str, Any] = {
         "poolsize": None,
     },
     "ui": {"enabled": None, "path": None, "sessiontimeout": None},
+    # The pull-through cache: the reference's one upstream, or upstreams
+    # (a list, checked entry by entry by txregistry.proxy.config).
+    "proxy": {
+        "remoteurl": None,
+        "username": None,
+        "password": None,
+        "ttl": None,
+        "tagttl": None,
+        "timeout": None,
+        "maxbytes": None,
+        "tls": {"ca": None, "certificate": None, "key": None, "insecure": None},
+        "upstreams": None,
+    },
     # A list of {name, options, disabled} entries: each middleware's
     # factory checks its options (txregistry.storage.middleware).
     "middleware": {"storage": None},
@@ -427,6 +442,8 @@ class Configuration:
     redis: RedisConfig | None = None
     ui: UIConfig = UIConfig()
     notifications: "NotificationsConfig" = field(default_factory=lambda: _noNotifications())
+    #: C{proxy}: the pull-through cache's upstreams (none: no cache).
+    proxy: "ProxyConfig" = field(default_factory=lambda: _noProxy())
     #: C{middleware.storage}'s entries, first listed (innermost) first.
     storageMiddleware: tuple[StorageMiddlewareEntry, ...] = ()
 
@@ -435,6 +452,12 @@ def _noNotifications() -> "NotificationsConfig":
     from txregistry.notifications.config import NotificationsConfig
 
     return NotificationsConfig()
+
+
+def _noProxy() -> "ProxyConfig":
+    from txregistry.proxy.config import ProxyConfig
+
+    return ProxyConfig()
 
 
 def _escapeEndpoint(value: str) -> str:
@@ -555,6 +578,7 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
     if str(version) != "0.1":
         raise ConfigurationError(f"version: must be 0.1, got {version!r}")
     from txregistry.notifications.config import checkNotifications
+    from txregistry.proxy.config import checkProxy
 
     storageConfig = _checkStorage(merged["storage"])
     redis = _checkRedis(merged.get("redis"))
@@ -574,6 +598,7 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         notifications=checkNotifications(
             merged.get("notifications"), storageConfig.driver, storageConfig.parameters
         ),
+        proxy=checkProxy(merged.get("proxy")),
         storageMiddleware=_checkMiddleware(merged.get("middleware")),
     )
 

@@ -111,7 +111,9 @@ def layers(
     Notifications are next to storage (inside them only the Redis cache,
     which passes every write through): only what reached storage (and was
     not refused by a layer outside: a switch, an immutable tag, a quota)
-    makes an event.
+    makes an event.  The pull-through cache (C{proxy}) is outside the
+    switches, immutable tags and quotas, whose checks its own writes into
+    the cache pass through, and inside the per-caller catalog.
 
     @param policy: the access policy (L{accessPolicy}), whose catalog
         lists only what each caller may pull.
@@ -154,6 +156,13 @@ def layers(
                         rule.maxBytes, rule.maxTags) for rule in storage.quotas]
         refused = activity.quotaRefused if activity is not None else None
         chain.append(lambda namespace: Quotas(namespace, quotas, clock, refused=refused))
+    if config.proxy.enabled:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        # Outside the switches, immutable tags and quotas: what it stores
+        # in the cache is written through them (a read-only registry
+        # serves through without storing; a quota bounds the cache).
+        chain.append(pullThrough(config, clock))
     if policy is not None:
         def mayPull(account: str | None, name: str) -> bool:
             return "pull" in policy.granted(account, name)
@@ -165,11 +174,42 @@ def layers(
     return chain
 
 
+def pullThrough(config: Configuration, clock: Any) -> Layer:
+    """
+    The pull-through cache's layer for C{config.proxy}.
+    """
+    from txregistry.proxy.layer import PullThrough
+    from txregistry.proxy.upstream import Upstream
+
+    upstreams = [Upstream(upstream, clock) for upstream in config.proxy.upstreams]
+    return lambda namespace: PullThrough(namespace, upstreams, clock,
+                                         reference=config.proxy.reference)
+
+
+def _proxyRetention(config: Configuration) -> list[RetentionPolicy]:
+    """
+    The cache's expiry as retention policies, ahead of the configured
+    ones: under each upstream's prefix, a tag neither cached nor pulled
+    within its C{ttl} goes, and with it what no kept tag reaches.
+    """
+    policies = []
+    for upstream in config.proxy.upstreams:
+        if upstream.ttl <= 0:
+            continue
+        pattern = f"{upstream.prefix}/**" if upstream.prefix else "**"
+        policies.append(RetentionPolicy(
+            pattern, compileRepositoryPattern(pattern, allowAccount=False),
+            (KeepTags(pushedWithin=upstream.ttl, pulledWithin=upstream.ttl),),
+            deleteUntagged=True, deleteReferrers=True))
+    return policies
+
+
 def retentionPolicies(config: Configuration) -> RetentionPolicies:
     """
-    C{storage.retention.policies}, for the collections to apply.
+    C{storage.retention.policies}, for the collections to apply (after the
+    pull-through cache's expiry).
     """
-    return RetentionPolicies([
+    return RetentionPolicies(_proxyRetention(config) + [
         RetentionPolicy(
             rule.repository, compileRepositoryPattern(rule.repository),
             tuple(KeepTags(k.patterns, k.mostRecentlyPushedCount, k.pushedWithin, k.pulledWithin)
@@ -177,6 +217,19 @@ def retentionPolicies(config: Configuration) -> RetentionPolicies:
             rule.deleteUntagged, rule.deleteReferrers,
         ) for rule in config.storage.retention
     ])
+
+
+def _partial(config: Configuration) -> Callable[[str], bool] | None:
+    """
+    Which repositories are the pull-through cache's, which hold manifests
+    before their blobs; L{None} without a cache.
+    """
+    prefixes = tuple(upstream.prefix for upstream in config.proxy.upstreams)
+    if not prefixes:
+        return None
+    if "" in prefixes:
+        return lambda name: True
+    return lambda name: any(name.startswith(prefix + "/") for prefix in prefixes)
 
 
 def storageDriver(
@@ -209,7 +262,7 @@ def makeNamespace(
     namespace: INamespace = StorageNamespace(
         driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect,
         collectionGrace=gc.delay if gc.enabled else None,
-        retention=retentionPolicies(config),
+        retention=retentionPolicies(config), partial=_partial(config),
     )
     for layer in layers(config, policy, clock, notifier, activity):
         namespace = layer(namespace)
@@ -526,6 +579,7 @@ class RegistryService(MultiService):
             self.health.watch(createCheck(check, context), check.interval, check.threshold,
                               check.timeout)
         self.health.setServiceParent(self)
+        self._observeProxy()
         self.secret = uploadSecret(config, self.driver)
         self.site = siteFor(config, self.namespace, reactor, self.telemetry,
                             self.health.failing if config.health.checks else None, policy,
@@ -559,6 +613,24 @@ class RegistryService(MultiService):
             UploadPurger(self.namespace, purging, reactor).setServiceParent(self)
         if config.storage.gc.enabled and not config.storage.readOnly:
             OnlineCollector(self.namespace, config.storage.gc, reactor).setServiceParent(self)
+
+    def _observeProxy(self) -> None:
+        """
+        With Prometheus on, the pull-through cache's figures as the
+        reference's C{registry_proxy_*} metrics.
+        """
+        prometheus = self.telemetry.prometheus
+        if prometheus is None or not self.config.proxy.enabled:
+            return
+        from txregistry.proxy.layer import PullThrough
+        from txregistry.proxy.stats import ProxyCollector
+
+        layer: Any = self.namespace
+        while layer is not None:
+            if isinstance(layer, PullThrough):
+                prometheus.registry.register(ProxyCollector(layer.stats))
+                return
+            layer = getattr(layer, "inner", None)
 
     def _makeDebugSite(self) -> Any:
         prometheus = self.telemetry.prometheus

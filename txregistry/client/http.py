@@ -23,7 +23,7 @@ from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.internet import error as netError
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.internet.ssl import (
     Certificate,
@@ -207,6 +207,10 @@ class Session:
                     unbuffered=True,
                 )
             except _DROPPED as e:
+                if _cancelled(e):
+                    # The caller gave up (a time limit): not a connection
+                    # to try again.
+                    raise CancelledError() from None
                 if attempt == attempts:
                     raise NetworkError(f"{method} {url}: {describe(e)}") from None
             else:
@@ -219,6 +223,14 @@ class Session:
             await deferLater(clock, delay, lambda: None)
             delay = min(delay * 2, self.maxBackoff)
         raise AssertionError("unreachable")
+
+
+def _cancelled(error: BaseException) -> bool:
+    """
+    Whether C{error} is the agent's report of the request being cancelled
+    (a L{twisted.web.client.ResponseNeverReceived} of a L{CancelledError}).
+    """
+    return any(reason.check(CancelledError) for reason in getattr(error, "reasons", None) or ())
 
 
 def describe(failure: BaseException | None) -> str:

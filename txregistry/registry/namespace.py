@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -62,12 +63,16 @@ class StorageNamespace:
         redirect: bool = True,
         collectionGrace: float | None = None,
         retention: RetentionPolicies | None = None,
+        partial: Callable[[str], bool] | None = None,
     ) -> None:
         """
         @param collectionGrace: with online garbage collection, its grace
             window in seconds: writes then touch the leases of the blobs
             they depend on (L{txregistry.registry.collection}).
         @param retention: the retention policies collections apply.
+        @param partial: which repositories may hold a manifest before its
+            blobs and children (a pull-through cache's); none when
+            L{None}.
         """
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
@@ -83,6 +88,8 @@ class StorageNamespace:
             self._index.maxPutSeconds = collectionGrace / 2
         self._collector = Collector(driver, self._content, self._index, retention=retention)
         self._index.recordPulls = self._collector.retention.recordsPulls
+        if partial is not None:
+            self._index.partial = partial
 
     def actingFor(self, caller: Caller) -> INamespace:
         # Storage is the same for every caller, but a driver's direct URLs
