@@ -415,6 +415,10 @@ class DaemonTests(TestCase):
             pid = int(f.read().strip())
         self.addCleanup(lambda: _kill(pid))
         status = None
+        # Ready once it says so (with workers, the supervisor's port takes
+        # connections before they serve).
+        while not (os.path.exists(logfile) and " serving on " in _read(logfile)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         while status is None and time.monotonic() < deadline:
             try:
                 status, _, _ = _get(f"http://127.0.0.1:{port}/v2/")

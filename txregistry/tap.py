@@ -92,6 +92,10 @@ def _makeService(options: Options) -> IService:
 
     path = options["config"] or os.environ.get("REGISTRY_CONFIGURATION_PATH")
     config = loadConfiguration(path, os.environ)
+    if config.http.workers > 1:
+        from txregistry.workers.start import makeSupervisor
+
+        return makeSupervisor(options, config, path)
     tls = None
     if config.http.tlsCertificate:
         try:
