@@ -104,7 +104,17 @@ class WorkersRegistry:
         return treq.request(method, self.url + path, **kwargs)
 
 
-def _workersFor(document: dict[str, Any] | None, driver: Any) -> int:
+def inProcess(test: Any) -> Any:
+    """
+    Mark a test whose registry must be in its own process (it patches the
+    server's code, or watches its log events): L{startRegistry} starts an
+    L{InProcessRegistry} for it whatever C{TXREGISTRY_TEST_WORKERS} says.
+    """
+    test.inProcess = True
+    return test
+
+
+def _workersFor(testCase: Any, document: dict[str, Any] | None, driver: Any) -> int:
     """
     How many workers L{startRegistry} runs for C{document}: 1 (in this
     process) unless C{TXREGISTRY_TEST_WORKERS} asks for more and neither a
@@ -114,7 +124,8 @@ def _workersFor(document: dict[str, Any] | None, driver: Any) -> int:
     from txregistry.workers.combinations import conflicts
 
     workers = testWorkers()
-    if workers == 1 or driver is not None:
+    method = getattr(testCase, getattr(testCase, "_testMethodName", ""), None)
+    if workers == 1 or driver is not None or getattr(method, "inProcess", False):
         return 1
     document = dict(document or {})
     storage = dict(document.get("storage") or {})
@@ -135,7 +146,7 @@ async def startRegistry(
     configured one) that C{testCase} stops at cleanup; with
     C{TXREGISTRY_TEST_WORKERS} above 1, a L{WorkersRegistry} where it can be.
     """
-    workers = _workersFor(document, driver)
+    workers = _workersFor(testCase, document, driver)
     if workers > 1:
         running = WorkersRegistry(testCase, document or {}, workers)
         testCase.addCleanup(lambda: Deferred.fromCoroutine(running.stop()))

@@ -10,6 +10,8 @@ import os
 import re
 import signal
 
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.api.helpers import header, pushImage, pushManifest, sha256
@@ -30,6 +32,23 @@ def accessLines(registry: WorkersRegistry) -> list[str]:
     return [line for line in registry.process.log().splitlines() if "txregistry.access" in line]
 
 
+async def fromEveryWorker(testCase: TestCase, registry: WorkersRegistry, path: str) -> list[tuple[int, bytes]]:
+    """
+    GET C{path}, each time on a new connection, until both workers
+    have answered (at most 200 times); fails if one never does.
+
+    @return: each answer's status and body.
+    """
+    answers = []
+    for _ in range(200):
+        response = await registry.request("GET", path)
+        answers.append((response.code, await response.content()))
+        if len(workersIn(accessLines(registry)[-len(answers):])) == 2:
+            return answers
+    testCase.fail(f"one worker answered every request: {accessLines(registry)[-5:]}")
+    return answers
+
+
 class WorkersTests(TestCase):
     def start(self) -> WorkersRegistry:
         registry = WorkersRegistry(self, {
@@ -38,28 +57,13 @@ class WorkersTests(TestCase):
         self.addCleanup(registry.process.kill)
         return registry
 
-    async def fromEveryWorker(self, registry: WorkersRegistry, path: str) -> list[tuple[int, bytes]]:
-        """
-        GET C{path}, each time on a new connection, until both workers
-        have answered (at most 200 times); fails if one never does.
-
-        @return: each answer's status and body.
-        """
-        answers = []
-        for _ in range(200):
-            response = await registry.request("GET", path)
-            answers.append((response.code, await response.content()))
-            if len(workersIn(accessLines(registry)[-len(answers):])) == 2:
-                return answers
-        self.fail(f"one worker answered every request: {accessLines(registry)[-5:]}")
-
     async def test_requestsLandOnBothWorkers(self) -> None:
         """
         Both workers accept on the one port; the supervisor's log is the
         one log, each line saying which worker wrote it.
         """
         registry = self.start()
-        answers = await self.fromEveryWorker(registry, "/v2/")
+        answers = await fromEveryWorker(self, registry, "/v2/")
         self.assertEqual({code for code, _ in answers}, {200})
         log = registry.process.log()
         ready = re.search(r"2 workers \(pids (\d+) (\d+)\)", log)
@@ -81,7 +85,7 @@ class WorkersTests(TestCase):
         restarted = re.search(r"Worker 0 \(pid (\d+)\) serving again", log)
         assert restarted is not None
         self.assertNotEqual(int(restarted.group(1)), killed)
-        answers = await self.fromEveryWorker(registry, "/v2/")
+        answers = await fromEveryWorker(self, registry, "/v2/")
         self.assertEqual({code for code, _ in answers}, {200})
 
     def test_SIGHUPReachesEveryWorker(self) -> None:
@@ -103,19 +107,42 @@ class WorkersTests(TestCase):
         registry = self.start()
         name = "workers/tags"
         first, firstDigest = await pushImage(self, registry, name, "latest")
-        for code, body in await self.fromEveryWorker(registry, f"/v2/{name}/manifests/latest"):
+        for code, body in await fromEveryWorker(self, registry, f"/v2/{name}/manifests/latest"):
             self.assertEqual((code, body), (200, first))
         document = json.loads(first)
         document["annotations"] = {"second": "yes"}
         second = json.dumps(document).encode()
         response = await pushManifest(self, registry, name, "latest", second)
         self.assertEqual(header(response, "docker-content-digest"), sha256(second))
-        for code, body in await self.fromEveryWorker(registry, f"/v2/{name}/manifests/latest"):
+        for code, body in await fromEveryWorker(self, registry, f"/v2/{name}/manifests/latest"):
             self.assertEqual((code, body), (200, second))
         # And a tag one worker deleted is unknown to both.
         response = await registry.request("DELETE", f"/v2/{name}/manifests/latest")
         self.assertEqual(response.code, 202, await response.content())
-        answers = await self.fromEveryWorker(registry, f"/v2/{name}/manifests/latest")
+        answers = await fromEveryWorker(self, registry, f"/v2/{name}/manifests/latest")
         self.assertEqual({code for code, _ in answers}, {404})
         response = await registry.request("GET", f"/v2/{name}/manifests/{firstDigest}")
         self.assertEqual(await response.content(), first)
+
+
+class HealthTests(TestCase):
+    async def test_failingCheckInEveryWorker(self) -> None:
+        """
+        While a health check fails, every worker answers the API 503, and
+        200 again once it passes.
+        """
+        down = os.path.abspath(self.mktemp())
+        registry = WorkersRegistry(self, {
+            "log": {"accesslog": {"disabled": False}},
+            "health": {"file": [{"file": down, "interval": "100ms"}]},
+        }, 2)
+        self.addCleanup(registry.process.kill)
+        open(down, "w").close()
+        # Each worker sees the file within its interval (and threshold).
+        await deferLater(reactor, 1.0, lambda: None)
+        answers = await fromEveryWorker(self, registry, "/v2/")
+        self.assertEqual({code for code, _ in answers}, {503})
+        os.remove(down)
+        await deferLater(reactor, 1.0, lambda: None)
+        answers = await fromEveryWorker(self, registry, "/v2/")
+        self.assertEqual({code for code, _ in answers}, {200})
