@@ -1,13 +1,15 @@
 # -*- test-case-name: tests.workers.test_supervisor -*-
 """
 What a worker tells its supervisor, one line each on the worker's file
-descriptor 4: its log events (in L{twisted.logger}'s JSON form) and that
-it listens.  A line is written whole with one lock, so that events logged
+descriptor 4: its log lines, formatted (or, when the supervisor's log is
+not its own, such as syslog, its log events in L{twisted.logger}'s JSON
+form), that it listens, and its answers.  A line is written whole with one lock, so that events logged
 from the blocking pool's threads never interleave with the reactor's.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Any
@@ -20,6 +22,7 @@ from zope.interface import implementer
 #: on the worker's standard input, one line each: the number, a space and
 #: the question (see L{txregistry.workers.debug}).
 EVENT = b"E"
+LINE = b"L"
 READY = b"R"
 ANSWER = b"A"
 
@@ -65,6 +68,36 @@ class EventForwarder:
         # types (a float through JSON may come back formatted otherwise).
         text = formatEvent(event).replace("{", "{{").replace("}", "}}")
         self._writer.send(EVENT, eventAsJSON({**event, "log_format": text}).encode("utf-8"))
+
+
+class LineStream:
+    """
+    The stream a worker's L{txregistry.logs.LineObserver} writes to: each
+    line it formats (a traceback's included) to the supervisor as one JSON
+    string, which the supervisor writes to the log as it is.  Formatting
+    in the worker costs what the single process's log costs; the
+    supervisor only copies.
+    """
+
+    def __init__(self, writer: MessageWriter) -> None:
+        self._writer = writer
+
+    def write(self, text: str) -> int:
+        self._writer.send(LINE, json.dumps(text).encode("utf-8"))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def parseLine(body: bytes) -> str:
+    """
+    The log text a worker sent as C{body}.
+    """
+    text = json.loads(body)
+    if not isinstance(text, str):
+        raise ValueError("not a log line")
+    return text
 
 
 def parseEvent(body: bytes) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def makeSupervisor(options: Options, config: Configuration, path: str | None) ->
     server.logObserver = observer
     supervisor = WorkerSupervisor(
         config, reactor, lambda: endpoint.listen(unread), configPath, environ,
-        reloadLogLevel=lambda: reloadLogLevel(observer, configPath, environ))
+        reloadLogLevel=lambda: reloadLogLevel(observer, configPath, environ), logOutput=output)
     supervisor.setServiceParent(server)
     debug = config.http.debug
     if debug.addr:

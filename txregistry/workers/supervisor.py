@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import IO, Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -32,7 +32,16 @@ from twisted.python.failure import Failure
 from txregistry.config import Configuration
 from txregistry.systemd import notify
 from txregistry.workers.debug import gathered
-from txregistry.workers.messages import ANSWER, EVENT, LISTENING_FD, MESSAGES_FD, READY, parseEvent
+from txregistry.workers.messages import (
+    ANSWER,
+    EVENT,
+    LINE,
+    LISTENING_FD,
+    MESSAGES_FD,
+    READY,
+    parseEvent,
+    parseLine,
+)
 
 _log = Logger()
 
@@ -83,7 +92,14 @@ class WorkerProcess(ProcessProtocol):
 
     def _message(self, line: bytes) -> None:
         kind, body = line[:1], line[1:]
-        if kind == EVENT:
+        if kind == LINE:
+            try:
+                text = parseLine(body)
+            except ValueError:
+                self._printed(MESSAGES_FD, line)
+                return
+            self.supervisor.writeLog(text)
+        elif kind == EVENT:
             try:
                 event = parseEvent(body)
             except ValueError:
@@ -154,6 +170,7 @@ class WorkerSupervisor(Service):
         configPath: str | None,
         environ: Mapping[str, str],
         reloadLogLevel: Callable[[], None] | None = None,
+        logOutput: IO[str] | None = None,
     ) -> None:
         """
         @param port: opens the listening port (or hands over the one opened
@@ -164,6 +181,10 @@ class WorkerSupervisor(Service):
             overrides the supervisor itself read).
         @param reloadLogLevel: what else C{SIGHUP} does here: the
             supervisor's own log level.
+        @param logOutput: the log's stream, where the workers' lines are
+            written as they formatted them; L{None} when the log is
+            another observer's (C{--syslog}, C{--logger}), which then gets
+            their events.
         """
         self.config = config
         self.reactor = reactor
@@ -174,6 +195,7 @@ class WorkerSupervisor(Service):
         # The workers import the same code as this process.
         self._environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._reloadLogLevel = reloadLogLevel
+        self._logOutput = logOutput
         self.workers: dict[int, WorkerProcess] = {}
         self._port: Any = None
         self._stopping = False
@@ -209,6 +231,8 @@ class WorkerSupervisor(Service):
             return
         worker = WorkerProcess(self, index)
         arguments = [sys.executable, "-m", "txregistry.workers.worker", "--index", str(index)]
+        if self._logOutput is None:
+            arguments.append("--log-events")
         if self._configPath:
             arguments += ["--config", self._configPath]
         self._started[index] = self.reactor.seconds()
@@ -217,6 +241,18 @@ class WorkerSupervisor(Service):
             childFDs={0: "w", 1: "r", 2: "r", LISTENING_FD: self._port.fileno(), MESSAGES_FD: "r"},
         )
         self.workers[index] = worker
+
+    def writeLog(self, text: str) -> None:
+        """
+        Write a worker's formatted log line to the log.
+        """
+        if self._logOutput is None:
+            return
+        try:
+            self._logOutput.write(text)
+            self._logOutput.flush()
+        except (OSError, ValueError):
+            pass
 
     def workerReady(self, worker: WorkerProcess) -> None:
         if self._announced:

@@ -37,6 +37,7 @@ from txregistry.workers.messages import (
     MESSAGES_FD,
     READY,
     EventForwarder,
+    LineStream,
     MessageWriter,
 )
 
@@ -135,16 +136,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="txregistry.workers.worker")
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--config")
+    parser.add_argument("--log-events", action="store_true",
+                        help="send log events, not formatted lines (the supervisor's log is not its own)")
     options = parser.parse_args(argv)
     from twisted.internet import reactor
     from twisted.internet.stdio import StandardIO
 
-    from txregistry.logs import LevelFilteredObserver
+    from txregistry.logs import LevelFilteredObserver, LineObserver
     from txregistry.service import RegistryService
 
     writer = MessageWriter(MESSAGES_FD)
     config = outboxFor(loadConfiguration(options.config, os.environ), options.index)
-    observer = LevelFilteredObserver(EventForwarder(writer), config.log.level)
+    inner: Any = EventForwarder(writer)
+    if not options.log_events:
+        inner = LineObserver(LineStream(writer), config.log.formatter, config.log.fields)  # type: ignore[arg-type]
+    pid = os.getpid()
+
+    def tagged(event: dict[str, Any]) -> None:
+        event["worker"] = options.index
+        event["worker_pid"] = pid
+        inner(event)
+
+    observer = LevelFilteredObserver(tagged, config.log.level)  # type: ignore[arg-type]
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     tls = None
     if config.http.tlsCertificate:
