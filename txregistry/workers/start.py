@@ -65,18 +65,13 @@ class _Server(MultiService):
         return super().setServiceParent(parent)
 
 
-def makeSupervisor(options: Options, config: Configuration, path: str | None) -> IService:
+def _checkStart(config: Configuration, reactor: Any) -> None:
     """
-    The supervisor of C{config.http.workers} workers, listening already.
+    Build once what each worker builds, to find its mistakes.
 
-    What the workers build is built here once to find its mistakes: the
-    TLS context, the storage driver (and its start check), access control
-    (which makes the token server's key at the first start: here, once,
-    rather than in several workers racing).
+    @raise ConfigurationError: for a mistake in the configuration.
+    @raise StartError: for anything else that stops the start.
     """
-    from twisted.internet import reactor
-    from twisted.internet.endpoints import serverFromString
-
     from txregistry.service import accessPolicy, makeAuth, telemetryFor
     from txregistry.tls import ServerTLS, TLSFileError
 
@@ -88,6 +83,61 @@ def makeSupervisor(options: Options, config: Configuration, path: str | None) ->
     _checkStorage(config, reactor)
     makeAuth(config, reactor, accessPolicy(config))
     telemetryFor(config, os.environ)
+
+
+def _checkInChild(config: Configuration, reactor: Any) -> None:
+    """
+    L{_checkStart} in a forked child, its mistake raised here.
+    """
+    readEnd, writeEnd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child's exit status is checked)
+        os.close(readEnd)
+        status = 0
+        try:
+            _checkStart(config, reactor)
+            message = b""
+        except ConfigurationError as e:
+            message = b"C" + str(e).encode("utf-8")
+        except StartError as e:
+            message = b"S" + str(e).encode("utf-8")
+        except BaseException as e:
+            message = b"S" + f"cannot start: {e!r}".encode()
+            status = 1
+        os.write(writeEnd, message)
+        os._exit(status)
+    os.close(writeEnd)
+    chunks = []
+    while chunk := os.read(readEnd, 65536):
+        chunks.append(chunk)
+    os.close(readEnd)
+    os.waitpid(pid, 0)
+    found = b"".join(chunks).decode("utf-8", "replace")
+    if found[:1] == "C":
+        raise ConfigurationError(found[1:])
+    if found[:1] == "S":
+        raise StartError(found[1:])
+
+
+def makeSupervisor(options: Options, config: Configuration, path: str | None) -> IService:
+    """
+    The supervisor of C{config.http.workers} workers, listening already.
+
+    What the workers build is built first, once, to find its mistakes: the
+    TLS context, the storage driver (and its start check), access control
+    (which makes the token server's key at the first start: once, rather
+    than in several workers racing), telemetry.
+
+    The checks import most of the registry (its API, TLS, storage
+    drivers), which the supervisor itself never uses: they run in a
+    child forked for them (before the reactor runs, with no thread yet),
+    so that the supervisor's memory stays that of a process that only
+    listens, spawns and copies log lines.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    _checkInChild(config, reactor)
     environ = dict(os.environ)
     if config.ui.enabled and not config.http.secret:
         # The UI's forms are signed with http.secret, random per process
