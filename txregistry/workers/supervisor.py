@@ -113,9 +113,14 @@ class WorkerProcess(ProcessProtocol):
             self.supervisor.workerReady(self)
         elif kind == ANSWER:
             number, _, answer = body.partition(b" ")
-            waiting = self._questions.pop(int(number), None)
-            if waiting is not None:
-                waiting.callback(json.loads(answer))
+            try:
+                waiting = self._questions.pop(int(number), None)
+                value = json.loads(answer)
+            except ValueError:
+                self._printed(MESSAGES_FD, line)
+                return
+            if waiting is not None and not waiting.called:  # not timed out
+                waiting.callback(value)
 
     def ask(self, question: str, timeout: float = ASK_TIMEOUT) -> Deferred[Any]:
         """
@@ -139,12 +144,15 @@ class WorkerProcess(ProcessProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         for childFD, rest in self._buffers.items():
-            if rest:
-                self._message(rest) if childFD == MESSAGES_FD else self._printed(childFD, rest)
+            if rest and childFD == MESSAGES_FD:
+                self._message(rest)
+            elif rest:
+                self._printed(childFD, rest)
         self._buffers.clear()
         questions, self._questions = self._questions, {}
         for waiting in questions.values():
-            waiting.errback(reason)
+            if not waiting.called:
+                waiting.errback(reason)
         self.supervisor.workerEnded(self, reason)
         self.ended.callback(None)
 
