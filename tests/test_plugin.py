@@ -194,6 +194,16 @@ class StartFailureTests(TestCase):
             ("storage.s3", "credentials are refused"), **self.s3(secretkey="wrong")
         )
 
+    def test_workersCannotCombine(self) -> None:
+        """
+        C{http.workers} above 1 with what needs one process stops the start
+        naming both (with the default worker per CPU, the other start
+        failures here go through the supervisor's checks).
+        """
+        self.assertFailsInOneLine(
+            ("http.workers: 2 cannot be combined with storage.inmemory",),
+            REGISTRY_HTTP_WORKERS="2", REGISTRY_STORAGE="inmemory")
+
     def test_s3MissingBucket(self) -> None:
         self.assertFailsInOneLine(("storage.s3", "'missing'", "no such bucket"), **self.s3(bucket="missing"))
 
@@ -436,6 +446,10 @@ class DaemonTests(TestCase):
             pid = int(f.read().strip())
         self.addCleanup(lambda: _kill(pid))
         status = None
+        # Ready once it says so (with workers, the supervisor's port takes
+        # connections before they serve).
+        while not (os.path.exists(logfile) and " serving on " in _read(logfile)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         while status is None and time.monotonic() < deadline:
             try:
                 status, _, _ = _get(f"http://127.0.0.1:{port}/v2/")

@@ -62,6 +62,25 @@ class NotifyTests(TestCase):
         registry.kill(signal.SIGTERM)
         self.assertEqual(sock.recv(100), b"STOPPING=1")
 
+    def test_workersReadyWhenAllListen(self) -> None:
+        """
+        With C{http.workers: 2}, the supervisor says C{READY=1} (once) when
+        both workers serve, and C{STOPPING=1} on SIGTERM; the workers say
+        nothing themselves.
+        """
+        sock, path = _listen(self)
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        registry = RegistryProcess(directory, env={"NOTIFY_SOCKET": path}, workers=2)
+        self.addCleanup(registry.stop)
+        self.assertEqual(sock.recv(100), b"READY=1")
+        self.assertIn("2 workers (pids ", registry.log())
+        registry.kill(signal.SIGTERM)
+        self.assertEqual(sock.recv(100), b"STOPPING=1")
+        sock.settimeout(0.5)
+        with self.assertRaises(socket.timeout):
+            sock.recv(100)
+
 
 class UnitFileTests(TestCase):
     def test_verifies(self) -> None:

@@ -11,6 +11,7 @@ wrong with it, so that C{twistd} can print one line and exit.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -140,6 +141,7 @@ KNOWN_KEYS: dict[str, Any] = {
         "secret": None,
         "headers": ANY,
         "draintimeout": None,
+        "workers": None,
         "debug": {"addr": None, "prometheus": {"enabled": None, "path": None}},
         "tls": {
             "certificate": None,
@@ -345,6 +347,12 @@ class HTTPConfig:
     tlsCipherSuites: tuple[str, ...] = ()
     #: Seconds in-flight requests get to finish after SIGTERM.
     drainTimeout: float = 10.0
+    #: C{http.workers}: processes serving the one listening socket (see
+    #: L{txregistry.workers}); 1 is the single process.
+    workers: int = 1
+    #: Why the default C{http.workers} (the number of CPUs) became 1:
+    #: something configured needs one process (said in the start's log).
+    oneWorkerBecause: str = ""
 
     def endpointDescription(self) -> str:
         """
@@ -586,7 +594,7 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         raise ConfigurationError(
             "storage.cache.blobdescriptor: redis needs the redis section (redis.addrs)"
         )
-    return Configuration(
+    config = Configuration(
         log=_checkLog(merged["log"]),
         storage=storageConfig,
         http=_checkHTTP(merged["http"]),
@@ -601,6 +609,11 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         proxy=checkProxy(merged.get("proxy")),
         storageMiddleware=_checkMiddleware(merged.get("middleware")),
     )
+    if config.http.workers > 1:
+        from txregistry.workers.combinations import checkCombinations
+
+        config = checkCombinations(config, document)
+    return config
 
 
 def _checkMiddleware(middleware: Any) -> tuple[StorageMiddlewareEntry, ...]:
@@ -1096,7 +1109,22 @@ def _checkHTTP(http: Any) -> HTTPConfig:
         tlsCipherSuites=suites,
         drainTimeout=parseDuration("http.draintimeout", http.get("draintimeout", "10s")),
         debug=checkDebug(http),
+        workers=_checkWorkers(http.get("workers")),
     )
+
+
+def _checkWorkers(value: Any) -> int:
+    """
+    C{http.workers}: a positive count (a C{REGISTRY_HTTP_WORKERS} string
+    of digits too), by default the number of CPUs.
+    """
+    if value is None:
+        return max(1, os.cpu_count() or 1)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"http.workers: expected a positive number of processes, got {value!r}")
+    return value
 
 
 def _expectStrings(key: str, value: Any) -> tuple[str, ...]:

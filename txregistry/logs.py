@@ -15,6 +15,7 @@ from typing import IO, Any
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
@@ -23,7 +24,7 @@ from twisted.logger import (
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
-from txregistry.config import LogConfig
+from txregistry.config import ConfigurationError, LogConfig, loadConfiguration
 
 _LEVELS = {
     "panic": LogLevel.critical,
@@ -106,10 +107,12 @@ class LineObserver:
                 record["traceback"] = failure.getTraceback()
             line = json.dumps(record, default=str)
         else:
-            line = "{} [{}] {}: {}".format(
+            worker = event.get("worker")
+            line = "{} [{}] {}{}: {}".format(
                 formatTime(when),
                 level.name,
                 event.get("log_namespace", "-"),
+                "" if worker is None else f" (worker {worker}, pid {event.get('worker_pid')})",
                 message,
             )
             if failure is not None:
@@ -197,3 +200,32 @@ def makeObserver(config: LogConfig, out: IO[str] | None = None) -> LevelFiltered
         LineObserver(out if out is not None else sys.stdout, config.formatter, config.fields),
         config.level,
     )
+
+
+def reloadLogLevel(
+    observer: LevelFilteredObserver | None, configPath: str | None, environ: Mapping[str, str]
+) -> None:
+    """
+    C{SIGHUP}: read the configuration again and apply its C{log.level} to
+    C{observer}; nothing else in it changes while running, and a file that
+    no longer loads changes nothing.
+
+    @param observer: the registry's own observer, or L{None} when the log
+        is someone else's (C{--syslog}, C{--logger}).
+    """
+    log = Logger()
+    if observer is None:
+        log.info("SIGHUP: the log is not the registry's own; log level unchanged")
+        return
+    try:
+        config = loadConfiguration(configPath, environ)
+    except ConfigurationError as e:
+        log.error("SIGHUP: the configuration does not load, log level unchanged: {error}",
+                  error=str(e))
+        return
+    level, previous = config.log.level, observer.level
+    if level == previous:
+        log.info("SIGHUP: log level unchanged ({name})", name=level)
+        return
+    observer.setLevel(level)
+    log.warn("SIGHUP: log level is now {name} (was {previous})", name=level, previous=previous)

@@ -45,12 +45,12 @@ from txregistry.auth.issuer import TokenIssuer, alwaysExists, loadOrCreateKey
 from txregistry.auth.policy import IAccessPolicy, policyFromConfig
 from txregistry.auth.schemes import schemeFor, withTokenServer
 from txregistry.auth.throttle import LoginThrottle
-from txregistry.config import Configuration, ConfigurationError, HTTPConfig, loadConfiguration
+from txregistry.config import Configuration, ConfigurationError, HTTPConfig
 from txregistry.health.factories import createCheck
 from txregistry.health.interfaces import CheckContext
 from txregistry.health.monitor import HealthMonitor
 from txregistry.interfaces import INamespace, ISecretSource
-from txregistry.logs import makeObserver
+from txregistry.logs import makeObserver, reloadLogLevel
 from txregistry.maintenance import OnlineCollector, UploadPurger
 from txregistry.notifications.notifier import Notifier
 from txregistry.patterns import compileRepositoryPattern
@@ -528,6 +528,8 @@ class RegistryService(MultiService):
         debugEndpoint: IStreamServerEndpoint | None = None,
         configPath: str | None = None,
         environ: Mapping[str, str] | None = None,
+        worker: int | None = None,
+        logObserver: Any = None,
     ) -> None:
         """
         @param endpoint: where to listen, if not C{http.addr} (the twistd
@@ -542,6 +544,12 @@ class RegistryService(MultiService):
             C{SIGHUP} for what can change while running (C{log.level}).
         @param environ: the environment (C{REGISTRY_*} overrides, C{OTEL_*});
             the process's when L{None}.
+        @param worker: this process's index among C{http.workers}
+            (L{txregistry.workers}), or L{None} for a lone process: only
+            worker 0 runs the background services (online collection,
+            upload purging), once for the whole server.
+        @param logObserver: the log observer already installed (a
+            worker's), whose C{log.level} C{SIGHUP} reloads.
         @raise TLSFileError: when C{http.tls} names a file that cannot be
             used.
         @raise ConfigurationError: when the notifications outbox cannot be
@@ -556,7 +564,7 @@ class RegistryService(MultiService):
         self.reactor = reactor
         self._environ = os.environ if environ is None else environ
         self._configPath = configPath
-        self._observer: Any = None
+        self._observer: Any = logObserver
         self.telemetry = telemetry or telemetryFor(config, self._environ)
         self.driver = storageDriver(config, reactor)
         self.notifier: Notifier | None = None
@@ -599,7 +607,9 @@ class RegistryService(MultiService):
         self._listener = listener
         self.debugSite = None
         self._debugListener: Any = None
-        if config.http.debug.addr:
+        if config.http.debug.addr and worker is None:
+            # A worker's figures are its supervisor's to serve, summed
+            # (txregistry.workers.debug).
             self.debugSite = self._makeDebugSite()
             if debugEndpoint is None:
                 debugEndpoint = serverFromString(reactor, config.http.debug.endpointDescription())
@@ -608,11 +618,20 @@ class RegistryService(MultiService):
             debug.setServiceParent(self)
             self._debugListener = debug
         self._started = time.time()
+        if not worker:
+            # Once for the whole server: in a lone process, or worker 0.
+            self._addMaintenance()
+
+    def _addMaintenance(self) -> None:
+        """
+        The background services: upload purging and online collection.
+        """
+        config = self.config
         purging = config.storage.uploadPurging
         if purging.enabled and not config.storage.readOnly and purging.interval > 0:
-            UploadPurger(self.namespace, purging, reactor).setServiceParent(self)
+            UploadPurger(self.namespace, purging, self.reactor).setServiceParent(self)
         if config.storage.gc.enabled and not config.storage.readOnly:
-            OnlineCollector(self.namespace, config.storage.gc, reactor).setServiceParent(self)
+            OnlineCollector(self.namespace, config.storage.gc, self.reactor).setServiceParent(self)
 
     def _observeProxy(self) -> None:
         """
@@ -657,27 +676,7 @@ class RegistryService(MultiService):
         }
 
     def _reloadLogLevel(self) -> None:
-        """
-        Read the configuration again and apply its C{log.level}; nothing
-        else in it changes while running, and a file that no longer
-        loads changes nothing.
-        """
-        if self._observer is None:
-            _log.info("SIGHUP: the log is not the registry's own; log level unchanged")
-            return
-        try:
-            config = loadConfiguration(self._configPath, self._environ)
-        except ConfigurationError as e:
-            _log.error("SIGHUP: the configuration does not load, log level unchanged: {error}",
-                       error=str(e))
-            return
-        level, previous = config.log.level, self._observer.level
-        if level == previous:
-            _log.info("SIGHUP: log level unchanged ({name})", name=level)
-            return
-        self._observer.setLevel(level)
-        _log.warn("SIGHUP: log level is now {name} (was {previous})", name=level,
-                  previous=previous)
+        reloadLogLevel(self._observer, self._configPath, self._environ)
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd asks the application for an ILogObserver before it starts
@@ -718,6 +717,9 @@ class RegistryService(MultiService):
             addr=self.config.http.addr,
             driver=self.config.storage.driver,
         )
+        if self.config.http.oneWorkerBecause:
+            _log.info("One process rather than a worker per CPU (http.workers): {why}",
+                      why=self.config.http.oneWorkerBecause)
         notify("READY=1")
         return port
 

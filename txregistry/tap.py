@@ -82,6 +82,14 @@ def _makeService(options: Options) -> IService:
     # Imported here, not above: importing the registry installs the
     # default reactor, and twistd imports this module merely to parse the
     # plugin's options (twistd txregistry --help).
+    path = options["config"] or os.environ.get("REGISTRY_CONFIGURATION_PATH")
+    config = loadConfiguration(path, os.environ)
+    if config.http.workers > 1:
+        # The supervisor of worker processes, which imports none of the
+        # registry it does not run itself.
+        from txregistry.workers.start import makeSupervisor
+
+        return makeSupervisor(options, config, path)
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
 
@@ -90,8 +98,6 @@ def _makeService(options: Options) -> IService:
     from txregistry.storage.interfaces import IStartChecked
     from txregistry.tls import ServerTLS, TLSFileError
 
-    path = options["config"] or os.environ.get("REGISTRY_CONFIGURATION_PATH")
-    config = loadConfiguration(path, os.environ)
     tls = None
     if config.http.tlsCertificate:
         try:

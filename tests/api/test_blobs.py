@@ -18,7 +18,7 @@ from tests.api.helpers import (
     rawRequest,
     requestBytes,
 )
-from tests.support import startRegistry
+from tests.support import inProcess, startRegistry
 from txregistry.registry.blobs import BlobContent
 from txregistry.storage.errors import PathNotFoundError
 
@@ -103,6 +103,7 @@ class BlobReadTests(TestCase):
             if method == "GET":
                 await assertError(self, response, 404, "BLOB_UNKNOWN")
 
+    @inProcess
     async def test_contentGoneBeforeRead(self) -> None:
         """
         Content that disappears between the size lookup and the read is a

@@ -30,7 +30,7 @@ from tests.api.helpers import (
     sha512,
     withQuery,
 )
-from tests.support import InProcessRegistry
+from tests.support import InProcessRegistry, inProcess
 from tests.tmpfs import smallFilesystem
 
 NAME = "uploads/repo"
@@ -425,6 +425,7 @@ class FullDiskTests(TestCase):
     registry goes on serving.
     """
 
+    @inProcess
     async def test_fullDisk(self) -> None:
         root = smallFilesystem(self, "1m")
         registry = await deletingRegistry(self, storage={"filesystem": {"rootdirectory": root}})

@@ -52,10 +52,14 @@ def _readAll(client: socket.socket) -> bytes:
 
 
 class DrainTests(TestCase):
+    #: C{http.workers}: L{None} for the test run's (C{TXREGISTRY_TEST_WORKERS}).
+    workers: int | None = None
+
     def start(self, drain: str) -> RegistryProcess:
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
-        registry = RegistryProcess(directory, env={"REGISTRY_HTTP_DRAINTIMEOUT": drain})
+        registry = RegistryProcess(directory, env={"REGISTRY_HTTP_DRAINTIMEOUT": drain},
+                                   workers=self.workers)
         self.addCleanup(registry.kill)
         return registry
 
@@ -97,3 +101,12 @@ class DrainTests(TestCase):
         self.assertGreaterEqual(time.monotonic() - started, 0.9)
         self.assertEqual(_readAll(client), b"")
         self.assertIn("still in flight after the drain timeout", registry.log())
+
+
+class WorkersDrainTests(DrainTests):
+    """
+    The same with two workers: the supervisor sends each C{SIGTERM} and
+    waits while they drain.
+    """
+
+    workers = 2
