@@ -40,6 +40,7 @@ from txregistry.interfaces import (
     Page,
 )
 from txregistry.registry import layout
+from txregistry.registry.blobs import SIZE_TTL
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.manifests import (
     DOCKER_MANIFEST,
@@ -208,6 +209,37 @@ class RegistryTests(TestCase):
         await self.assertFailure(self.blobs("a").stat(digest), BlobUnknown)
         # The content stays for other repositories until garbage collection.
         self.assertEqual((await self.driver.stat(layout.blobData(digest))).size, 11)
+
+    async def test_sizeReusedContentChecked(self) -> None:
+        """
+        A blob's size is reused by its reads, its repository's link is not:
+        a delete in any process (here: straight in storage) is a 404 at
+        once, as is a collection of this process that removed its data
+        (links left); data removed elsewhere with the link left is seen
+        once the reused size expires.
+        """
+        digest = await self.upload("a", b"hello world")
+        self.assertEqual((await self.blobs("a").stat(digest)).size, 11)
+        await self.driver.delete(layout.layerLink("a", digest))
+        await self.assertFailure(self.blobs("a").stat(digest), BlobUnknown)
+        await self.driver.putContent(layout.layerLink("a", digest), str(digest).encode())
+        self.assertEqual((await self.blobs("a").stat(digest)).size, 11)
+
+        # Another process removed the data and died before the links.
+        await self.driver.delete(layout.blobData(digest))
+        self.assertEqual((await self.blobs("a").stat(digest)).size, 11)
+        self.clock.advance(SIZE_TTL + 1)
+        await self.assertFailure(self.blobs("a").stat(digest), BlobUnknown)
+
+        # This process's collection forgets the size with the data.
+        digest = await self.upload("c", b"collected")
+        self.assertEqual((await self.blobs("c").stat(digest)).size, 9)
+        await self.namespace.repository("c").blobs().delete(digest)
+        await self.driver.putContent(layout.layerLink("c", digest), str(digest).encode())
+        report = await self.namespace.collectGarbage()
+        self.assertIn(digest, [blob for blob, size in report.blobs])
+        await self.driver.putContent(layout.layerLink("c", digest), str(digest).encode())
+        await self.assertFailure(self.blobs("c").stat(digest), BlobUnknown)
 
     async def test_sha512AndEvictedHashes(self) -> None:
         """

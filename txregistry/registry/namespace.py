@@ -71,7 +71,7 @@ class StorageNamespace:
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
         self._redirect = redirect
-        self._content = BlobContent(driver, leases=collectionGrace is not None)
+        self._content = BlobContent(driver, leases=collectionGrace is not None, clock=clock)
         self._uploads = UploadArea(driver, self._content, clock)
         self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL)
         self._grace = collectionGrace
