@@ -363,6 +363,32 @@ class RegistryTests(TestCase):
         self.assertEqual(await tags.list(None, None), Page([], False))
         self.assertFalse(await manifests.exists(digest))
 
+    async def test_linksWrittenAgainWhenGone(self) -> None:
+        """
+        A manifest PUT again (a new tag of it) writes no link that is
+        there, but a revision another process deleted meanwhile (straight
+        in storage here, the reference cache still naming it) is written
+        again, and the manifest is served by digest and by its new tag.
+        """
+        repository = self.namespace.repository("r")
+        config = await self.upload("r", b"{}")
+        image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                       "digest": str(config), "size": 2}, "layers": []}).encode()
+        digest = (await repository.manifests().put(image, None)).digest
+        await repository.tags().tag("v1", digest)
+        link = layout.revisionLink("r", digest)
+        written = (await self.driver.stat(link)).modified
+        await repository.manifests().put(image, None)
+        self.assertEqual((await self.driver.stat(link)).modified, written)
+
+        await self.driver.delete(layout.revisionDirectory("r", digest))
+        await repository.manifests().put(image, None)
+        await repository.tags().tag("v2", digest)
+        self.assertEqual(await self.driver.getContent(link), str(digest).encode())
+        self.clock.advance(3600)
+        self.assertEqual((await repository.manifests().get(await repository.tags().get("v2"))).content, image)
+
     async def test_pushTimes(self) -> None:
         """
         C{pushTimes} tells when each tag (or each of those asked for) was
