@@ -351,13 +351,17 @@ class ManifestIndex:
 
         @raise NameUnknown: the repository holds no manifests.
         """
+        directory = layout.tagsDirectory(name)
         try:
-            paths = await self._driver.list(layout.tagsDirectory(name))
+            paths = await self._driver.list(directory)
         except PathNotFoundError:
             if not await self.exists(name):
                 raise NameUnknown(name) from None
             return []
-        return sorted(layout.leaf(p) for p in paths)
+        # Each path is the directory's, a slash and the tag: cut, rather
+        # than split each (once per tag on every tags/list).
+        start = len(directory) + 1
+        return sorted(p[start:] for p in paths)
 
     async def pushTimes(self, name: str, tags: list[str] | None = None) -> dict[str, float]:
         """
