@@ -20,6 +20,7 @@ setup(
             "plugins/txregistry_storage.py",
             "plugins/txregistry_auth.py",
             "plugins/txregistry_health.py",
+            "plugins/txregistry_storagemiddleware.py",
         ],
         "txregistry.etc": ["config.yml", "txregistry.service", "nginx.conf"],
     },

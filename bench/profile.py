@@ -2,7 +2,7 @@
 Where txregistry spends its time in one benchmark phase, with py-spy.
 
     .venv/bin/pip install py-spy
-    .venv/bin/python bench/profile.py PHASE [--repo DIR] [--top N]
+    .venv/bin/python bench/profile.py PHASE [--repo DIR] [--top N] [--observed] [--notify live|dead]
 
 PHASE is C{push}, C{pull} (1 GiB), C{get}, C{head} (manifest by tag),
 C{blobhead}, C{put} (manifest PUTs of new tags), C{small} (1 MiB
@@ -12,7 +12,11 @@ repositories in pages of 100).
 Starts txregistry (from this checkout, or C{--repo}: another checkout to
 compare), runs the phase a few times while C{py-spy record} samples the
 server, and prints the hottest functions by self and inclusive samples,
-for all threads and for the reactor thread alone.  A syscall line that
+for all threads and for the reactor thread alone.  C{put} is the
+notifications phase's 1000 manifest PUTs by tag, 16 at a time;
+C{--notify} gives the registry one webhook endpoint, C{live}
+(C{bench/receiver.py}) or C{dead} (nothing listening), as the
+notifications phase does.  A syscall line that
 looks hot on the reactor thread (C{doRead}, C{untilConcludes},
 C{_getsockname}) is often the GIL being taken back from a pool thread.
 """
@@ -70,6 +74,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="wrk time for get and tags")
     parser.add_argument("--observed", action="store_true",
                         help="with metrics and tracing on, as bench.py's observed phase")
+    parser.add_argument("--notify", choices=["live", "dead"],
+                        help="with one webhook endpoint, as bench.py's notifications phase")
     options = parser.parse_args()
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(spy):
@@ -80,7 +86,11 @@ def main() -> None:
         size = B.GiB
         data = os.path.join(work, "data.bin")
         digest = B.makeDataFile(data, size) if options.phase in ("push", "pull") else ""
-        extra = B.OBSERVED if options.observed else {}
+        extra = dict(B.OBSERVED) if options.observed else {}
+        receiver = B.WebhookReceiver() if options.notify == "live" else None
+        if options.notify:
+            url = receiver.url if receiver else f"http://127.0.0.1:{B.freePort()}/hook"
+            extra["REGISTRY_NOTIFICATIONS_ENDPOINTS"] = json.dumps([{"name": options.notify, "url": url}])
         if options.phase == "catalog":
             B._populateRepositories(os.path.join(work, "storage"), 1000)
         registry = B.Registry(work, accessLog=True, extra=extra)
@@ -97,9 +107,12 @@ def main() -> None:
             if options.phase in ("tags", "put"):
                 with Connection("127.0.0.1", registry.port) as conn:
                     tagged = B._pushImage(conn, "bench/tags")
+            def tag(c: Connection, i: int, prefix: str = "t") -> None:
+                expect(c.request("PUT", f"/v2/bench/tags/manifests/{prefix}{i:05d}",
+                                 {"Content-Type": B.OCI_MANIFEST}, tagged), 201)
+
             if options.phase == "tags":
-                B.inParallel(1000, 16, registry.port, lambda c, i: expect(c.request(
-                    "PUT", f"/v2/bench/tags/manifests/t{i:05d}", {"Content-Type": B.OCI_MANIFEST}, tagged), 201))
+                B.inParallel(1000, 16, registry.port, tag)
             raw = os.path.join(work, "profile.txt")
             sampler = subprocess.Popen(
                 [spy, "record", "--nonblocking", "-r", "200", "--format", "raw", "-o", raw,
@@ -131,10 +144,9 @@ def main() -> None:
                       flush=True)
             elif options.phase == "put":
                 for round in range(3):
-                    seconds = B.inParallel(1000, 16, registry.port, lambda c, i, round=round: expect(c.request(
-                        "PUT", f"/v2/bench/tags/manifests/r{round}t{i:05d}", {"Content-Type": B.OCI_MANIFEST},
-                        tagged), 201))
-                    print(f"put {1000 / seconds:.0f} tags/s", flush=True)
+                    seconds = B.inParallel(1000, 16, registry.port,
+                                           lambda c, i, round=round: tag(c, i, f"r{round}t"))
+                    print(f"put {1000 / seconds:.0f}/s", flush=True)
             elif options.phase == "small":
                 base = os.urandom(B.MiB)
                 for round in range(2):
@@ -157,6 +169,8 @@ def main() -> None:
             if fd >= 0:
                 os.close(fd)
             registry.stop()
+            if receiver is not None:
+                receiver.stop()
         summarize(raw, options.top, None)
         summarize(raw, options.top, "ReactorBase.mainLoop")
     finally:

@@ -301,6 +301,27 @@ class StartFailureTests(TestCase):
             REGISTRY_NOTIFICATIONS_ENDPOINTS="[{name: a, url: 'ftp://hooks.example.com/x'}]",
         )
 
+    def test_storageMiddlewareRefused(self) -> None:
+        """
+        A storage middleware's wrong option, or a middleware that cannot
+        wrap the configured driver, stops the start in one line naming the
+        key.
+        """
+        from tests.storage.middleware.keys import writeKey
+
+        self.assertFailsInOneLine(
+            ("configuration error: middleware.storage[0].options.privatekey: cannot read"
+             " /nonexistent.pem: No such file or directory",),
+            REGISTRY_MIDDLEWARE_STORAGE="[{name: cloudfront, options: {baseurl: cdn.example,"
+                                        " privatekey: /nonexistent.pem, keypairid: k}}]",
+        )
+        self.assertFailsInOneLine(
+            ("configuration error: middleware.storage[0]: cloudfront serves the objects of a bucket,"
+             " and the filesystem driver keeps none",),
+            REGISTRY_MIDDLEWARE_STORAGE="[{name: cloudfront, options: {baseurl: cdn.example,"
+                                        " privatekey: '" + writeKey(self) + "', keypairid: k}}]",
+        )
+
 
 class DaemonTests(TestCase):
     def startDaemon(self, **env: str) -> tuple[int, str, str]:

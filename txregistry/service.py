@@ -3,7 +3,8 @@
 The composition root: assembles a running registry from a
 L{Configuration}.
 
-    driver -> ObservedDriver -> StorageNamespace -> layers (outermost last)
+    driver -> storage middleware -> ObservedDriver -> StorageNamespace
+           -> layers (outermost last)
            -> RegistryAPI -> RegistryRoot -> UnavailableWhileFailing
            -> RegistrySite (+ observers: drain, metrics, spans) -> endpoint
 
@@ -60,10 +61,13 @@ from txregistry.registry.visibility import VisibleCatalog
 from txregistry.reload import Reloader
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.middleware.factories import wrapDriver
 from txregistry.systemd import notify
+from txregistry.telemetry.activity import Activity, ActivityCollector, MeasuredNamespace
 from txregistry.telemetry.debug import debugSite
 from txregistry.telemetry.http import RequestMetrics
 from txregistry.telemetry.metrics import Counters, PrometheusMetrics
+from txregistry.telemetry.notifications import NotificationsCollector
 from txregistry.telemetry.storage import ObservedDriver
 from txregistry.telemetry.tracing import Tracing, TracingConfigurationError, tracingFromEnvironment
 from txregistry.tls import ReloadOnSIGHUP, ServerTLS, serverEndpoint
@@ -96,6 +100,7 @@ def layers(
     policy: IAccessPolicy | None = None,
     clock: Any = None,
     notifier: Notifier | None = None,
+    activity: Activity | None = None,
 ) -> list[Layer]:
     """
     The layers C{config} asks for, innermost first.
@@ -111,6 +116,9 @@ def layers(
         (the Redis cache's); the global reactor when L{None}.
     @param notifier: the running notifications service, which
         C{notifications} needs (L{RegistryService} makes it).
+    @param activity: where upload, collection and quota figures are
+        counted (the outermost layer, L{MeasuredNamespace}, and the
+        quotas' refusals), or L{None}.
     @raise ValueError: when C{config} has enabled endpoints and there is
         no C{notifier}: a registry told to notify must not run without.
     """
@@ -141,12 +149,16 @@ def layers(
             from twisted.internet import reactor as clock
         quotas = [Quota(rule.repository, compileRepositoryPattern(rule.repository),
                         rule.maxBytes, rule.maxTags) for rule in storage.quotas]
-        chain.append(lambda namespace: Quotas(namespace, quotas, clock))
+        refused = activity.quotaRefused if activity is not None else None
+        chain.append(lambda namespace: Quotas(namespace, quotas, clock, refused=refused))
     if policy is not None:
         def mayPull(account: str | None, name: str) -> bool:
             return "pull" in policy.granted(account, name)
 
         chain.append(lambda namespace: VisibleCatalog(namespace, mayPull))
+    if activity is not None:
+        # Outermost: what any layer refuses is not counted as done.
+        chain.append(lambda namespace: MeasuredNamespace(namespace, activity))
     return chain
 
 
@@ -164,12 +176,28 @@ def retentionPolicies(config: Configuration) -> RetentionPolicies:
     ])
 
 
+def storageDriver(
+    config: Configuration, reactor: Any, driver: IStorageDriver | None = None
+) -> IStorageDriver:
+    """
+    The configured driver (or C{driver}), inside the configured storage
+    middleware (C{middleware.storage}, the first listed innermost).
+
+    @raise DriverConfigurationError: when the driver refuses its
+        parameters, or a middleware cannot wrap it.
+    """
+    if driver is None:
+        driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
+    return wrapDriver(driver, config.storageMiddleware, reactor)
+
+
 def makeNamespace(
     config: Configuration,
     driver: IStorageDriver,
     clock: Any,
     policy: IAccessPolicy | None = None,
     notifier: Notifier | None = None,
+    activity: Activity | None = None,
 ) -> INamespace:
     """
     The registry's namespace over C{driver}, wrapped in every layer.
@@ -180,7 +208,7 @@ def makeNamespace(
         collectionGrace=gc.delay if gc.enabled else None,
         retention=retentionPolicies(config),
     )
-    for layer in layers(config, policy, clock, notifier):
+    for layer in layers(config, policy, clock, notifier, activity):
         namespace = layer(namespace)
     return namespace
 
@@ -302,6 +330,11 @@ class Telemetry:
     counters: Counters | None = None
     prometheus: PrometheusMetrics | None = None
     tracing: Tracing | None = None
+    activity: Activity | None = None
+
+    def __post_init__(self) -> None:
+        if self.activity is not None and self.prometheus is not None:
+            self.prometheus.registry.register(ActivityCollector(self.activity))
 
     def observedDriver(self, driver: IStorageDriver) -> IStorageDriver:
         """
@@ -329,6 +362,7 @@ def telemetryFor(config: Configuration, environ: Mapping[str, str]) -> Telemetry
         counters=Counters() if debug.addr else None,
         prometheus=PrometheusMetrics() if debug.addr and debug.prometheus else None,
         tracing=tracing,
+        activity=Activity() if debug.addr else None,
     )
 
 
@@ -387,7 +421,8 @@ def makeSite(
         from twisted.internet import reactor as clock
     telemetry = telemetry or Telemetry()
     policy = accessPolicy(config)
-    namespace = makeNamespace(config, telemetry.observedDriver(driver), clock, policy)
+    namespace = makeNamespace(config, telemetry.observedDriver(driver), clock, policy,
+                              activity=telemetry.activity)
     return siteFor(config, namespace, clock, telemetry, policy=policy)
 
 
@@ -452,16 +487,21 @@ class RegistryService(MultiService):
         self._configPath = configPath
         self._observer: Any = None
         self.telemetry = telemetry or telemetryFor(config, self._environ)
-        self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
+        self.driver = storageDriver(config, reactor)
         self.notifier: Notifier | None = None
         if config.notifications.enabled:
             # Started before the listener and stopped after it: no request
             # is served while events cannot be journaled.
-            self.notifier = Notifier(config.notifications, config.http, reactor)
+            tracing = self.telemetry.tracing
+            self.notifier = Notifier(config.notifications, config.http, reactor,
+                                     tracing.traceparent if tracing is not None else None)
             self.notifier.setServiceParent(self)
+            if self.telemetry.prometheus is not None:
+                self.telemetry.prometheus.registry.register(
+                    NotificationsCollector(self.notifier.status))
         policy = accessPolicy(config)
         self.namespace = makeNamespace(config, self.telemetry.observedDriver(self.driver), reactor,
-                                       policy, self.notifier)
+                                       policy, self.notifier, self.telemetry.activity)
         self.health = HealthMonitor(reactor)
         context = CheckContext(reactor, self.driver, config.storage.readOnly)
         for check in config.health.checks:
@@ -510,11 +550,18 @@ class RegistryService(MultiService):
         The document of C{/debug/vars}.
         """
         counters = self.telemetry.counters
+        activity = self.telemetry.activity
         return {
             "uptime_seconds": round(time.time() - self._started, 3),
             "storage_driver": self.config.storage.driver,
             "health": {"checks": list(self.health.checks), "failing": self.health.failing()},
             **(counters.snapshot() if counters is not None else {}),
+            **(activity.snapshot() if activity is not None else {}),
+            **({"notifications": {
+                "endpoints": self.notifier.status(),
+                "journal": {"syncs": self.notifier.journal.syncs,
+                            "durable_appends": self.notifier.journal.durableAppends},
+            }} if self.notifier is not None else {}),
         }
 
     def _reloadLogLevel(self) -> None:

@@ -10,6 +10,7 @@ later issues) wraps it.
 
 from __future__ import annotations
 
+import copy
 import heapq
 from typing import Any
 
@@ -39,7 +40,7 @@ from txregistry.registry.names import isValidName
 from txregistry.registry.retention import RetentionPolicies
 from txregistry.registry.uploads import UploadArea
 from txregistry.storage.errors import PathNotFoundError
-from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.interfaces import IClientRoutedURLs, IStorageDriver
 
 
 @implementer(INamespace)
@@ -71,6 +72,9 @@ class StorageNamespace:
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
         self._redirect = redirect
+        #: The address of the caller this namespace acts for, when the
+        #: driver's direct URLs depend on it (see L{actingFor}).
+        self._client: str | None = None
         self._content = BlobContent(driver, leases=collectionGrace is not None, clock=clock)
         self._uploads = UploadArea(driver, self._content, clock)
         self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL)
@@ -81,13 +85,20 @@ class StorageNamespace:
         self._index.recordPulls = self._collector.retention.recordsPulls
 
     def actingFor(self, caller: Caller) -> INamespace:
-        # Storage is the same for every caller.
-        return self
+        # Storage is the same for every caller, but a driver's direct URLs
+        # may not be (the cloudfront middleware sends clients inside AWS to
+        # the bucket): then blob reads are told the caller's address.
+        if not self._redirect or not IClientRoutedURLs.providedBy(self._driver):
+            return self
+        bound = copy.copy(self)
+        bound._client = caller.address or None
+        return bound
 
     def repository(self, name: str) -> IRepository:
         if not isValidName(name):
             raise NameInvalid(name)
-        return StorageRepository(name, self._content, self._uploads, self._index, self._redirect)
+        return StorageRepository(name, self._content, self._uploads, self._index, self._redirect,
+                                 self._client)
 
     def catalog(self, n: int | None, last: str | None) -> Deferred[Page]:
         return Deferred.fromCoroutine(self._catalog(n, last))
@@ -175,9 +186,15 @@ class StorageRepository:
         uploads: UploadArea,
         index: ManifestIndex,
         redirect: bool,
+        client: str | None = None,
     ) -> None:
+        """
+        @param client: the address of the client this repository is read
+            for, when the driver's direct URLs depend on it.
+        """
         self.name = name
         self._redirect = redirect
+        self._client = client
         self._content = content
         self._uploads = uploads
         self._index = index
@@ -189,7 +206,7 @@ class StorageRepository:
         return RepositoryTags(self.name, self._index)
 
     def blobs(self) -> IBlobStore:
-        return RepositoryBlobs(self.name, self._content, self._uploads, self._redirect)
+        return RepositoryBlobs(self.name, self._content, self._uploads, self._redirect, self._client)
 
     def referrers(self, subject: Digest) -> Deferred[list[dict]]:  # type: ignore[type-arg]
         return Deferred.fromCoroutine(self._index.referrers(self.name, subject))
