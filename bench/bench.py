@@ -164,14 +164,44 @@ class Ceiling:
 # Memory
 
 
+def processTree(pid: int) -> list[int]:
+    """
+    C{pid} and every process below it (its children, theirs, ...): a
+    registry with C{http.workers} is a supervising parent and its worker
+    processes.  Found by the parent pid in each C{/proc/<pid>/stat}
+    (C{/proc/<pid>/task/<tid>/children} is not in every kernel).
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        pending.extend(children.get(current, ()))
+    return tree
+
+
 class RSSSampler:
     """
-    Samples a process's C{VmRSS} every C{interval} seconds on a thread;
-    L{phase} reports the largest sample taken during it.
+    Samples the summed C{VmRSS} of a process and its descendants (all of a
+    multi-process registry's workers) every C{interval} seconds on a
+    thread; L{phase} reports the largest sample taken during it.  The tree
+    is looked up again every second (a scan of C{/proc}), its members'
+    C{status} read at every sample.
     """
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self._path = f"/proc/{pid}/status"
+        self._pid = pid
+        self._tree = processTree(pid)
+        self._treeAt = time.monotonic()
         self._interval = interval
         self._peak = 0
         self._lock = threading.Lock()
@@ -180,14 +210,20 @@ class RSSSampler:
         self._thread.start()
 
     def current(self) -> int:
-        try:
-            with open(self._path) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
+        if time.monotonic() - self._treeAt > 1.0:
+            self._tree = processTree(self._pid)
+            self._treeAt = time.monotonic()
+        total = 0
+        for pid in self._tree:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1]) * 1024
+                            break
+            except OSError:
+                pass
+        return total
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -214,11 +250,35 @@ class RSSSampler:
 
 def cpuSeconds(pid: int) -> float:
     """
-    The user plus system CPU time a process (all its threads) has used.
+    The user plus system CPU time a process and its descendants (all
+    their threads) have used: each live process's C{utime + stime}, plus
+    C{cutime + cstime} (what its children that already exited and were
+    reaped used), so a worker restarted during a phase is still counted
+    once.
     """
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in processTree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def serverCPU(pid: int) -> Iterator[dict[str, float]]:
+    """
+    The server's CPU seconds (L{cpuSeconds}, its whole process tree) used
+    inside the block, as C{result["seconds"]}.
+    """
+    result: dict[str, float] = {}
+    before = cpuSeconds(pid)
+    try:
+        yield result
+    finally:
+        result["seconds"] = cpuSeconds(pid) - before
 
 
 # Data
@@ -400,6 +460,8 @@ def wrk(url: str, seconds: int, connections: int, headers: list[str], script: st
     if rate is None or p99 is None:
         raise RuntimeError(f"cannot read wrk output:\n{output}")
     result = {"rps": float(rate.group(1)), "p99ms": float(p99.group(1)) * _UNITS[p99.group(2)]}
+    count = re.search(r"^\s*(\d+) requests in", output, re.M)
+    result["requests"] = float(count.group(1)) if count else result["rps"] * seconds
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors:.*", output)
     if bad or errors:
@@ -463,6 +525,7 @@ def run(options: argparse.Namespace, work: str, figures: Figures) -> None:
         rss.stop()
         registry.stop()
         ceiling.stop()
+    _catalog(options, work, figures)
     _bearer(options, work, registry.storage, figures)
     _proxy(options, work, figures, dataPath, digest)
     _observed(options, work, figures)
@@ -494,6 +557,24 @@ def _proxy(options: argparse.Namespace, work: str, figures: Figures,
         os.close(fd)
     for name, value in found.items():
         figures.add(name, value, 3 if name.endswith("ratio") else 1)
+
+
+def _operations(options: argparse.Namespace, work: str, figures: Figures) -> None:
+    """
+    Only the small operations (C{--only ops}): the 1 MiB pushes, the
+    manifest and blob requests, the manifest PUTs, the tags list and the
+    catalog walk, with the server's CPU per operation, without the 1 GiB
+    transfers and the other registries' phases.
+    """
+    registry = Registry(work, options.access_log)
+    rss = RSSSampler(registry.pid)
+    try:
+        _smallBlobs(options, registry, rss, figures)
+        _manifests(options, registry, rss, figures)
+    finally:
+        rss.stop()
+        registry.stop()
+    _catalog(options, work, figures)
 
 
 def _collection(options: argparse.Namespace, figures: Figures) -> None:
@@ -633,9 +714,10 @@ def _smallBlobs(options: argparse.Namespace, registry: Registry, rss: RSSSampler
         )
         expect(response, 201)
 
-    with rss.phase() as memory:
+    with rss.phase() as memory, serverCPU(registry.pid) as cpu:
         seconds = inParallel(count, concurrency, registry.port, push)
     figures.add(f"push_{count}x1MiB_c{concurrency}_blobs_per_s", count / seconds)
+    figures.add(f"cpu_push_{count}x1MiB_ms_per_blob", cpu["seconds"] / count * 1e3, 2)
     figures.add(f"rss_peak_push_{count}x1MiB_c{concurrency}_MiB", memory["peakMiB"])
 
 
@@ -687,9 +769,10 @@ def _manifests(
     accept = [f"Accept: {OCI_MANIFEST}"]
 
     note(f"manifest GET by tag, {c} connections, {seconds}s")
-    with rss.phase() as memory:
+    with rss.phase() as memory, serverCPU(registry.pid) as cpu:
         result = wrk(f"{base}/v2/bench/manifests/latest", seconds, c, accept)
     figures.add(f"manifest_get_c{c}_rps", result["rps"])
+    figures.add("cpu_manifest_get_us_per_op", cpu["seconds"] / result["requests"] * 1e6)
     figures.add(f"manifest_get_c{c}_p99_ms", result["p99ms"], 2)
     figures.add(f"rss_peak_manifest_get_c{c}_MiB", memory["peakMiB"])
 
@@ -697,13 +780,22 @@ def _manifests(
     # bytes); loadgen.py can, and its GET figure shows what it costs.
     for method in ("HEAD", "GET"):
         note(f"manifest {method} by tag with loadgen.py, {c} connections, {seconds}s")
-        with rss.phase() as memory:
+        with rss.phase() as memory, serverCPU(registry.pid) as cpu:
             result = loadgen(registry.port, method, "/v2/bench/manifests/latest", seconds, c, accept)
         kind = method.lower() if method == "HEAD" else "get_loadgen"
         figures.add(f"manifest_{kind}_c{c}_rps", result["rps"])
+        figures.add(f"cpu_manifest_{kind}_us_per_op", cpu["seconds"] / result["requests"] * 1e6)
         figures.add(f"manifest_{kind}_c{c}_p99_ms", result["p99ms"], 2)
         if method == "HEAD":
             figures.add(f"rss_peak_manifest_head_c{c}_MiB", memory["peakMiB"])
+
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    note(f"blob HEAD with loadgen.py, {c} connections, {seconds}s")
+    with serverCPU(registry.pid) as cpu:
+        result = loadgen(registry.port, "HEAD", f"/v2/bench/blobs/{layer}", seconds, c, [])
+    figures.add(f"blob_head_c{c}_rps", result["rps"])
+    figures.add(f"blob_head_c{c}_p99_ms", result["p99ms"], 2)
+    figures.add("cpu_blob_head_us_per_op", cpu["seconds"] / result["requests"] * 1e6)
 
     tags = options.tags
     note(f"tagging one manifest {tags} times, 16 at a time")
@@ -714,19 +806,106 @@ def _manifests(
             201,
         )
 
-    elapsed = inParallel(tags, 16, registry.port, tag)
+    with serverCPU(registry.pid) as cpu:
+        elapsed = inParallel(tags, 16, registry.port, tag)
     figures.add(f"manifest_put_{tags}tags_c16_per_s", tags / elapsed)
+    figures.add("cpu_manifest_put_ms_per_tag", cpu["seconds"] / tags * 1e3, 2)
     with Connection("127.0.0.1", registry.port) as conn:
         listed = json.loads(expect(conn.request("GET", "/v2/bench/tags/tags/list"), 200).body)
     if len(listed["tags"]) != tags:
         raise RuntimeError(f"tags/list has {len(listed['tags'])} tags, expected {tags}")
 
     note(f"tags list of {tags} tags, {c} connections, {seconds}s")
-    with rss.phase() as memory:
+    with rss.phase() as memory, serverCPU(registry.pid) as cpu:
         result = wrk(f"{base}/v2/bench/tags/tags/list", seconds, c, [])
     figures.add(f"tags_list_{tags}tags_c{c}_rps", result["rps"])
+    figures.add(f"cpu_tags_list_{tags}tags_us_per_op", cpu["seconds"] / result["requests"] * 1e6)
     figures.add(f"tags_list_{tags}tags_c{c}_p99_ms", result["p99ms"], 2)
     figures.add(f"rss_peak_tags_list_{tags}tags_c{c}_MiB", memory["peakMiB"])
+
+
+def _populateRepositories(root: str, count: int) -> None:
+    """
+    Write C{count} repositories (C{org<r % 100>/repo<r>}, each with one
+    tag of one small manifest) directly in the registry's layout: the
+    catalog figure measures the listing, not the pushes that fill it.
+    """
+    if REPOSITORY not in sys.path:
+        sys.path.insert(0, REPOSITORY)
+    from txregistry.registry import layout
+    from txregistry.registry.digest import Digest
+
+    def write(path: str, data: bytes) -> None:
+        full = root + path
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(data)
+
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+        "mediaType": OCI_CONFIG, "digest": digestOf(b"{}"), "size": 2}, "layers": []}).encode()
+    digest = Digest.parse(digestOf(manifest))
+    write(layout.blobData(digest), manifest)
+    for r in range(count):
+        name = f"org{r % 100}/repo{r}"
+        write(layout.revisionLink(name, digest), str(digest).encode())
+        write(layout.tagCurrentLink(name, "latest"), str(digest).encode())
+
+
+def _catalogWalk(port: int, page: int) -> int:
+    """
+    Walk C{/v2/_catalog} in pages of C{page}, following each C{Link}.
+
+    @return: how many repositories it listed.
+    """
+    listed = 0
+    path: str | None = f"/v2/_catalog?n={page}"
+    with Connection("127.0.0.1", port) as conn:
+        while path is not None:
+            response = expect(conn.request("GET", path), 200)
+            listed += len(json.loads(response.body)["repositories"])
+            link = response.header("link")
+            path = link[1:link.index(">")] if link else None
+    return listed
+
+
+def _catalog(options: argparse.Namespace, work: str, figures: Figures) -> None:
+    """
+    The catalog walked in pages of C{--catalog-page} for registries of
+    each of C{--catalog-repositories}: its wall time and the server's CPU
+    for one whole walk (the least of C{--catalog-walks} walks), and how
+    the larger walk grows over the smaller (linear is the ratio of the
+    sizes).
+    """
+    sizes = [int(size) for size in options.catalog_repositories.split(",") if size]
+    page = options.catalog_page
+    walked: dict[int, float] = {}
+    for size in sizes:
+        directory = os.path.join(work, f"catalog{size}")
+        os.makedirs(directory)
+        started = time.monotonic()
+        _populateRepositories(os.path.join(directory, "storage"), size)
+        note(f"catalog: {size} repositories written in {time.monotonic() - started:.0f}s")
+        registry = Registry(directory, options.access_log)
+        try:
+            best, cheapest = float("inf"), float("inf")
+            for _walk in range(options.catalog_walks):
+                with serverCPU(registry.pid) as cpu:
+                    started = time.perf_counter()
+                    listed = _catalogWalk(registry.port, page)
+                    elapsed = time.perf_counter() - started
+                if listed != size:
+                    raise RuntimeError(f"the catalog listed {listed} repositories, expected {size}")
+                note(f"  catalog walk of {size} in pages of {page}: {elapsed * 1e3:.0f} ms,"
+                     f" server CPU {cpu['seconds'] * 1e3:.0f} ms")
+                best, cheapest = min(best, elapsed), min(cheapest, cpu["seconds"])
+        finally:
+            registry.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+        walked[size] = best
+        figures.add(f"catalog_walk_{size}repos_pages{page}_ms", best * 1e3)
+        figures.add(f"cpu_catalog_walk_{size}repos_ms", cheapest * 1e3)
+    if len(sizes) > 1:
+        figures.add(f"catalog_walk_growth_{sizes[-1]}_over_{sizes[0]}", walked[sizes[-1]] / walked[sizes[0]], 2)
 
 
 def _tokenIssuer(directory: str) -> tuple[str, str]:
@@ -1070,11 +1249,57 @@ def _ui(options: argparse.Namespace, work: str, figures: Figures) -> None:
         registry.stop()
 
 
+#: The reference registry's (distribution v3.0.0) server CPU per
+#: operation, measured side by side on this machine kind (issue 15): the
+#: figure each C{cpu_*} figure is to be at or below.  C{(figure, reference,
+#: unit, per)}: C{per} divides the figure first (the 1 GiB CPU seconds by
+#: the GiB transferred).
+def _cpuReferences(options: argparse.Namespace) -> list[tuple[str, float, str, float]]:
+    label = f"{options.size_mib >> 10}GiB" if options.size_mib % 1024 == 0 else f"{options.size_mib}MiB"
+    gib = options.size_mib / 1024
+    sizes = [size for size in options.catalog_repositories.split(",") if size]
+    return [
+        (f"cpu_push_{label}_monolithic_s", 2.68, "cpu-s per GiB", gib),
+        (f"cpu_push_{label}_chunked_{options.chunk_mib}MiB_s", 7.08, "cpu-s per GiB", gib),
+        (f"cpu_pull_{label}_s", 0.81, "cpu-s per GiB", gib),
+        (f"cpu_push_{options.small_count}x1MiB_ms_per_blob", 9.8, "cpu-ms per blob", 1),
+        ("cpu_manifest_get_us_per_op", 391, "cpu-us per request", 1),
+        ("cpu_manifest_head_us_per_op", 364, "cpu-us per request", 1),
+        ("cpu_blob_head_us_per_op", 300, "cpu-us per request", 1),
+        ("cpu_manifest_put_ms_per_tag", 2.6, "cpu-ms per tag", 1),
+        (f"cpu_tags_list_{options.tags}tags_us_per_op", 1498, "cpu-us per request", 1),
+    ] + [(f"cpu_catalog_walk_{size}repos_ms", 68, "cpu-ms per walk", 1) for size in sizes if size == "1000"]
+
+
+def cpuTargets(figures: Figures, options: argparse.Namespace) -> list[tuple[str, bool, str]]:
+    """
+    The server-CPU-per-operation targets (L{_cpuReferences}) of the figures
+    this run measured.
+    """
+    checks = []
+    for name, reference, unit, per in _cpuReferences(options):
+        if name in figures.values:
+            value = figures.values[name] / per
+            checks.append((f"{name} <= {reference:g} {unit} (the reference registry's)",
+                           value <= reference, f"{value:.3g}"))
+    sizes = [size for size in options.catalog_repositories.split(",") if size]
+    growth = f"catalog_walk_growth_{sizes[-1]}_over_{sizes[0]}" if len(sizes) > 1 else ""
+    if growth in figures.values:
+        bound = 1.2 * int(sizes[-1]) / int(sizes[0])
+        checks.append((f"{growth} <= {bound:g}", figures.values[growth] <= bound,
+                       f"{figures.values[growth]:.2f}"))
+    return checks
+
+
 def targets(figures: Figures, options: argparse.Namespace) -> None:
     """
     Print the acceptance targets as comment lines.
     """
     v = figures.values
+    if options.only == "ops":
+        for name, met, value in cpuTargets(figures, options):
+            print(f"# target {name}: {'MET' if met else 'NOT MET'} ({value})", flush=True)
+        return
     if options.only == "observed":
         met = v["observed_ratio"] >= 0.9
         print(f"# target observed_ratio >= 0.90: {'MET' if met else 'NOT MET'}"
@@ -1094,7 +1319,7 @@ def targets(figures: Figures, options: argparse.Namespace) -> None:
         for name, met, value in checks:
             print(f"# target {name}: {'MET' if met else 'NOT MET'} ({value})", flush=True)
         return
-    checks = list(notifying)
+    checks = list(notifying) + cpuTargets(figures, options)
     if "copy_ratio" in v:
         checks.append(("copy_ratio >= 1.0 (txregistry copy against skopeo copy)", v["copy_ratio"] >= 1.0,
                        f"{v['copy_ratio']:.3f}"))
@@ -1103,7 +1328,7 @@ def targets(figures: Figures, options: argparse.Namespace) -> None:
             ("push_ratio >= 0.80", v["push_ratio"] >= 0.8, f"{v['push_ratio']:.3f}"),
             ("pull_ratio >= 0.80", v["pull_ratio"] >= 0.8, f"{v['pull_ratio']:.3f}"),
             (
-                "peak RSS < 100 MiB during 1 GiB push and pull",
+                "peak RSS (all server processes) < 100 MiB during 1 GiB push and pull",
                 max(v[f"rss_peak_push_{label}_monolithic_MiB"], v[f"rss_peak_push_{label}_chunked_MiB"], v[f"rss_peak_pull_{label}_MiB"]) < 100,
                 "{:.1f} / {:.1f} / {:.1f} MiB".format(
                     v[f"rss_peak_push_{label}_monolithic_MiB"],
@@ -1150,9 +1375,15 @@ def main() -> None:
                              "with the rest, not at all, or alone")
     parser.add_argument("--observed-rounds", type=int, default=2,
                         help="rounds of manifest GET with metrics and tracing off, then on")
-    parser.add_argument("--only", choices=["all", "observed", "bearer", "proxy"], default="all",
+    parser.add_argument("--catalog-repositories", default="1000,10000",
+                        help="registry sizes whose catalog is walked, comma-separated; '' for none")
+    parser.add_argument("--catalog-page", type=int, default=100, help="the catalog walk's page size (n)")
+    parser.add_argument("--catalog-walks", type=int, default=3,
+                        help="walks of each catalog (the least time and CPU is reported)")
+    parser.add_argument("--only", choices=["all", "observed", "bearer", "proxy", "ops"], default="all",
                         help="observed: only the metrics-and-tracing cost (manifest GET off vs on); "
-                             "proxy: only the pull-through cache's cold, warm and direct pulls")
+                             "proxy: only the pull-through cache's cold, warm and direct pulls; "
+                             "ops: only the small operations and the catalog, with CPU per operation")
     options = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("curl") is None:
         sys.exit("bench: needs wrk and curl on PATH (bench/run installs them as root)")
@@ -1165,6 +1396,8 @@ def main() -> None:
             _accessControlOnly(options, work, figures)
         elif options.only == "proxy":
             _proxy(options, work, figures)
+        elif options.only == "ops":
+            _operations(options, work, figures)
         elif options.only_ui:
             _ui(options, work, figures)
         else:
@@ -1177,7 +1410,7 @@ def main() -> None:
             note(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    if options.only == "all" and not options.only_ui:
+    if options.only in ("all", "ops") and not options.only_ui:
         targets(figures, options)
 
 

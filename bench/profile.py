@@ -2,8 +2,12 @@
 Where txregistry spends its time in one benchmark phase, with py-spy.
 
     .venv/bin/pip install py-spy
-    .venv/bin/python bench/profile.py push|pull|get|tags|put [--repo DIR] [--top N]
-        [--observed] [--notify live|dead]
+    .venv/bin/python bench/profile.py PHASE [--repo DIR] [--top N] [--observed] [--notify live|dead]
+
+PHASE is C{push}, C{pull} (1 GiB), C{get}, C{head} (manifest by tag),
+C{blobhead}, C{put} (manifest PUTs of new tags), C{small} (1 MiB
+pushes), C{tags} (tags list of 1000) or C{catalog} (walks of 1000
+repositories in pages of 100).
 
 Starts txregistry (from this checkout, or C{--repo}: another checkout to
 compare), runs the phase a few times while C{py-spy record} samples the
@@ -63,7 +67,8 @@ def summarize(path: str, top: int, only: str | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("phase", choices=["push", "pull", "get", "tags", "put"])
+    parser.add_argument("phase", choices=["push", "pull", "get", "head", "blobhead", "put", "small",
+                                          "tags", "catalog"])
     parser.add_argument("--repo", default=B.REPOSITORY, help="the checkout whose txregistry runs")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--seconds", type=int, default=10, help="wrk time for get and tags")
@@ -86,13 +91,15 @@ def main() -> None:
         if options.notify:
             url = receiver.url if receiver else f"http://127.0.0.1:{B.freePort()}/hook"
             extra["REGISTRY_NOTIFICATIONS_ENDPOINTS"] = json.dumps([{"name": options.notify, "url": url}])
+        if options.phase == "catalog":
+            B._populateRepositories(os.path.join(work, "storage"), 1000)
         registry = B.Registry(work, accessLog=True, extra=extra)
         fd = os.open(data, os.O_RDONLY) if digest else -1
         url = f"http://127.0.0.1:{registry.port}"
         try:
             if options.phase == "pull":
                 B.pushMonolithic(registry.port, "/v2/bench/blobs/uploads/", fd, size, digest)
-            if options.phase in ("get", "tags"):
+            if options.phase in ("get", "head", "blobhead", "put", "tags"):
                 with Connection("127.0.0.1", registry.port) as conn:
                     manifest = B._pushImage(conn, "bench")
                     expect(conn.request("PUT", "/v2/bench/manifests/latest",
@@ -128,11 +135,31 @@ def main() -> None:
             elif options.phase == "get":
                 print(B.wrk(f"{url}/v2/bench/manifests/latest", options.seconds, 64,
                             [f"Accept: {B.OCI_MANIFEST}"]), flush=True)
+            elif options.phase == "head":
+                print(B.loadgen(registry.port, "HEAD", "/v2/bench/manifests/latest", options.seconds, 64,
+                                [f"Accept: {B.OCI_MANIFEST}"]), flush=True)
+            elif options.phase == "blobhead":
+                layer = json.loads(manifest)["layers"][0]["digest"]
+                print(B.loadgen(registry.port, "HEAD", f"/v2/bench/blobs/{layer}", options.seconds, 64, []),
+                      flush=True)
             elif options.phase == "put":
                 for round in range(3):
                     seconds = B.inParallel(1000, 16, registry.port,
                                            lambda c, i, round=round: tag(c, i, f"r{round}t"))
                     print(f"put {1000 / seconds:.0f}/s", flush=True)
+            elif options.phase == "small":
+                base = os.urandom(B.MiB)
+                for round in range(2):
+                    blobs = [b"%d-%d" % (round, i) + base[16:] for i in range(256)]
+                    seconds = B.inParallel(256, 16, registry.port, lambda c, i, blobs=blobs: expect(c.request(
+                        "POST", f"/v2/bench/small/blobs/uploads/?digest={B.digestOf(blobs[i])}",
+                        {"Content-Type": "application/octet-stream"}, blobs[i]), 201))
+                    print(f"small {256 / seconds:.0f} blobs/s", flush=True)
+            elif options.phase == "catalog":
+                for _ in range(10):
+                    started = time.perf_counter()
+                    B._catalogWalk(registry.port, 100)
+                    print(f"catalog walk {1e3 * (time.perf_counter() - started):.0f} ms", flush=True)
             else:
                 print(B.wrk(f"{url}/v2/bench/tags/tags/list", options.seconds, 64, []), flush=True)
             time.sleep(0.5)

@@ -83,12 +83,19 @@ class LineObserver:
     Writes one line per event: text (time, level, namespace, message) or a
     JSON object with C{time}, C{level}, C{msg}, C{namespace}, any
     JSON-able event fields and the configured static fields.
+
+    A text line's time is to the second: it is formatted once per second
+    (the local time zone's offset looked up, C{strftime}) and reused by
+    every line of that second, which the access log's line per request
+    would otherwise pay each time.
     """
 
     def __init__(self, out: IO[str], formatter: str, staticFields: dict[str, Any]) -> None:
         self._out = out
         self._json = formatter == "json"
         self._static = staticFields
+        self._second: int | None = None
+        self._stamp = ""
 
     def __call__(self, event: dict[str, Any]) -> None:
         message = formatEvent(event) or ""
@@ -108,8 +115,11 @@ class LineObserver:
             line = json.dumps(record, default=str)
         else:
             worker = event.get("worker")
+            second = int(when)
+            if second != self._second:
+                self._stamp, self._second = formatTime(second), second
             line = "{} [{}] {}{}: {}".format(
-                formatTime(when),
+                self._stamp,
                 level.name,
                 event.get("log_namespace", "-"),
                 "" if worker is None else f" (worker {worker}, pid {event.get('worker_pid')})",

@@ -40,6 +40,7 @@ from txregistry.interfaces import (
     Page,
 )
 from txregistry.registry import layout
+from txregistry.registry.blobs import SIZE_TTL
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.manifests import (
     DOCKER_MANIFEST,
@@ -209,6 +210,37 @@ class RegistryTests(TestCase):
         # The content stays for other repositories until garbage collection.
         self.assertEqual((await self.driver.stat(layout.blobData(digest))).size, 11)
 
+    async def test_sizeReusedContentChecked(self) -> None:
+        """
+        A blob's size is reused by its reads, its repository's link is not:
+        a delete in any process (here: straight in storage) is a 404 at
+        once, as is a collection of this process that removed its data
+        (links left); data removed elsewhere with the link left is seen
+        once the reused size expires.
+        """
+        digest = await self.upload("a", b"hello world")
+        self.assertEqual((await self.blobs("a").stat(digest)).size, 11)
+        await self.driver.delete(layout.layerLink("a", digest))
+        await self.assertFailure(self.blobs("a").stat(digest), BlobUnknown)
+        await self.driver.putContent(layout.layerLink("a", digest), str(digest).encode())
+        self.assertEqual((await self.blobs("a").stat(digest)).size, 11)
+
+        # Another process removed the data and died before the links.
+        await self.driver.delete(layout.blobData(digest))
+        self.assertEqual((await self.blobs("a").stat(digest)).size, 11)
+        self.clock.advance(SIZE_TTL + 1)
+        await self.assertFailure(self.blobs("a").stat(digest), BlobUnknown)
+
+        # This process's collection forgets the size with the data.
+        digest = await self.upload("c", b"collected")
+        self.assertEqual((await self.blobs("c").stat(digest)).size, 9)
+        await self.namespace.repository("c").blobs().delete(digest)
+        await self.driver.putContent(layout.layerLink("c", digest), str(digest).encode())
+        report = await self.namespace.collectGarbage()
+        self.assertIn(digest, [blob for blob, size in report.blobs])
+        await self.driver.putContent(layout.layerLink("c", digest), str(digest).encode())
+        await self.assertFailure(self.blobs("c").stat(digest), BlobUnknown)
+
     async def test_sha512AndEvictedHashes(self) -> None:
         """
         With no running hash kept, each chunk's hash is recomputed from
@@ -330,6 +362,32 @@ class RegistryTests(TestCase):
         await manifests.delete(digest)
         self.assertEqual(await tags.list(None, None), Page([], False))
         self.assertFalse(await manifests.exists(digest))
+
+    async def test_linksWrittenAgainWhenGone(self) -> None:
+        """
+        A manifest PUT again (a new tag of it) writes no link that is
+        there, but a revision another process deleted meanwhile (straight
+        in storage here, the reference cache still naming it) is written
+        again, and the manifest is served by digest and by its new tag.
+        """
+        repository = self.namespace.repository("r")
+        config = await self.upload("r", b"{}")
+        image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                       "digest": str(config), "size": 2}, "layers": []}).encode()
+        digest = (await repository.manifests().put(image, None)).digest
+        await repository.tags().tag("v1", digest)
+        link = layout.revisionLink("r", digest)
+        written = (await self.driver.stat(link)).modified
+        await repository.manifests().put(image, None)
+        self.assertEqual((await self.driver.stat(link)).modified, written)
+
+        await self.driver.delete(layout.revisionDirectory("r", digest))
+        await repository.manifests().put(image, None)
+        await repository.tags().tag("v2", digest)
+        self.assertEqual(await self.driver.getContent(link), str(digest).encode())
+        self.clock.advance(3600)
+        self.assertEqual((await repository.manifests().get(await repository.tags().get("v2"))).content, image)
 
     async def test_pushTimes(self) -> None:
         """

@@ -419,6 +419,7 @@ class Collector:
         (never the directory: a push of the same content may be moving new
         data into it meanwhile).
         """
+        self._content.forget(digest)
         await self._remove(layout.blobData(digest))
         for path in (layout.blobLease(digest), layout.blobCondemned(digest)):
             await self._removeLeftover(path)

@@ -227,7 +227,7 @@ class ManifestIndex:
             await self._driver.putContent(
                 layout.revisionMediaType(name, digest), parsed.mediaType.encode()
             )
-        await self._driver.putContent(layout.revisionLink(name, digest), str(digest).encode())
+        await self._putLink(layout.revisionLink(name, digest), digest)
         if parsed.subject is not None:
             await self._driver.putContent(
                 layout.referrerLink(name, parsed.subject, digest),
@@ -265,6 +265,28 @@ class ManifestIndex:
                     pass
         raise ManifestBlobUnknown(gone or [str(blob) for blob in parsed.blobs])
 
+    async def _putLink(self, path: str, digest: Digest) -> None:
+        """
+        Write the link at C{path}, whose content is always C{digest} (a
+        revision's, a tag's index entry), unless it is there already.
+
+        A link is written to a temporary file, fsync'd and renamed into
+        place, so one that is there is whole, and its content can only be
+        C{digest}: a stat (one call on the storage pool) stands for the
+        write, its fsyncs and those of the directories it would create,
+        which is most of what a manifest PUT of a manifest the repository
+        has (a new tag of it) costs.  The stat is of storage, never of a
+        cache: a revision deleted by another process is written again.
+        """
+        try:
+            info = await self._driver.stat(path)
+        except PathNotFoundError:
+            pass
+        else:
+            if not info.isDirectory and info.size == len(str(digest)):
+                return
+        await self._driver.putContent(path, str(digest).encode())
+
     #: A manifest PUT under online collection must finish its checks in
     #: less than half the grace window (set by the composition).
     maxPutSeconds = float("inf")
@@ -285,7 +307,8 @@ class ManifestIndex:
     async def tag(self, name: str, tag: str, digest: Digest) -> None:
         if not isValidTag(tag):
             raise TagInvalid(tag)
-        await self._driver.putContent(layout.tagIndexLink(name, tag, digest), str(digest).encode())
+        await self._putLink(layout.tagIndexLink(name, tag, digest), digest)
+        # Always written: its time is the tag's push time (pushTimes).
         await self._driver.putContent(layout.tagCurrentLink(name, tag), str(digest).encode())
         self._references.put((name, tag), digest)
 
@@ -335,13 +358,17 @@ class ManifestIndex:
 
         @raise NameUnknown: the repository holds no manifests.
         """
+        directory = layout.tagsDirectory(name)
         try:
-            paths = await self._driver.list(layout.tagsDirectory(name))
+            paths = await self._driver.list(directory)
         except PathNotFoundError:
             if not await self.exists(name):
                 raise NameUnknown(name) from None
             return []
-        return sorted(layout.leaf(p) for p in paths)
+        # Each path is the directory's, a slash and the tag: cut, rather
+        # than split each (once per tag on every tags/list).
+        start = len(directory) + 1
+        return sorted(p[start:] for p in paths)
 
     async def pushTimes(self, name: str, tags: list[str] | None = None) -> dict[str, float]:
         """

@@ -80,7 +80,7 @@ class StorageNamespace:
         #: The address of the caller this namespace acts for, when the
         #: driver's direct URLs depend on it (see L{actingFor}).
         self._client: str | None = None
-        self._content = BlobContent(driver, leases=collectionGrace is not None)
+        self._content = BlobContent(driver, leases=collectionGrace is not None, clock=clock)
         self._uploads = UploadArea(driver, self._content, clock)
         self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL)
         self._grace = collectionGrace

@@ -36,7 +36,7 @@ from zope.interface import implementer
 from txregistry.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeMismatch
 from txregistry.interfaces import BlobDescriptor, IBlobUpload, IBlobWriter
 from txregistry.registry import layout
-from txregistry.registry.blobs import BlobContent
+from txregistry.registry.blobs import BlobContent, onHashingPool
 from txregistry.registry.cache import BoundedCache
 from txregistry.registry.digest import Digest, DigestingConsumer
 from txregistry.storage.errors import PathNotFoundError
@@ -336,7 +336,7 @@ class DigestingWriter:
         release: Callable[[], None] = lambda: None,
     ) -> None:
         self._storage = storage
-        self._digesting = DigestingConsumer(storage, hasher, size)
+        self._digesting = DigestingConsumer(storage, hasher, size, run=onHashingPool)
         self._finish = finish
         self._release: Callable[[], None] | None = release
 

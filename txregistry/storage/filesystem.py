@@ -225,7 +225,9 @@ class FilesystemDriver:
         prefix = "" if path == "/" else path
 
         def list_() -> list[str]:
-            names = sorted(n for n in os.listdir(local) if not isHidden(n))
+            # isHidden, inlined: a listing of a repository's tags runs it
+            # once per tag, on every tags/list.
+            names = sorted(n for n in os.listdir(local) if n[:1] != ".")
             return [f"{prefix}/{n}" for n in names]
 
         return self._run(path, list_)
