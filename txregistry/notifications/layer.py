@@ -300,26 +300,15 @@ class _Tags(ForwardingTagService):
         if described is not None:
             return self._pushed(tag, digest, described)
 
-        async def pushed(tagName: str | None) -> None:
-            nonlocal described
-            if described is None:
-                # Tagged without a push through here: the event still
-                # describes the manifest the tag now names.
-                manifest = await repository.inner.manifests().get(digest)
-                described = repository.describe(manifest.content, manifest.mediaType)
-            found = repository.manifestTarget(digest, *described, tag=tagName)
+        async def pushed() -> None:
+            # Tagged without a push through here: the event (journaled
+            # after the write) describes the manifest the tag now names.
+            manifest = await repository.inner.manifests().get(digest)
+            described = repository.describe(manifest.content, manifest.mediaType)
+            found = repository.manifestTarget(digest, *described, tag=tag)
             await repository.notifier.emit(PUSH, found)
 
-        def failed(failure: Failure) -> Any:
-            if described is None:
-                return failure
-            # The manifest is stored even though its tag is not: its push
-            # is still an event.
-            return Deferred.fromCoroutine(pushed(None)).addCallback(lambda _: failure)
-
-        return self.inner.tag(tag, digest).addCallbacks(
-            lambda _: Deferred.fromCoroutine(pushed(tag)), failed
-        )
+        return self.inner.tag(tag, digest).addCallback(lambda _: Deferred.fromCoroutine(pushed()))
 
     def _pushed(
         self, tag: str, digest: Digest, described: tuple[str, int, list[dict[str, Any]] | None]
