@@ -69,10 +69,15 @@ push followed by its delete).  A re-push of a digest the tag's index
 already had, cut by a crash before the tag was moved, passes its check:
 that delivers at most a duplicate-like event (the tag did name that
 digest).  Deletes by another registry instance on the same storage are
-not in this instance's journal: one of them racing a push of the same
-tag at the moment of this instance's crash can make that push's event
-fail its check (the delete's own event is still delivered, by the other
-instance).
+not in this instance's journal: a resolution record is on disk within
+the journal's C{syncInterval} (100 ms) at the latest, so only a delete
+of the same tag (or manifest) through another instance within that
+window, followed by this instance's crash within it too, can make an
+acknowledged push's event fail its check (the delete's own event is
+still delivered, by the other instance).  A delete that failed because
+its target was absent, cut by a crash before its cancel record was
+written, passes its check: a delete event for a request that was never
+answered.
 """
 
 from __future__ import annotations
