@@ -345,6 +345,16 @@ class ITagService(Interface):
         @raise txregistry.errors.ManifestUnknown: no such tag.
         """
 
+    def indexed(tag: str, digest: Digest) -> Deferred[bool]:
+        """
+        Whether C{tag} was made to name C{digest} since the tag was last
+        removed (whether or not it names it now): what the tag's history
+        (its index) holds.  Notifications ask it after a crash, to learn
+        whether a push by tag that was under way took effect.
+
+        @return: L{Deferred} of a L{bool}.
+        """
+
     def list(n: int | None, last: str | None) -> Deferred[Page]:
         """
         One page of the repository's tags, sorted.

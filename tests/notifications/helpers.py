@@ -100,15 +100,16 @@ def endpoint(receiver: Receiver, name: str = "hook", **extra: Any) -> dict[str, 
 
 class NotifyingRegistry:
     """
-    A L{RegistryService} (in-memory storage, deletes enabled, an outbox in
-    the test's directory) on an ephemeral port of this process.
+    A L{RegistryService} (in-memory storage unless C{storage} names
+    another, deletes enabled, an outbox in the test's directory) on an
+    ephemeral port of this process.
     """
 
     def __init__(self, testCase: Any, endpoints: list[dict[str, Any]], outbox: str | None = None,
-                 **notifications: Any) -> None:
+                 storage: dict[str, Any] | None = None, **notifications: Any) -> None:
         self.outbox = outbox or os.path.abspath(testCase.mktemp())
         document = {
-            "storage": {"inmemory": {}, "delete": {"enabled": True}},
+            "storage": {**(storage or {"inmemory": {}}), "delete": {"enabled": True}},
             "log": {"accesslog": {"disabled": True}},
             "http": {"addr": "127.0.0.1:0"},
             "notifications": {

@@ -389,6 +389,28 @@ class RegistryTests(TestCase):
         self.clock.advance(3600)
         self.assertEqual((await repository.manifests().get(await repository.tags().get("v2"))).content, image)
 
+    async def test_indexed(self) -> None:
+        """
+        A tag's index names every manifest the tag was made to name, after
+        the tag moves on too, until the tag is removed.
+        """
+        tags = self.namespace.repository("r").tags()
+        config = await self.upload("r", b"{}")
+        image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                       "digest": str(config), "size": 2}, "layers": []}).encode()
+        other = json.dumps({**json.loads(image), "annotations": {"a": "b"}}).encode()
+        first = (await self.namespace.repository("r").manifests().put(image, None)).digest
+        second = (await self.namespace.repository("r").manifests().put(other, None)).digest
+        self.assertFalse(await tags.indexed("t", first))
+        await tags.tag("t", first)
+        await tags.tag("t", second)
+        self.assertEqual((await tags.indexed("t", first), await tags.indexed("t", second)), (True, True))
+        self.assertFalse(await tags.indexed("u", first))
+        self.assertFalse(await tags.indexed("../t", first))
+        await tags.untag("t")
+        self.assertFalse(await tags.indexed("t", first))
+
     async def test_pushTimes(self) -> None:
         """
         C{pushTimes} tells when each tag (or each of those asked for) was

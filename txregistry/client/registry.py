@@ -371,6 +371,9 @@ class RemoteTags:
     def pushTimes(self, tags: "builtins.list[str] | None" = None) -> "Deferred[dict[str, float]]":
         return fail(model.Unsupported("the distribution API does not tell when a tag was pushed"))
 
+    def indexed(self, tag: str, digest: Digest) -> Deferred[bool]:
+        return fail(model.Unsupported("the distribution API does not tell what a tag named before"))
+
     async def _lookup(self, digest: Digest) -> "builtins.list[str]":
         named = []
         for tag in await self.listAll():

@@ -36,6 +36,8 @@ from twisted.web.http_headers import Headers
 
 from txregistry.notifications.config import EndpointConfig
 from txregistry.notifications.events import EVENTS_MEDIA_TYPE, envelope
+from txregistry.notifications.intents import Outcomes
+from txregistry.notifications.outbox.intents import EVENT, INTENT, classify
 from txregistry.notifications.outbox.journal import Journal, Record
 from txregistry.notifications.outbox.state import EndpointState
 from txregistry.notifications.signing import messageID, signatureHeaders
@@ -60,6 +62,17 @@ class DeliveryFailed(Exception):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _event(record: Record) -> dict[str, Any] | None:
+    """
+    The event a record holds (a plain event's, or an intent's), or
+    L{None} for one that holds none (an outcome record, a torn line).
+    """
+    kind, _, line = classify(record.line)
+    if kind not in (EVENT, INTENT):
+        return None
+    return Record(record.offset, record.next, line).event()
 
 
 def _age(event: dict[str, Any] | None, now: float) -> float:
@@ -100,6 +113,7 @@ class EndpointDispatcher:
         segmentBytes: int,
         onAdvance: Any = None,
         traceparents: dict[str, str] | None = None,
+        outcomes: Outcomes | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.filtering = endpoint.filtering
@@ -123,6 +137,10 @@ class EndpointDispatcher:
         self._reactor = reactor
         self._onAdvance = onAdvance
         self._traceparents = traceparents if traceparents is not None else {}
+        self.outcomes = outcomes if outcomes is not None else Outcomes()
+        #: The intent at the head of the queue whose write is under way
+        #: (or being verified), or L{None}: delivery waits for it.
+        self.waitingFor: str | None = None
         self._running = False
         self._busy = False
         self._timer: Any = None
@@ -180,8 +198,17 @@ class EndpointDispatcher:
 
     # Delivery
 
+    def settled(self, identifier: str | None) -> None:
+        """
+        The intent C{identifier} (L{None}: every one from before the
+        start) now has an outcome: deliver on if it was the one waited for.
+        """
+        if self.waitingFor is not None and identifier in (None, self.waitingFor):
+            self.waitingFor = None
+            self.kick()
+
     def kick(self) -> None:
-        if not self._running or self._busy or self._timer is not None:
+        if not self._running or self._busy or self._timer is not None or self.waitingFor is not None:
             return
         if self.cursor >= self.journal.end:
             return
@@ -201,22 +228,38 @@ class EndpointDispatcher:
             return
         maxAge = self.endpoint.maxAge
         now = self._reactor.seconds()
-        if maxAge > 0 and _age(records[0].event(), now) > maxAge:
+        if maxAge > 0 and _age(_event(records[0]), now) > maxAge:
             # Too old to send: dead letters, then deliver what is left.
-            await self._trim(lambda record: _age(record.event(), now) > maxAge, "maxage")
+            await self._trim(lambda record: _age(_event(record), now) > maxAge, "maxage")
             return
         wanted: list[tuple[str, bytes]] = []
+        skipped: list[str] = []
         filtering = self.endpoint.filtering
+        outcome = self.outcomes.outcome
+        upTo = records[-1].next
         for record in records:
-            line = record.line
-            if not filtering and line.startswith(b'{"id":"') and line.endswith(b"}"):
-                # Every event is wanted: no need to parse it (its id is
-                # first, as L{events.makeEvent} makes it).
-                wanted.append((line[7:line.index(b'"', 7)].decode("ascii"), line))
+            # Every event is wanted, or not, without parsing it unless
+            # filtering needs to (its id is first, L{events.eventLine}).
+            kind, identifier, line = classify(record.line)
+            if kind == INTENT:
+                decided = outcome(identifier)
+                if decided is None:
+                    # Its write is under way: journal order is delivery
+                    # order, so what follows waits too.
+                    self.waitingFor = identifier
+                    upTo = record.offset
+                    break
+                if not decided:
+                    skipped.append(identifier)
+                    continue
+            elif kind != EVENT:
                 continue
-            event = record.event()
+            if not filtering:
+                wanted.append((identifier, line))
+                continue
+            event = Record(record.offset, record.next, line).event()
             if event is not None and self.endpoint.accepts(event):
-                wanted.append((str(event.get("id", "")), line))
+                wanted.append((identifier, line))
         if wanted:
             await self._post(wanted)
         if self.failures:
@@ -227,9 +270,12 @@ class EndpointDispatcher:
                 pending=max(self.pending - len(wanted), 0),
             )
         self.failures = 0
-        self.lastSuccess = time.time()
+        if wanted:
+            self.lastSuccess = time.time()
         self.delivered += len(wanted)
-        self._advance(records[-1].next, len(wanted))
+        self._advance(upTo, len(wanted))
+        for identifier in skipped:
+            self.outcomes.skipped(identifier)
 
     async def _post(self, events: list[tuple[str, bytes]]) -> None:
         self._sending = len(events)
@@ -302,13 +348,21 @@ class EndpointDispatcher:
                 if not doomed:
                     break
                 lines = []
+                skipped = []
                 for record in doomed:
-                    event = record.event()
+                    kind, identifier, line = classify(record.line)
+                    if kind == INTENT and self.outcomes.outcome(identifier) is False:
+                        skipped.append(identifier)
+                        continue
+                    # An intent still under way is kept: at least once.
+                    event = _event(record)
                     if event is not None and self.endpoint.accepts(event):
-                        lines.append(record.line)
+                        lines.append(line)
                 await self.state.deadLetter(lines)
                 moved += len(lines)
                 self._advance(doomed[-1].next, len(lines))
+                for identifier in skipped:
+                    self.outcomes.skipped(identifier)
                 if len(doomed) < len(records):
                     break
             if moved:

@@ -8,9 +8,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
-__all__ = ["IEventSink"]
+__all__ = ["IEventSink", "IIntent"]
+
+
+class IIntent(Interface):
+    """
+    An event journaled before (or beside) the write it announces
+    (L{txregistry.notifications.intents}).
+    """
+
+    journaled = Attribute("A Deferred that fires once the intent is synced.")
+
+    def resolve() -> None:
+        """
+        The write succeeded: the event may be delivered.
+        """
+
+    def cancel() -> None:
+        """
+        The write failed: the event is never delivered.
+        """
 
 
 class IEventSink(Interface):
@@ -27,4 +46,13 @@ class IEventSink(Interface):
         @return: a L{Deferred} that fires once taken, or fails when the
             event could not be kept (the operation is then not
             acknowledged).
+        """
+
+    def intend(
+        line: bytes, action: str, target: Mapping[str, Any], check: Mapping[str, Any]
+    ) -> IIntent:
+        """
+        Journal one event as an intent: durable (synced, group-committed)
+        before C{journaled} fires, delivered only once resolved (or, after
+        a crash, once storage shows C{check}).
         """

@@ -18,6 +18,15 @@ pull event is journaled without waiting.  Only what succeeded makes an
 event: a call that fails (or that a layer outside this one refuses)
 makes none.
 
+A manifest push (by tag, or by digest) is journaled as an I{intent}
+(L{txregistry.notifications.intents}, which says why this loses no
+acknowledged event): its event is made before the storage write, and
+its durable append runs beside the write, the call's L{Deferred} firing
+once both are done; a failed write cancels it.  A manifest or tag
+delete is an intent journaled before its write (not beside it: a delete
+can remove what a crashed push's verification looks for).  Blob pushes,
+mounts and deletes are journaled after their write, as pulls are.
+
 The layer depends on the caller (C{actor} and C{request} come from it),
 so the namespace is bound per request; the per-request memory (the tag a
 manifest was asked by, the manifest a tag is about to name) lives on the
@@ -27,12 +36,14 @@ repository wrapper, which the API makes once per request.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txregistry.errors import RegistryModelError
 from txregistry.interfaces import (
     BlobDescriptor,
     IBlobReader,
@@ -56,7 +67,8 @@ from txregistry.notifications.events import (
     references,
     target,
 )
-from txregistry.notifications.interfaces import IEventSink
+from txregistry.notifications.intents import DELETED, REVISION, TAGGED, UNTAGGED
+from txregistry.notifications.interfaces import IEventSink, IIntent
 from txregistry.registry.digest import Digest
 from txregistry.registry.forwarding import (
     ForwardingBlobStore,
@@ -69,6 +81,8 @@ from txregistry.registry.forwarding import (
 from txregistry.registry.manifests import declaredMediaType
 
 __all__ = ["NotifyingNamespace"]
+
+T = TypeVar("T")
 
 
 class NotifyingNamespace(ForwardingNamespace):
@@ -119,9 +133,43 @@ class NotifyingNamespace(ForwardingNamespace):
         line = eventLine(action, found, self.caller, self.source, self.clock.seconds())
         return self.sink.publish(line, action, found, durable=action != PULL)
 
+    def announce(
+        self, action: str, found: dict[str, Any], check: Mapping[str, Any],
+        write: Callable[[], Deferred[T]], before: bool = False,
+    ) -> Deferred[T]:
+        """
+        Journal an event as an intent and make the write it announces:
+        beside it, or (C{before}) first.
+
+        @param check: what storage shows once C{write} happened.
+        @return: C{write}'s result, once it is done and the intent
+            synced; its failure (the intent then cancelled); or the
+            journal's failure.
+        """
+        line = eventLine(action, found, self.caller, self.source, self.clock.seconds())
+        intent = self.sink.intend(line, action, found, check)
+        return Deferred.fromCoroutine(_announced(intent, write, before))
+
     def target(self, repository: str, kind: str, digest: Digest | None, **extra: Any) -> dict[str, Any]:
         base = (self.host or self.caller.origin) + self.prefix
         return target(repository, base, kind, digest, **extra)
+
+
+async def _announced(intent: IIntent, write: Callable[[], Deferred[T]], before: bool) -> T:
+    if before:
+        await intent.journaled
+    try:
+        result = await write()
+    except BaseException:
+        intent.cancel()
+        if not before:
+            # The request fails with the write's error, without waiting.
+            intent.journaled.addErrback(lambda _: None)
+        raise
+    intent.resolve()
+    if not before:
+        await intent.journaled
+    return result
 
 
 class _Repository(ForwardingRepository):
@@ -207,25 +255,31 @@ class _Manifests(ForwardingManifestService):
     def put(
         self, content: bytes, mediaType: str | None, digest: Digest | None = None
     ) -> Deferred[PutManifest]:
-        def stored(result: PutManifest) -> Any:
-            repository = self.repository
-            described = repository.describe(content, mediaType)
-            if digest is None:
+        repository = self.repository
+        described = repository.describe(content, mediaType)
+        if digest is None:
+            def stored(result: PutManifest) -> PutManifest:
                 # Pushed by tag: the event names the tag, which the
                 # caller sets next (L{_Tags.tag}).
                 repository.toTag[result.digest] = described
                 return result
-            found = repository.manifestTarget(result.digest, *described, tag=None)
-            return repository.notifier.emit(PUSH, found).addCallback(lambda _: result)
 
-        return self.inner.put(content, mediaType, digest).addCallback(stored)
+            return self.inner.put(content, mediaType, digest).addCallback(stored)
+        # By digest: the digest is the caller's (a put of other content
+        # fails, and cancels the intent).
+        found = repository.manifestTarget(digest, *described, tag=None)
+        check = {"kind": REVISION, "repository": repository.name, "digest": str(digest)}
+        return repository.notifier.announce(
+            PUSH, found, check, lambda: self.inner.put(content, mediaType, digest)
+        )
 
     def delete(self, digest: Digest) -> Deferred[None]:
-        def deleted(_: None) -> Deferred[None]:
-            found = self.repository.notifier.target(self.repository.name, "manifests", digest)
-            return self.repository.notifier.emit(DELETE, found)
-
-        return self.inner.delete(digest).addCallback(deleted)
+        repository = self.repository
+        found = repository.notifier.target(repository.name, "manifests", digest)
+        check = {"kind": DELETED, "repository": repository.name, "digest": str(digest)}
+        return repository.notifier.announce(
+            DELETE, found, check, lambda: self.inner.delete(digest), before=True
+        )
 
 
 class _Tags(ForwardingTagService):
@@ -243,34 +297,49 @@ class _Tags(ForwardingTagService):
     def tag(self, tag: str, digest: Digest) -> Deferred[None]:
         repository = self.repository
         described = repository.toTag.pop(digest, None)
+        if described is not None:
+            return self._pushed(tag, digest, described)
 
-        async def pushed(tagName: str | None) -> None:
-            nonlocal described
-            if described is None:
-                # Tagged without a push through here: the event still
-                # describes the manifest the tag now names.
-                manifest = await repository.inner.manifests().get(digest)
-                described = repository.describe(manifest.content, manifest.mediaType)
-            found = repository.manifestTarget(digest, *described, tag=tagName)
+        async def pushed() -> None:
+            # Tagged without a push through here: the event (journaled
+            # after the write) describes the manifest the tag now names.
+            manifest = await repository.inner.manifests().get(digest)
+            described = repository.describe(manifest.content, manifest.mediaType)
+            found = repository.manifestTarget(digest, *described, tag=tag)
             await repository.notifier.emit(PUSH, found)
 
+        return self.inner.tag(tag, digest).addCallback(lambda _: Deferred.fromCoroutine(pushed()))
+
+    def _pushed(
+        self, tag: str, digest: Digest, described: tuple[str, int, list[dict[str, Any]] | None]
+    ) -> Deferred[None]:
+        """
+        Tag a manifest just pushed by tag through here: the push's event,
+        naming the tag, is an intent journaled beside the tag's write.
+        """
+        repository = self.repository
+        found = repository.manifestTarget(digest, *described, tag=tag)
+        check = {"kind": TAGGED, "repository": repository.name, "tag": tag, "digest": str(digest)}
+
         def failed(failure: Failure) -> Any:
-            if described is None:
+            if not failure.check(RegistryModelError):
                 return failure
             # The manifest is stored even though its tag is not: its push
             # is still an event.
-            return Deferred.fromCoroutine(pushed(None)).addCallback(lambda _: failure)
+            untagged = repository.manifestTarget(digest, *described, tag=None)
+            return repository.notifier.emit(PUSH, untagged).addCallback(lambda _: failure)
 
-        return self.inner.tag(tag, digest).addCallbacks(
-            lambda _: Deferred.fromCoroutine(pushed(tag)), failed
-        )
+        return repository.notifier.announce(
+            PUSH, found, check, lambda: self.inner.tag(tag, digest)
+        ).addErrback(failed)
 
     def untag(self, tag: str) -> Deferred[None]:
-        def untagged(_: None) -> Deferred[None]:
-            found = self.repository.notifier.target(self.repository.name, "manifests", None, tag=tag)
-            return self.repository.notifier.emit(DELETE, found)
-
-        return self.inner.untag(tag).addCallback(untagged)
+        repository = self.repository
+        found = repository.notifier.target(repository.name, "manifests", None, tag=tag)
+        check = {"kind": UNTAGGED, "repository": repository.name, "tag": tag}
+        return repository.notifier.announce(
+            DELETE, found, check, lambda: self.inner.untag(tag), before=True
+        )
 
 
 class _Blobs(ForwardingBlobStore):

@@ -32,9 +32,22 @@ from txregistry.interfaces import INamespace
 from txregistry.notifications.config import EndpointConfig, NotificationsConfig
 from txregistry.notifications.dispatcher import EndpointDispatcher
 from txregistry.notifications.events import Source
+from txregistry.notifications.intents import DESTRUCTIVE, Intent, Outcomes, conflicts, verify
 from txregistry.notifications.interfaces import IEventSink
 from txregistry.notifications.layer import NotifyingNamespace
-from txregistry.notifications.outbox.journal import Journal, OutboxLocked, readRecords
+from txregistry.notifications.outbox.intents import (
+    CANCELLED,
+    EVENT,
+    INTENT,
+    RESOLVED,
+    cancelledLine,
+    classify,
+    eventID,
+    intentCheck,
+    intentLine,
+    resolvedLine,
+)
+from txregistry.notifications.outbox.journal import Journal, OutboxLocked, Record, readRecords
 from txregistry.notifications.outbox.state import EndpointState
 from txregistry.storage.blocking import BlockingPool
 
@@ -110,6 +123,10 @@ class Notifier(Service):
         #: delivered without one).
         self.traceparents: dict[str, str] = {}
         self.dispatchers: list[EndpointDispatcher] = []
+        #: What the dispatchers may do with each intent (L{intents}).
+        self.outcomes = Outcomes()
+        #: The namespace the layer wraps: where intents are verified.
+        self.verifyIn: INamespace | None = None
         for endpoint in config.enabled:
             state = EndpointState(config.outbox, endpoint.name, self.pool)
             try:
@@ -119,8 +136,9 @@ class Notifier(Service):
             state.cursor = min(max(state.cursor, self.journal.start), self.journal.end)
             self.dispatchers.append(
                 EndpointDispatcher(endpoint, self.journal, state, reactor, segment, self._compactSoon,
-                                   self.traceparents)
+                                   self.traceparents, self.outcomes)
             )
+        self.outcomes.readers = len(self.dispatchers)
         self.journal.flushed.append(self._flushed)
         self.source = Source.forAddress(sourceAddress(http))
         self._compacting: Deferred[None] | None = None
@@ -129,6 +147,7 @@ class Notifier(Service):
         """
         The notifications layer around C{inner}, publishing here.
         """
+        self.verifyIn = inner
         return NotifyingNamespace(
             inner, self, self.source, self._reactor,
             includeReferences=self.config.includeReferences,
@@ -142,17 +161,71 @@ class Notifier(Service):
             written = self.journal.append(line, durable)
         except RuntimeError as e:
             return fail(e)
+        self._taken(eventID(line), action, target)
+        return written
+
+    def intend(
+        self, line: bytes, action: str, target: Mapping[str, Any], check: Mapping[str, Any]
+    ) -> Intent:
+        identifier = eventID(line)
+        try:
+            written = self.journal.append(intentLine(line, check), durable=True)
+        except RuntimeError as e:
+            intent = Intent(identifier, fail(e), self._settle)
+            intent.settled = True
+            return intent
+        if self.dispatchers:
+            self.outcomes.waiting[identifier] = None
+        intent = Intent(identifier, written, self._settle)
+        intent.action, intent.target = action, target
+
+        def lost(failure: Any) -> Any:
+            # Not in the journal: nothing will read it.
+            intent.settled = True
+            self.outcomes.waiting.pop(identifier, None)
+            self._uncount(action, target)
+            return failure
+
+        written.addErrback(lost)
+        self._taken(identifier, action, target)
+        return intent
+
+    def _taken(self, identifier: str, action: str, target: Mapping[str, Any]) -> None:
         if self._traceparent is not None:
             parent = self._traceparent()
             if parent is not None:
                 traced = self.traceparents
-                # The id is first in every line (L{events.eventLine}).
-                traced[line[7:43].decode("ascii")] = parent
+                traced[identifier] = parent
                 if len(traced) > TRACED:
                     del traced[next(iter(traced))]
         for dispatcher in self.dispatchers:
             dispatcher.journaled(not dispatcher.filtering or dispatcher.endpoint.wants(action, target))
-        return written
+
+    def _uncount(self, action: str, target: Mapping[str, Any]) -> None:
+        for dispatcher in self.dispatchers:
+            if not dispatcher.filtering or dispatcher.endpoint.wants(action, target):
+                dispatcher.pending = max(dispatcher.pending - 1, 0)
+
+    def _settle(self, intent: Intent, resolved: bool) -> None:
+        """
+        Record C{intent}'s outcome in memory at once and in the journal
+        with its next batch (nobody waits for that write: L{intents}).
+        """
+        identifier = intent.id
+        if resolved:
+            self.outcomes.waiting.pop(identifier, None)
+            record = resolvedLine(identifier)
+        else:
+            if self.dispatchers:
+                self.outcomes.waiting[identifier] = False
+            self._uncount(intent.action, intent.target)
+            record = cancelledLine(identifier)
+        try:
+            self.journal.append(record, durable=False)
+        except RuntimeError:
+            pass
+        for dispatcher in self.dispatchers:
+            dispatcher.settled(identifier)
 
     # The journal's side
 
@@ -196,6 +269,88 @@ class Notifier(Service):
             )
             dispatcher.start()
         self._countPending()
+        self._recover()
+
+    def _recover(self) -> None:
+        """
+        Find, in a pool thread, the intents of the journal that have no
+        outcome record (a crash cut their request), verify each against
+        storage, and only then let the dispatchers past any intent from
+        before the start (L{intents}).
+        """
+        if not self.dispatchers:
+            return
+        self.outcomes.recovering = True
+        start, end = self.journal.start, self.journal.end
+        segments = self.journal.segments
+
+        def scan() -> tuple[list[tuple[str, dict[str, Any]]], set[str], set[str]]:
+            intents: list[tuple[str, dict[str, Any]]] = []
+            resolved: set[str] = set()
+            cancelled: set[str] = set()
+            offset = start
+            while offset < end:
+                records = readRecords(self.config.outbox, segments, offset, end, 1000, 1 << 22)
+                if not records:
+                    break
+                for record in records:
+                    kind, identifier, _ = classify(record.line)
+                    if kind == INTENT:
+                        intents.append((identifier, intentCheck(record.line)))
+                    elif kind == RESOLVED:
+                        resolved.add(identifier)
+                    elif kind == CANCELLED:
+                        cancelled.add(identifier)
+                offset = records[-1].next
+            return intents, resolved, cancelled
+
+        async def recover() -> None:
+            try:
+                intents, resolved, cancelled = await self.pool.run(scan)
+                for identifier in cancelled:
+                    self.outcomes.waiting[identifier] = False
+                deletes = [check for identifier, check in intents
+                           if check.get("kind") in DESTRUCTIVE and identifier not in cancelled]
+                unsettled = [(i, c) for i, c in intents if i not in resolved and i not in cancelled]
+                for identifier, _ in unsettled:
+                    self.outcomes.waiting[identifier] = None
+                for identifier, check in unsettled:
+                    await self._verify(identifier, check, deletes)
+            finally:
+                self.outcomes.recovering = False
+                for dispatcher in self.dispatchers:
+                    dispatcher.settled(None)
+
+        Deferred.fromCoroutine(recover()).addErrback(
+            lambda f: _log.failure("notifications: verifying the journal's open intents", f)
+        )
+
+    async def _verify(self, identifier: str, check: dict[str, Any], deletes: list[dict[str, Any]]) -> None:
+        true = True
+        if self.verifyIn is not None:
+            try:
+                true = await verify(self.verifyIn, check)
+            except Exception as e:
+                # At least once: an event that cannot be checked is sent.
+                _log.warn("notifications: cannot verify event {id} ({check}): {error}; delivering it",
+                          id=identifier, check=check, error=e)
+        if not true and check.get("kind") not in DESTRUCTIVE and conflicts(check, deletes):
+            true = True
+        _log.info(
+            "notifications: event {id} was journaled before a crash cut its request; storage"
+            " {shows} it ({check}): {what}", id=identifier, check=check,
+            shows="shows" if true else "does not show", what="delivering it" if true else "dropped",
+        )
+        if true:
+            self.outcomes.waiting.pop(identifier, None)
+            record = resolvedLine(identifier)
+        else:
+            self.outcomes.waiting[identifier] = False
+            record = cancelledLine(identifier)
+        try:
+            self.journal.append(record, durable=False)
+        except RuntimeError:
+            pass
 
     def _countPending(self) -> None:
         """
@@ -216,7 +371,8 @@ class Notifier(Service):
                 if not records:
                     break
                 for record in records:
-                    event = record.event()
+                    kind, _, line = classify(record.line)
+                    event = Record(record.offset, record.next, line).event() if kind in (EVENT, INTENT) else None
                     if event is None:
                         continue
                     for i, (dispatcher, cursor) in enumerate(cursors):

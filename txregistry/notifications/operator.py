@@ -33,7 +33,9 @@ from twisted.internet.defer import Deferred
 from txregistry.config import Configuration, ConfigurationError, parseDuration
 from txregistry.notifications.config import EndpointConfig
 from txregistry.notifications.dispatcher import MAX_EVENTS, deliver, httpClient
+from txregistry.notifications.outbox.intents import CANCELLED, EVENT, INTENT, classify
 from txregistry.notifications.outbox.journal import (
+    Record,
     listSegments,
     readRecords,
     segmentDataLength,
@@ -57,7 +59,11 @@ class EndpointReport:
     deadLetterPath: str
 
 
-def _journalEvents(directory: str, offset: int) -> Iterator[dict[str, Any]]:
+def _journalRecords(directory: str, offset: int) -> Iterator[tuple[str, str, Record]]:
+    """
+    The journal's records from C{offset}: each one's kind and event id
+    (L{classify}), with the event it holds, if any, as a L{Record}.
+    """
     segments = listSegments(directory) if os.path.isdir(directory) else []
     end = _journalEnd(directory)
     while offset < end:
@@ -65,10 +71,22 @@ def _journalEvents(directory: str, offset: int) -> Iterator[dict[str, Any]]:
         if not records:
             return
         for record in records:
+            kind, identifier, line = classify(record.line)
+            yield kind, identifier, Record(record.offset, record.next, line)
+        offset = records[-1].next
+
+
+def _journalEvents(directory: str, offset: int) -> Iterator[dict[str, Any]]:
+    """
+    The events journaled from C{offset}: plain events and intents, less
+    the intents cancelled (their write failed).
+    """
+    cancelled = {i for kind, i, _ in _journalRecords(directory, offset) if kind == CANCELLED}
+    for kind, identifier, record in _journalRecords(directory, offset):
+        if kind == EVENT or (kind == INTENT and identifier not in cancelled):
             event = record.event()
             if event is not None:
                 yield event
-        offset = records[-1].next
 
 
 def _journalEnd(directory: str) -> int:

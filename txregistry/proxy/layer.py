@@ -403,6 +403,11 @@ class CachedTags:
     def pushTimes(self, tags: builtins.list[str] | None = None) -> Deferred[dict[str, float]]:
         return self.inner.pushTimes(tags)
 
+    def indexed(self, tag: str, digest: Digest) -> Deferred[bool]:
+        # What the cache's own tag index holds (the notifications layer's
+        # check after a crash, of what this instance stored).
+        return self.inner.indexed(tag, digest)
+
 
 @implementer(IBlobStore)
 class CachedBlobs:

@@ -159,6 +159,9 @@ class ForwardingTagService:
     def lookup(self, digest: Digest) -> Deferred[builtins.list[str]]:
         return self.inner.lookup(digest)
 
+    def indexed(self, tag: str, digest: Digest) -> Deferred[bool]:
+        return self.inner.indexed(tag, digest)
+
     def pushTimes(self, tags: builtins.list[str] | None = None) -> Deferred[dict[str, float]]:
         return self.inner.pushTimes(tags)
 

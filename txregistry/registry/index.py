@@ -314,6 +314,20 @@ class ManifestIndex:
 
     # Deleting
 
+    async def indexed(self, name: str, tag: str, digest: Digest) -> bool:
+        """
+        Whether C{tag}'s index links C{digest}: L{tag} writes the link
+        before it moves the tag, and only L{untag} (the tag's whole
+        directory) removes it.
+        """
+        if not isValidTag(tag):
+            return False
+        try:
+            await self._driver.stat(layout.tagIndexLink(name, tag, digest))
+        except PathNotFoundError:
+            return False
+        return True
+
     async def untag(self, name: str, tag: str) -> None:
         self._references.pop((name, tag))
         try:
@@ -519,3 +533,6 @@ class RepositoryTags:
 
     def pushTimes(self, tags: builtins.list[str] | None = None) -> Deferred[dict[str, float]]:
         return Deferred.fromCoroutine(self._index.pushTimes(self._name, tags))
+
+    def indexed(self, tag: str, digest: Digest) -> Deferred[bool]:
+        return Deferred.fromCoroutine(self._index.indexed(self._name, tag, digest))

@@ -13,16 +13,18 @@ synced with the next durable append or within C{syncInterval} (100 ms),
 whichever comes first; their append does not wait.
 
 A durable append waits for the sync under way (if any) and then its
-own, after the storage writes of its request: with the benchmark's 16
-manifest PUTs at a time, about 2.5 appends share a sync (L{syncs} and
-L{durableAppends}, in C{/debug/vars}), so a PUT pays about one and a half
-syncs more than without notifications.  Overlapping the journal's sync
-with storage's (journaling an intent before the storage write, resolved
-in memory once it succeeds, verified against storage after a crash) is
-not built: a crash between an acknowledged write and its lazily written
-resolution would have to be told apart from an unacknowledged one by
-what storage holds, which the tag index cannot say for a tag moved
-since.
+own: with the benchmark's 16 manifest PUTs at a time, about 2.5 appends
+share a sync (L{syncs} and L{durableAppends}, in C{/debug/vars}), so a
+request that appended after its storage writes would pay about one and a
+half syncs more than without notifications.  A manifest push therefore
+appends its event as an I{intent} before its storage write and waits for
+both side by side (L{txregistry.notifications.intents} says why that
+loses no acknowledged event and how a restart verifies an intent whose
+outcome record the crash cut off); the outcome record
+(L{txregistry.notifications.outbox.intents}) is an append that does not
+wait, written with the next batch.  The journal itself knows nothing of
+this: it keeps every line in the order appended, and a sync covers
+every line appended before it.
 
 A pull's event costs its request a template's formatting
 (L{txregistry.notifications.events.eventLine}) and a list append here;
