@@ -12,9 +12,13 @@ nothing again; a tag that already exists is not counted again.
 
 Usage comes from the model (L{IRepository.usage}) and is kept per
 repository for C{refresh} seconds, updated at once by what this process
-stores; with several instances on one storage, what others stored is
-seen within that time, so concurrent pushes through several instances
-may pass a limit by about what they push at once.
+stores.  With several processes on one storage (worker processes,
+instances), what the others stored is not in that figure; so a push that
+would bring a repository within L{NEAR} of a limit, or past it, is judged
+by usage read again from storage: no push is refused, and no last room
+given away, on a figure that misses the others' pushes.  Pushes through
+several processes at the same instant may still pass a limit by about
+what they push at once.
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ class Quota:
     pattern: re.Pattern[str]
     maxBytes: int | None
     maxTags: int | None
+
+
+#: The share of a limit past which a push is judged by usage read again
+#: from storage rather than the cached figure.
+NEAR = 0.9
 
 
 class Quotas(ForwardingNamespace):
@@ -138,6 +147,18 @@ class _Repository(ForwardingRepository):
     def current(self) -> Deferred[Usage]:
         return Deferred.fromCoroutine(self.layer.usage(self.inner))
 
+    async def judged(self, near: Callable[[Usage], bool]) -> Usage:
+        """
+        The usage to judge a push by: the cached figure while C{near} says
+        the push leaves room to spare, else the figure read again from
+        storage (what other processes stored counts too).
+        """
+        usage = await self.current()
+        if near(usage):
+            self.layer.forget(self.inner.name)
+            usage = await self.current()
+        return usage
+
     def refusal(self, usage: Usage, adding: str, limit: str = "bytes") -> Denied:
         if self.layer.refused is not None:
             self.layer.refused(limit)
@@ -149,8 +170,9 @@ class _Repository(ForwardingRepository):
     async def checkBytes(self, adding: int) -> None:
         if self.quota.maxBytes is None:
             return
-        usage = await self.current()
-        if usage.bytes + adding > self.quota.maxBytes:
+        maxBytes = self.quota.maxBytes
+        usage = await self.judged(lambda usage: usage.bytes + adding > maxBytes * NEAR)
+        if usage.bytes + adding > maxBytes:
             raise self.refusal(usage, f"this push adds {_size(adding)}")
 
 
@@ -309,7 +331,8 @@ class _Tags(ForwardingTagService):
             except ManifestUnknown:
                 new = True
             if new:
-                usage = await self._repository.current()
+                usage = await self._repository.judged(
+                    lambda usage: usage.tags + 1 > maxTags * NEAR)
                 if usage.tags + 1 > maxTags:
                     if self._repository.layer.refused is not None:
                         self._repository.layer.refused("tags")
