@@ -35,6 +35,7 @@ from twisted.internet.ssl import (
 )
 from twisted.internet.task import deferLater
 from twisted.web import client as webClient
+from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
@@ -131,6 +132,52 @@ class _Unverified:
         return connection
 
 
+class _TunedProtocol(HTTP11ClientProtocol):
+    """
+    An HTTP/1.1 client connection that moves bodies in larger pieces.
+
+    Twisted's TCP transport hands at most 128 KiB to each C{send()} and
+    reads 64 KiB per C{recv()}: a blob copied between two registries made
+    16k trips per GiB through the response parser, the digest and the
+    request's body, and 8k reactor iterations to send it.  Reads of
+    128 KiB halve the first; sends of up to 1 MiB let one iteration empty
+    what several reads queued.  Reads stay at 128 KiB because a larger
+    buffer is a fresh C{mmap} per C{recv()} (its page faults cost more
+    system time than the trips saved: measured on the copy figure,
+    2.9 s of client CPU per GiB at 128 KiB, 3.7-4.0 s at 256 KiB and
+    1 MiB).  The transport's C{bufferSize} is also its pause threshold:
+    the source is paused once that much waits to be sent.
+    """
+
+    #: Bytes asked of each C{recv()}, and buffered before the producer
+    #: writing to this connection is paused.
+    bufferSize = 128 * 1024
+    #: Bytes handed to each C{send()}.
+    sendLimit = 1024 * 1024
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        transport: Any = self.transport
+        # Under TLS the TCP transport is the TLS protocol's own transport.
+        tcp = transport if hasattr(transport, "SEND_LIMIT") else getattr(transport, "transport", None)
+        if tcp is not None and hasattr(tcp, "SEND_LIMIT") and hasattr(tcp, "bufferSize"):
+            tcp.bufferSize = self.bufferSize
+            tcp.SEND_LIMIT = self.sendLimit
+
+
+class _TunedFactory(webClient._HTTP11ClientFactory):
+    def buildProtocol(self, addr: Any) -> HTTP11ClientProtocol:
+        return _TunedProtocol(self._quiescentCallback)
+
+
+class _Pool(webClient.HTTPConnectionPool):
+    """
+    Persistent connections of L{_TunedProtocol}s.
+    """
+
+    _factory = _TunedFactory
+
+
 def _retryAfter(response: IResponse, now: float) -> float | None:
     values = response.headers.getRawHeaders(b"retry-after") or []
     if not values:
@@ -166,7 +213,7 @@ class Session:
             reactor = globalReactor
         self.reactor = reactor
         self.tls = tls
-        self.pool = webClient.HTTPConnectionPool(reactor, persistent=True)
+        self.pool = _Pool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = 8
         if agent is None:
             agent = webClient.Agent(reactor, contextFactory=_Policy(tls), pool=self.pool)
