@@ -67,15 +67,15 @@ def pushThreeLayers(port: int, fd: int, size: int) -> None:
         expect(conn.request("PUT", "/v2/bench/image/manifests/1", {"Content-Type": OCI_MANIFEST}, manifest), 201)
 
 
-def _timed(arguments: list[str], env: dict[str, str],
-           sampler: Callable[[int], Any]) -> tuple[float, float, float]:
+def _timed(arguments: list[str], env: dict[str, str], sampler: Callable[[int], Any],
+           cwd: str | None = None) -> tuple[float, float, float]:
     """
     Run a client to its end; its wall time, peak RSS (MiB) and CPU time
     (user + system seconds, all its threads, from C{wait4}).
     """
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
-        process = subprocess.Popen(arguments, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        process = subprocess.Popen(arguments, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
         rss = sampler(process.pid)
         try:
             with rss.phase() as phase:
@@ -89,6 +89,26 @@ def _timed(arguments: list[str], env: dict[str, str],
             raise RuntimeError(f"{' '.join(arguments[:4])} exited {process.returncode}: "
                                f"{errors.read().decode(errors='replace')[-2000:]}")
     return elapsed, phase["peakMiB"], usage.ru_utime + usage.ru_stime
+
+
+def installedCopy(repository: str, work: str) -> str:
+    """
+    The checkout's C{txregistry} package copied under C{work} and compiled
+    to bytecode, as C{pip install} leaves it: the client runs from it.
+    With C{PYTHONDONTWRITEBYTECODE} (set where the checkouts live) it would
+    compile every module of the checkout again on every timed run, about
+    0.2 s of CPU an installed txregistry never spends; a
+    C{PYTHONPYCACHEPREFIX} would instead ignore every installed package's
+    bytecode.
+
+    @return: the directory to put on C{PYTHONPATH} (and to run in: C{python
+        -m} puts the working directory first on the path).
+    """
+    directory = os.path.join(work, "client")
+    shutil.copytree(os.path.join(repository, "txregistry"), os.path.join(directory, "txregistry"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", directory], check=True, stdout=subprocess.DEVNULL)
+    return directory
 
 
 def copyFigures(options: Any, work: str, figures: Any, fd: int, size: int,
@@ -108,16 +128,11 @@ def copyFigures(options: Any, work: str, figures: Any, fd: int, size: int,
         pushThreeLayers(source.port, fd, size)
         src = f"127.0.0.1:{source.port}/bench/image:1"
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([repository] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        env["REGISTRY_AUTH_FILE"] = os.path.join(work, "skopeo-auth.json")
-        # The client runs as installed: from bytecode compiled once (pip
-        # does at install), not compiled again on every run, as it would
-        # be with PYTHONDONTWRITEBYTECODE (a checkout's pyc files go to a
-        # cache in the temporary directory instead).
+        installed = installedCopy(repository, work)
+        env["PYTHONPATH"] = os.pathsep.join([installed]
+                                            + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = os.path.join(work, "pycache")
-        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(repository, "txregistry")],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        env["REGISTRY_AUTH_FILE"] = os.path.join(work, "skopeo-auth.json")
         best: dict[str, float] = {}
         peaks: dict[str, float] = {}
         cpus: dict[str, float] = {}
@@ -143,7 +158,9 @@ def copyFigures(options: Any, work: str, figures: Any, fd: int, size: int,
                                  f"docker://{src}", f"docker://{destination}"]
                 settle()
                 try:
-                    seconds, peak, cpu = _timed(arguments, env, sampler)
+                    # From the installed copy's directory: python -m puts the
+                    # working directory first on the path.
+                    seconds, peak, cpu = _timed(arguments, env, sampler, installed)
                 finally:
                     target.stop()
                     shutil.rmtree(targetDir, ignore_errors=True)

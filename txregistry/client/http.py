@@ -134,26 +134,23 @@ class _Unverified:
 
 class _TunedProtocol(HTTP11ClientProtocol):
     """
-    An HTTP/1.1 client connection that moves bodies in larger pieces.
+    An HTTP/1.1 client connection that reads bodies in larger pieces.
 
-    Twisted's TCP transport hands at most 128 KiB to each C{send()} and
-    reads 64 KiB per C{recv()}: a blob copied between two registries made
-    16k trips per GiB through the response parser, the digest and the
-    request's body, and 8k reactor iterations to send it.  Reads of
-    128 KiB halve the first; sends of up to 1 MiB let one iteration empty
-    what several reads queued.  Reads stay at 128 KiB because a larger
-    buffer is a fresh C{mmap} per C{recv()} (its page faults cost more
-    system time than the trips saved: measured on the copy figure,
-    2.9 s of client CPU per GiB at 128 KiB, 3.7-4.0 s at 256 KiB and
-    1 MiB).  The transport's C{bufferSize} is also its pause threshold:
-    the source is paused once that much waits to be sent.
+    Twisted's TCP transport reads 64 KiB per C{recv()}: a blob copied
+    between two registries made 16k trips per GiB through the response
+    parser, the digest and the request's body.  128 KiB halves them.
+    Larger reads cost more than they save: a buffer that size is a fresh
+    C{mmap} per C{recv()}, and its page faults took more system time than
+    the trips saved (the copy figure's client: about 3.0 s of CPU per GiB
+    at 128 KiB, 3.4-3.7 s at 64 KiB, 3.7-4.0 s at 256 KiB and 1 MiB).
+    The transport's C{bufferSize} is also its pause threshold: a producer
+    writing to the connection is paused once that much waits to be sent.
+    Sending more per C{send()} than Twisted's 128 KiB made no difference.
     """
 
     #: Bytes asked of each C{recv()}, and buffered before the producer
     #: writing to this connection is paused.
     bufferSize = 128 * 1024
-    #: Bytes handed to each C{send()}.
-    sendLimit = 1024 * 1024
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -162,7 +159,6 @@ class _TunedProtocol(HTTP11ClientProtocol):
         tcp = transport if hasattr(transport, "SEND_LIMIT") else getattr(transport, "transport", None)
         if tcp is not None and hasattr(tcp, "SEND_LIMIT") and hasattr(tcp, "bufferSize"):
             tcp.bufferSize = self.bufferSize
-            tcp.SEND_LIMIT = self.sendLimit
 
 
 class _TunedFactory(webClient._HTTP11ClientFactory):
