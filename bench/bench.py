@@ -464,10 +464,36 @@ def run(options: argparse.Namespace, work: str, figures: Figures) -> None:
         registry.stop()
         ceiling.stop()
     _bearer(options, work, registry.storage, figures)
+    _proxy(options, work, figures, dataPath, digest)
     _observed(options, work, figures)
     _collection(options, figures)
     _ui(options, work, figures)
     note(f"run took {time.monotonic() - started:.0f}s")
+
+
+def _proxy(options: argparse.Namespace, work: str, figures: Figures,
+           dataPath: str | None = None, digest: str | None = None) -> None:
+    """
+    The pull-through cache's pulls of the big blob: cold, warm, and direct
+    from its upstream (L{proxy.measure}).
+    """
+    import proxy
+
+    size = options.size_mib * MiB
+    if dataPath is None or digest is None:
+        dataPath = os.path.join(work, "data.bin")
+        note(f"writing {size >> 20} MiB of random test data (fsync'd)")
+        digest = makeDataFile(dataPath, size)
+    fd = os.open(dataPath, os.O_RDONLY)
+    try:
+        found = proxy.measure(
+            options, work, fd, size, digest,
+            lambda directory, extra: Registry(directory, options.access_log, extra),
+            pushMonolithic, curlGet, RSSSampler, cpuSeconds, note, settle)
+    finally:
+        os.close(fd)
+    for name, value in found.items():
+        figures.add(name, value, 3 if name.endswith("ratio") else 1)
 
 
 def _collection(options: argparse.Namespace, figures: Figures) -> None:
@@ -1124,8 +1150,9 @@ def main() -> None:
                              "with the rest, not at all, or alone")
     parser.add_argument("--observed-rounds", type=int, default=2,
                         help="rounds of manifest GET with metrics and tracing off, then on")
-    parser.add_argument("--only", choices=["all", "observed", "bearer"], default="all",
-                        help="observed: only the metrics-and-tracing cost (manifest GET off vs on)")
+    parser.add_argument("--only", choices=["all", "observed", "bearer", "proxy"], default="all",
+                        help="observed: only the metrics-and-tracing cost (manifest GET off vs on); "
+                             "proxy: only the pull-through cache's cold, warm and direct pulls")
     options = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("curl") is None:
         sys.exit("bench: needs wrk and curl on PATH (bench/run installs them as root)")
@@ -1136,6 +1163,8 @@ def main() -> None:
             _observed(options, work, figures)
         elif options.only == "bearer":
             _accessControlOnly(options, work, figures)
+        elif options.only == "proxy":
+            _proxy(options, work, figures)
         elif options.only_ui:
             _ui(options, work, figures)
         else:

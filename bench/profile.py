@@ -2,15 +2,20 @@
 Where txregistry spends its time in one benchmark phase, with py-spy.
 
     .venv/bin/pip install py-spy
-    .venv/bin/python bench/profile.py push|pull|get|tags|copy [--repo DIR] [--top N]
+    .venv/bin/python bench/profile.py push|pull|get|tags|put|copy [--repo DIR] [--top N]
+        [--observed] [--notify live|dead]
 
 Starts txregistry (from this checkout, or C{--repo}: another checkout to
 compare), runs the phase a few times while C{py-spy record} samples the
 server, and prints the hottest functions by self and inclusive samples,
-for all threads and for the reactor thread alone.  C{copy} samples the
-client instead: C{txregistry copy} of the copy figure's 1 GiB 3-layer
-image from one registry to another (C{bench/clientcopy.py}), run under
-C{py-spy record}, with its wall and CPU time.  A syscall line that
+for all threads and for the reactor thread alone.  C{put} is the
+notifications phase's 1000 manifest PUTs by tag, 16 at a time;
+C{--notify} gives the registry one webhook endpoint, C{live}
+(C{bench/receiver.py}) or C{dead} (nothing listening), as the
+notifications phase does.  C{copy} samples the client instead:
+C{txregistry copy} of the copy figure's 1 GiB 3-layer image from one
+registry to another (C{bench/clientcopy.py}), run under C{py-spy
+record}, with its wall and CPU time.  A syscall line that
 looks hot on the reactor thread (C{doRead}, C{untilConcludes},
 C{_getsockname}) is often the GIL being taken back from a pool thread.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import resource
 import shutil
@@ -106,12 +112,14 @@ def profileCopy(spy: str, work: str, top: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("phase", choices=["push", "pull", "get", "tags", "copy"])
+    parser.add_argument("phase", choices=["push", "pull", "get", "tags", "put", "copy"])
     parser.add_argument("--repo", default=B.REPOSITORY, help="the checkout whose txregistry runs")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--seconds", type=int, default=10, help="wrk time for get and tags")
     parser.add_argument("--observed", action="store_true",
                         help="with metrics and tracing on, as bench.py's observed phase")
+    parser.add_argument("--notify", choices=["live", "dead"],
+                        help="with one webhook endpoint, as bench.py's notifications phase")
     options = parser.parse_args()
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(spy):
@@ -128,7 +136,11 @@ def main() -> None:
         size = B.GiB
         data = os.path.join(work, "data.bin")
         digest = B.makeDataFile(data, size) if options.phase in ("push", "pull") else ""
-        extra = B.OBSERVED if options.observed else {}
+        extra = dict(B.OBSERVED) if options.observed else {}
+        receiver = B.WebhookReceiver() if options.notify == "live" else None
+        if options.notify:
+            url = receiver.url if receiver else f"http://127.0.0.1:{B.freePort()}/hook"
+            extra["REGISTRY_NOTIFICATIONS_ENDPOINTS"] = json.dumps([{"name": options.notify, "url": url}])
         registry = B.Registry(work, accessLog=True, extra=extra)
         fd = os.open(data, os.O_RDONLY) if digest else -1
         url = f"http://127.0.0.1:{registry.port}"
@@ -140,11 +152,15 @@ def main() -> None:
                     manifest = B._pushImage(conn, "bench")
                     expect(conn.request("PUT", "/v2/bench/manifests/latest",
                                         {"Content-Type": B.OCI_MANIFEST}, manifest), 201)
-            if options.phase == "tags":
+            if options.phase in ("tags", "put"):
                 with Connection("127.0.0.1", registry.port) as conn:
                     tagged = B._pushImage(conn, "bench/tags")
-                B.inParallel(1000, 16, registry.port, lambda c, i: expect(c.request(
-                    "PUT", f"/v2/bench/tags/manifests/t{i:05d}", {"Content-Type": B.OCI_MANIFEST}, tagged), 201))
+            def tag(c: Connection, i: int, prefix: str = "t") -> None:
+                expect(c.request("PUT", f"/v2/bench/tags/manifests/{prefix}{i:05d}",
+                                 {"Content-Type": B.OCI_MANIFEST}, tagged), 201)
+
+            if options.phase == "tags":
+                B.inParallel(1000, 16, registry.port, tag)
             raw = os.path.join(work, "profile.txt")
             sampler = subprocess.Popen(
                 [spy, "record", "--nonblocking", "-r", "200", "--format", "raw", "-o", raw,
@@ -167,6 +183,11 @@ def main() -> None:
             elif options.phase == "get":
                 print(B.wrk(f"{url}/v2/bench/manifests/latest", options.seconds, 64,
                             [f"Accept: {B.OCI_MANIFEST}"]), flush=True)
+            elif options.phase == "put":
+                for round in range(3):
+                    seconds = B.inParallel(1000, 16, registry.port,
+                                           lambda c, i, round=round: tag(c, i, f"r{round}t"))
+                    print(f"put {1000 / seconds:.0f}/s", flush=True)
             else:
                 print(B.wrk(f"{url}/v2/bench/tags/tags/list", options.seconds, 64, []), flush=True)
             time.sleep(0.5)
@@ -176,6 +197,8 @@ def main() -> None:
             if fd >= 0:
                 os.close(fd)
             registry.stop()
+            if receiver is not None:
+                receiver.stop()
         summarize(raw, options.top, None)
         summarize(raw, options.top, "ReactorBase.mainLoop")
     finally:

@@ -19,8 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 
 from txregistry.config import checkConfiguration
-from txregistry.service import accessPolicy, closeLayers, makeNamespace, siteFor
-from txregistry.storage.factories import createDriver
+from txregistry.service import accessPolicy, closeLayers, makeNamespace, siteFor, storageDriver
 
 
 class InProcessRegistry:
@@ -35,9 +34,7 @@ class InProcessRegistry:
         document.setdefault("storage", {"inmemory": {}})
         document.setdefault("log", {"accesslog": {"disabled": True}})
         self.config = checkConfiguration(document)
-        self.driver = driver or createDriver(
-            self.config.storage.driver, self.config.storage.parameters, reactor
-        )
+        self.driver = storageDriver(self.config, reactor, driver)
         policy = accessPolicy(self.config)
         self.namespace = makeNamespace(self.config, self.driver, reactor, policy)
         self.site = siteFor(self.config, self.namespace, reactor, policy=policy)

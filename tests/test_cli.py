@@ -56,6 +56,33 @@ class ConfigCheckTests(TestCase):
         # The environment's overrides are part of the effective configuration.
         self.assertIn("addr: 127.0.0.1:5999", result.stdout)
 
+    def test_storageMiddleware(self) -> None:
+        """
+        A storage middleware's options are checked as the start checks them,
+        one line naming the option; in a valid configuration its private
+        key's path is masked, the rest shown.
+        """
+        from tests.storage.middleware.keys import writeKey
+
+        path = os.path.abspath(self.mktemp())
+        key = writeKey(self)
+        with open(path, "w") as f:
+            f.write("version: 0.1\nstorage: {s3: {bucket: b, region: us-east-1}}\nmiddleware:\n"
+                    "  storage:\n    - name: cloudfront\n      options:\n"
+                    "        baseurl: https://d111111abcdef8.cloudfront.net/\n"
+                    f"        privatekey: {key}\n        keypairid: K2JCJMDEHXQW5F\n")
+        result = _run("config", "check", path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn(key, result.stdout)
+        self.assertIn("privatekey: '********'", result.stdout)
+        self.assertIn("keypairid: K2JCJMDEHXQW5F", result.stdout)
+        self.assertIn("baseurl: https://d111111abcdef8.cloudfront.net/", result.stdout)
+        result = _run("config", "check", path, REGISTRY_MIDDLEWARE_STORAGE="[{name: redirect}]")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.strip().splitlines(), [
+            "txregistry: configuration error: middleware.storage[0].options.baseurl: required",
+        ])
+
     def test_masked(self) -> None:
         self.assertEqual(
             masked({"a": {"Password": "p", "secret": "", "list": [{"accesskey": "k"}], "n": 1}}),
@@ -120,5 +147,6 @@ class PackageDataTests(TestCase):
         [wheel] = [name for name in os.listdir(out) if name.endswith(".whl")]
         names = zipfile.ZipFile(os.path.join(out, wheel)).namelist()
         for name in ("txregistry/etc/config.yml", "txregistry/etc/txregistry.service",
-                     "twisted/plugins/txregistry_health.py"):
+                     "twisted/plugins/txregistry_health.py",
+                     "twisted/plugins/txregistry_storagemiddleware.py"):
             self.assertIn(name, names)

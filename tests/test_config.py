@@ -14,6 +14,7 @@ from txregistry.config import (
     KNOWN_KEYS,
     UNSUPPORTED,
     ConfigurationError,
+    StorageMiddlewareEntry,
     checkConfiguration,
     loadConfiguration,
     parseDuration,
@@ -148,8 +149,10 @@ class LoadConfigurationTests(TestCase):
         """
         cases = {
             "redis: {addrs: [localhost:6379], tls: {enabled: true}}\n": "redis.tls",
-            "proxy: {remoteurl: https://registry-1.docker.io}\n": "proxy",
-            "middleware: {registry: []}\n": "middleware",
+            "proxy: {remoteurl: https://registry-1.docker.io, exec: {command: helper}}\n":
+                "proxy.exec",
+            "middleware: {registry: []}\n": "middleware.registry",
+            "middleware: {repository: []}\n": "middleware.repository",
             "validation: {disabled: true}\n": "validation",
             "loglevel: debug\n": "loglevel",
             "log: {hooks: []}\n": "log.hooks",
@@ -162,8 +165,8 @@ class LoadConfigurationTests(TestCase):
 
     def test_unsupportedSectionFromEnvironmentRefused(self) -> None:
         self.assertRefused(
-            "version: 0.1\n", "proxy: not supported yet",
-            {"REGISTRY_PROXY_REMOTEURL": "https://registry-1.docker.io"},
+            "version: 0.1\n", "validation: not supported yet",
+            {"REGISTRY_VALIDATION_DISABLED": "true"},
         )
 
     def test_auth(self) -> None:
@@ -484,3 +487,43 @@ class RedisConfigurationTests(TestCase):
         self.assertRefused({"redis": {"addrs": ["a:1"], "tls": {"enabled": True}}},
                            "redis.tls", "not supported")
         self.assertRefused({"redis": {"addrs": ["a:1"], "adress": "x"}}, "redis.adress")
+
+
+class StorageMiddlewareConfigurationTests(TestCase):
+    """
+    C{middleware.storage}: a list of entries, from the file or the
+    environment, each shape checked at load (their options are the
+    middleware's to check: tests.storage.middleware).
+    """
+
+    def test_parsed(self) -> None:
+        config = loadConfiguration(None, {
+            "REGISTRY_MIDDLEWARE_STORAGE":
+                "[{name: redirect, options: {baseurl: 'https://blobs.example.com:5443/x'}},"
+                " {name: rewrite, disabled: true, options: {host: cdn.example}}]",
+        })
+        self.assertEqual(config.storageMiddleware, (
+            StorageMiddlewareEntry("redirect", {"baseurl": "https://blobs.example.com:5443/x"}, False,
+                                   "middleware.storage[0]"),
+            StorageMiddlewareEntry("rewrite", {"host": "cdn.example"}, True, "middleware.storage[1]"),
+        ))
+        self.assertEqual(checkConfiguration({}).storageMiddleware, ())
+        self.assertEqual(checkConfiguration({"middleware": {}}).storageMiddleware, ())
+
+    def test_refused(self) -> None:
+        cases = {
+            "middleware: {storage: {name: redirect}}":
+                "middleware.storage: expected a list of {name, options} entries, got {'name': 'redirect'}",
+            "middleware: [storage]": "middleware: expected a mapping, got ['storage']",
+            "middleware: {storage: [redirect]}": "middleware.storage[0]: expected a mapping, got 'redirect'",
+            "middleware: {storage: [{options: {}}]}": "middleware.storage[0].name: required (the middleware's name)",
+            "middleware: {storage: [{name: redirect, option: {}}]}": "middleware.storage[0].option: unknown key",
+            "middleware: {storage: [{name: redirect, disabled: maybe}]}":
+                "middleware.storage[0].disabled: expected true or false, got 'maybe'",
+            "middleware: {storage: [{name: redirect, options: [baseurl]}]}":
+                "middleware.storage[0].options: expected a mapping, got ['baseurl']",
+        }
+        for text, message in cases.items():
+            with self.assertRaises(ConfigurationError, msg=text) as raised:
+                checkConfiguration(yaml.safe_load(text))
+            self.assertEqual(str(raised.exception), message)

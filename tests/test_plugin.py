@@ -292,13 +292,34 @@ class StartFailureTests(TestCase):
             REGISTRY_AUTH_HTPASSWD_PATH="/nonexistent/htpasswd", REGISTRY_AUTH_HTPASSWD_REALM="r",
         )
         self.assertFailsInOneLine(
-            ("configuration error: proxy: not supported yet",),
-            REGISTRY_PROXY_REMOTEURL="https://registry-1.docker.io",
+            ("configuration error: validation: not supported yet",),
+            REGISTRY_VALIDATION_DISABLED="true",
         )
         self.assertFailsInOneLine(
             ("configuration error: notifications.endpoints[0].url: expected an http or https URL,"
              " got 'ftp://hooks.example.com/x'",),
             REGISTRY_NOTIFICATIONS_ENDPOINTS="[{name: a, url: 'ftp://hooks.example.com/x'}]",
+        )
+
+    def test_storageMiddlewareRefused(self) -> None:
+        """
+        A storage middleware's wrong option, or a middleware that cannot
+        wrap the configured driver, stops the start in one line naming the
+        key.
+        """
+        from tests.storage.middleware.keys import writeKey
+
+        self.assertFailsInOneLine(
+            ("configuration error: middleware.storage[0].options.privatekey: cannot read"
+             " /nonexistent.pem: No such file or directory",),
+            REGISTRY_MIDDLEWARE_STORAGE="[{name: cloudfront, options: {baseurl: cdn.example,"
+                                        " privatekey: /nonexistent.pem, keypairid: k}}]",
+        )
+        self.assertFailsInOneLine(
+            ("configuration error: middleware.storage[0]: cloudfront serves the objects of a bucket,"
+             " and the filesystem driver keeps none",),
+            REGISTRY_MIDDLEWARE_STORAGE="[{name: cloudfront, options: {baseurl: cdn.example,"
+                                        " privatekey: '" + writeKey(self) + "', keypairid: k}}]",
         )
 
 

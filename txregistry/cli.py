@@ -76,9 +76,15 @@ def checkConfig(path: str | None, environ: Mapping[str, str], out: TextIO, err: 
     from txregistry.config import ConfigurationError, loadConfiguration
 
     path = path or environ.get("REGISTRY_CONFIGURATION_PATH") or None
+    from txregistry.storage.errors import DriverConfigurationError
+    from txregistry.storage.middleware.factories import checkStorageMiddleware
+
     try:
         config = loadConfiguration(path, environ)
-    except ConfigurationError as e:
+        # Their options are the middleware's to check (a private key that
+        # cannot be read, a bad URL): as the start would.
+        checkStorageMiddleware(config.storageMiddleware)
+    except (ConfigurationError, DriverConfigurationError) as e:
         err.write(f"txregistry: configuration error: {e}\n")
         return 1
     out.write(f"# {path or 'embedded defaults'}: valid\n")

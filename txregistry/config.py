@@ -21,6 +21,7 @@ import yaml
 if TYPE_CHECKING:
     from txregistry.notifications.config import NotificationsConfig
     from txregistry.opsconfig import DebugConfig, HealthConfig
+    from txregistry.proxy.config import ProxyConfig
 
 #: Keys under C{storage:} that configure the registry, not a driver.
 STORAGE_OPTIONS = frozenset(
@@ -35,8 +36,12 @@ UNSUPPORTED = frozenset(
     {
         "compatibility",
         "loglevel",
-        "middleware",
-        "proxy",
+        # Middleware around the namespace and repositories: txregistry's
+        # own layers are composed in txregistry.service, not named here.
+        "middleware.registry",
+        "middleware.repository",
+        # Credential helpers are not run: proxy.username/password only.
+        "proxy.exec",
         "reporting",
         "validation",
         "log.hooks",
@@ -110,6 +115,22 @@ KNOWN_KEYS: dict[str, Any] = {
         "poolsize": None,
     },
     "ui": {"enabled": None, "path": None, "sessiontimeout": None},
+    # The pull-through cache: the reference's one upstream, or upstreams
+    # (a list, checked entry by entry by txregistry.proxy.config).
+    "proxy": {
+        "remoteurl": None,
+        "username": None,
+        "password": None,
+        "ttl": None,
+        "tagttl": None,
+        "timeout": None,
+        "maxbytes": None,
+        "tls": {"ca": None, "certificate": None, "key": None, "insecure": None},
+        "upstreams": None,
+    },
+    # A list of {name, options, disabled} entries: each middleware's
+    # factory checks its options (txregistry.storage.middleware).
+    "middleware": {"storage": None},
     "http": {
         "addr": None,
         "net": None,
@@ -390,6 +411,23 @@ class UIConfig:
 
 
 @dataclass(frozen=True)
+class StorageMiddlewareEntry:
+    """
+    One C{middleware.storage} entry: a middleware's C{name}, whether it is
+    C{disabled}, and its C{options}, which are the middleware's to check
+    (L{txregistry.storage.middleware.factories}, when the driver is made,
+    and by C{txregistry config check}).
+
+    @ivar where: the entry's key, C{middleware.storage[<index>]}.
+    """
+
+    name: str
+    options: dict[str, Any] | None
+    disabled: bool
+    where: str
+
+
+@dataclass(frozen=True)
 class Configuration:
     """
     A checked configuration.  C{raw} holds the whole merged document.
@@ -404,12 +442,22 @@ class Configuration:
     redis: RedisConfig | None = None
     ui: UIConfig = UIConfig()
     notifications: "NotificationsConfig" = field(default_factory=lambda: _noNotifications())
+    #: C{proxy}: the pull-through cache's upstreams (none: no cache).
+    proxy: "ProxyConfig" = field(default_factory=lambda: _noProxy())
+    #: C{middleware.storage}'s entries, first listed (innermost) first.
+    storageMiddleware: tuple[StorageMiddlewareEntry, ...] = ()
 
 
 def _noNotifications() -> "NotificationsConfig":
     from txregistry.notifications.config import NotificationsConfig
 
     return NotificationsConfig()
+
+
+def _noProxy() -> "ProxyConfig":
+    from txregistry.proxy.config import ProxyConfig
+
+    return ProxyConfig()
 
 
 def _escapeEndpoint(value: str) -> str:
@@ -530,6 +578,7 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
     if str(version) != "0.1":
         raise ConfigurationError(f"version: must be 0.1, got {version!r}")
     from txregistry.notifications.config import checkNotifications
+    from txregistry.proxy.config import checkProxy
 
     storageConfig = _checkStorage(merged["storage"])
     redis = _checkRedis(merged.get("redis"))
@@ -549,7 +598,37 @@ def checkConfiguration(document: Mapping[str, Any]) -> Configuration:
         notifications=checkNotifications(
             merged.get("notifications"), storageConfig.driver, storageConfig.parameters
         ),
+        proxy=checkProxy(merged.get("proxy")),
+        storageMiddleware=_checkMiddleware(merged.get("middleware")),
     )
+
+
+def _checkMiddleware(middleware: Any) -> tuple[StorageMiddlewareEntry, ...]:
+    """
+    C{middleware.storage}: a list of C{{name, options, disabled}} entries.
+    """
+    if middleware is None:
+        return ()
+    _expectMapping("middleware", middleware)
+    entries = middleware.get("storage")
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ConfigurationError(
+            f"middleware.storage: expected a list of {{name, options}} entries, got {entries!r}")
+    checked = []
+    for index, entry in enumerate(entries):
+        where = f"middleware.storage[{index}]"
+        entry = _expectEntry(where, entry, {"name", "options", "disabled"})
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"{where}.name: required (the middleware's name)")
+        options = entry.get("options")
+        if options is not None:
+            options = dict(_expectMapping(f"{where}.options", options))
+        checked.append(StorageMiddlewareEntry(
+            name, options, _expectBool(f"{where}.disabled", entry.get("disabled", False)), where))
+    return tuple(checked)
 
 
 #: The first path components below C{http.prefix} that are the API's or

@@ -158,6 +158,12 @@ class Caller:
         the registry's own URLs are made.
     @ivar method: what the client asked (C{GET}, C{PUT}, ...).
     @ivar userAgent: the client's C{User-Agent}.
+    @ivar ns: the registry the client names its repository in, when it
+        asks a mirror (containerd's C{?ns=docker.io}); empty otherwise.
+    @ivar warnings: what the layers tell the client of the answer (a
+        pull-through cache serving stale content), one line each: the API
+        sends each as a C{Warning} header.  The one mutable part: each
+        request's caller is its own.
     """
 
     name: str = ""
@@ -167,6 +173,8 @@ class Caller:
     origin: str = ""
     method: str = ""
     userAgent: str = ""
+    ns: str = ""
+    warnings: list[str] = field(default_factory=list, compare=False, hash=False, repr=False)
 
 
 #: The caller of work the registry does on its own (purging uploads, a

@@ -3,7 +3,8 @@
 The composition root: assembles a running registry from a
 L{Configuration}.
 
-    driver -> ObservedDriver -> StorageNamespace -> layers (outermost last)
+    driver -> storage middleware -> ObservedDriver -> StorageNamespace
+           -> layers (outermost last)
            -> RegistryAPI -> RegistryRoot -> UnavailableWhileFailing
            -> RegistrySite (+ observers: drain, metrics, spans) -> endpoint
 
@@ -60,10 +61,13 @@ from txregistry.registry.visibility import VisibleCatalog
 from txregistry.reload import Reloader
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.middleware.factories import wrapDriver
 from txregistry.systemd import notify
+from txregistry.telemetry.activity import Activity, ActivityCollector, MeasuredNamespace
 from txregistry.telemetry.debug import debugSite
 from txregistry.telemetry.http import RequestMetrics
 from txregistry.telemetry.metrics import Counters, PrometheusMetrics
+from txregistry.telemetry.notifications import NotificationsCollector
 from txregistry.telemetry.storage import ObservedDriver
 from txregistry.telemetry.tracing import Tracing, TracingConfigurationError, tracingFromEnvironment
 from txregistry.tls import ReloadOnSIGHUP, ServerTLS, serverEndpoint
@@ -96,6 +100,7 @@ def layers(
     policy: IAccessPolicy | None = None,
     clock: Any = None,
     notifier: Notifier | None = None,
+    activity: Activity | None = None,
 ) -> list[Layer]:
     """
     The layers C{config} asks for, innermost first.
@@ -103,7 +108,9 @@ def layers(
     Notifications are next to storage (inside them only the Redis cache,
     which passes every write through): only what reached storage (and was
     not refused by a layer outside: a switch, an immutable tag, a quota)
-    makes an event.
+    makes an event.  The pull-through cache (C{proxy}) is outside the
+    switches, immutable tags and quotas, whose checks its own writes into
+    the cache pass through, and inside the per-caller catalog.
 
     @param policy: the access policy (L{accessPolicy}), whose catalog
         lists only what each caller may pull.
@@ -111,6 +118,9 @@ def layers(
         (the Redis cache's); the global reactor when L{None}.
     @param notifier: the running notifications service, which
         C{notifications} needs (L{RegistryService} makes it).
+    @param activity: where upload, collection and quota figures are
+        counted (the outermost layer, L{MeasuredNamespace}, and the
+        quotas' refusals), or L{None}.
     @raise ValueError: when C{config} has enabled endpoints and there is
         no C{notifier}: a registry told to notify must not run without.
     """
@@ -141,20 +151,62 @@ def layers(
             from twisted.internet import reactor as clock
         quotas = [Quota(rule.repository, compileRepositoryPattern(rule.repository),
                         rule.maxBytes, rule.maxTags) for rule in storage.quotas]
-        chain.append(lambda namespace: Quotas(namespace, quotas, clock))
+        refused = activity.quotaRefused if activity is not None else None
+        chain.append(lambda namespace: Quotas(namespace, quotas, clock, refused=refused))
+    if config.proxy.enabled:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        # Outside the switches, immutable tags and quotas: what it stores
+        # in the cache is written through them (a read-only registry
+        # serves through without storing; a quota bounds the cache).
+        chain.append(pullThrough(config, clock))
     if policy is not None:
         def mayPull(account: str | None, name: str) -> bool:
             return "pull" in policy.granted(account, name)
 
         chain.append(lambda namespace: VisibleCatalog(namespace, mayPull))
+    if activity is not None:
+        # Outermost: what any layer refuses is not counted as done.
+        chain.append(lambda namespace: MeasuredNamespace(namespace, activity))
     return chain
+
+
+def pullThrough(config: Configuration, clock: Any) -> Layer:
+    """
+    The pull-through cache's layer for C{config.proxy}.
+    """
+    from txregistry.proxy.layer import PullThrough
+    from txregistry.proxy.upstream import Upstream
+
+    upstreams = [Upstream(upstream, clock) for upstream in config.proxy.upstreams]
+    return lambda namespace: PullThrough(namespace, upstreams, clock,
+                                         reference=config.proxy.reference)
+
+
+def _proxyRetention(config: Configuration) -> list[RetentionPolicy]:
+    """
+    The cache's expiry as retention policies, ahead of the configured
+    ones: under each upstream's prefix, a tag neither cached nor pulled
+    within its C{ttl} goes, and with it what no kept tag reaches.
+    """
+    policies = []
+    for upstream in config.proxy.upstreams:
+        if upstream.ttl <= 0:
+            continue
+        pattern = f"{upstream.prefix}/**" if upstream.prefix else "**"
+        policies.append(RetentionPolicy(
+            pattern, compileRepositoryPattern(pattern, allowAccount=False),
+            (KeepTags(pushedWithin=upstream.ttl, pulledWithin=upstream.ttl),),
+            deleteUntagged=True, deleteReferrers=True))
+    return policies
 
 
 def retentionPolicies(config: Configuration) -> RetentionPolicies:
     """
-    C{storage.retention.policies}, for the collections to apply.
+    C{storage.retention.policies}, for the collections to apply (after the
+    pull-through cache's expiry).
     """
-    return RetentionPolicies([
+    return RetentionPolicies(_proxyRetention(config) + [
         RetentionPolicy(
             rule.repository, compileRepositoryPattern(rule.repository),
             tuple(KeepTags(k.patterns, k.mostRecentlyPushedCount, k.pushedWithin, k.pulledWithin)
@@ -164,12 +216,41 @@ def retentionPolicies(config: Configuration) -> RetentionPolicies:
     ])
 
 
+def _partial(config: Configuration) -> Callable[[str], bool] | None:
+    """
+    Which repositories are the pull-through cache's, which hold manifests
+    before their blobs; L{None} without a cache.
+    """
+    prefixes = tuple(upstream.prefix for upstream in config.proxy.upstreams)
+    if not prefixes:
+        return None
+    if "" in prefixes:
+        return lambda name: True
+    return lambda name: any(name.startswith(prefix + "/") for prefix in prefixes)
+
+
+def storageDriver(
+    config: Configuration, reactor: Any, driver: IStorageDriver | None = None
+) -> IStorageDriver:
+    """
+    The configured driver (or C{driver}), inside the configured storage
+    middleware (C{middleware.storage}, the first listed innermost).
+
+    @raise DriverConfigurationError: when the driver refuses its
+        parameters, or a middleware cannot wrap it.
+    """
+    if driver is None:
+        driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
+    return wrapDriver(driver, config.storageMiddleware, reactor)
+
+
 def makeNamespace(
     config: Configuration,
     driver: IStorageDriver,
     clock: Any,
     policy: IAccessPolicy | None = None,
     notifier: Notifier | None = None,
+    activity: Activity | None = None,
 ) -> INamespace:
     """
     The registry's namespace over C{driver}, wrapped in every layer.
@@ -178,9 +259,9 @@ def makeNamespace(
     namespace: INamespace = StorageNamespace(
         driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect,
         collectionGrace=gc.delay if gc.enabled else None,
-        retention=retentionPolicies(config),
+        retention=retentionPolicies(config), partial=_partial(config),
     )
-    for layer in layers(config, policy, clock, notifier):
+    for layer in layers(config, policy, clock, notifier, activity):
         namespace = layer(namespace)
     return namespace
 
@@ -302,6 +383,11 @@ class Telemetry:
     counters: Counters | None = None
     prometheus: PrometheusMetrics | None = None
     tracing: Tracing | None = None
+    activity: Activity | None = None
+
+    def __post_init__(self) -> None:
+        if self.activity is not None and self.prometheus is not None:
+            self.prometheus.registry.register(ActivityCollector(self.activity))
 
     def observedDriver(self, driver: IStorageDriver) -> IStorageDriver:
         """
@@ -329,6 +415,7 @@ def telemetryFor(config: Configuration, environ: Mapping[str, str]) -> Telemetry
         counters=Counters() if debug.addr else None,
         prometheus=PrometheusMetrics() if debug.addr and debug.prometheus else None,
         tracing=tracing,
+        activity=Activity() if debug.addr else None,
     )
 
 
@@ -387,7 +474,8 @@ def makeSite(
         from twisted.internet import reactor as clock
     telemetry = telemetry or Telemetry()
     policy = accessPolicy(config)
-    namespace = makeNamespace(config, telemetry.observedDriver(driver), clock, policy)
+    namespace = makeNamespace(config, telemetry.observedDriver(driver), clock, policy,
+                              activity=telemetry.activity)
     return siteFor(config, namespace, clock, telemetry, policy=policy)
 
 
@@ -452,22 +540,28 @@ class RegistryService(MultiService):
         self._configPath = configPath
         self._observer: Any = None
         self.telemetry = telemetry or telemetryFor(config, self._environ)
-        self.driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
+        self.driver = storageDriver(config, reactor)
         self.notifier: Notifier | None = None
         if config.notifications.enabled:
             # Started before the listener and stopped after it: no request
             # is served while events cannot be journaled.
-            self.notifier = Notifier(config.notifications, config.http, reactor)
+            tracing = self.telemetry.tracing
+            self.notifier = Notifier(config.notifications, config.http, reactor,
+                                     tracing.traceparent if tracing is not None else None)
             self.notifier.setServiceParent(self)
+            if self.telemetry.prometheus is not None:
+                self.telemetry.prometheus.registry.register(
+                    NotificationsCollector(self.notifier.status))
         policy = accessPolicy(config)
         self.namespace = makeNamespace(config, self.telemetry.observedDriver(self.driver), reactor,
-                                       policy, self.notifier)
+                                       policy, self.notifier, self.telemetry.activity)
         self.health = HealthMonitor(reactor)
         context = CheckContext(reactor, self.driver, config.storage.readOnly)
         for check in config.health.checks:
             self.health.watch(createCheck(check, context), check.interval, check.threshold,
                               check.timeout)
         self.health.setServiceParent(self)
+        self._observeProxy()
         self.site = siteFor(config, self.namespace, reactor, self.telemetry,
                             self.health.failing if config.health.checks else None, policy)
         self.inFlight = InFlight(self.site.channels)
@@ -500,6 +594,24 @@ class RegistryService(MultiService):
         if config.storage.gc.enabled and not config.storage.readOnly:
             OnlineCollector(self.namespace, config.storage.gc, reactor).setServiceParent(self)
 
+    def _observeProxy(self) -> None:
+        """
+        With Prometheus on, the pull-through cache's figures as the
+        reference's C{registry_proxy_*} metrics.
+        """
+        prometheus = self.telemetry.prometheus
+        if prometheus is None or not self.config.proxy.enabled:
+            return
+        from txregistry.proxy.layer import PullThrough
+        from txregistry.proxy.stats import ProxyCollector
+
+        layer: Any = self.namespace
+        while layer is not None:
+            if isinstance(layer, PullThrough):
+                prometheus.registry.register(ProxyCollector(layer.stats))
+                return
+            layer = getattr(layer, "inner", None)
+
     def _makeDebugSite(self) -> Any:
         prometheus = self.telemetry.prometheus
         metrics = (self.config.http.debug.prometheusPath, prometheus.registry) if prometheus else None
@@ -510,11 +622,18 @@ class RegistryService(MultiService):
         The document of C{/debug/vars}.
         """
         counters = self.telemetry.counters
+        activity = self.telemetry.activity
         return {
             "uptime_seconds": round(time.time() - self._started, 3),
             "storage_driver": self.config.storage.driver,
             "health": {"checks": list(self.health.checks), "failing": self.health.failing()},
             **(counters.snapshot() if counters is not None else {}),
+            **(activity.snapshot() if activity is not None else {}),
+            **({"notifications": {
+                "endpoints": self.notifier.status(),
+                "journal": {"syncs": self.notifier.journal.syncs,
+                            "durable_appends": self.notifier.journal.durableAppends},
+            }} if self.notifier is not None else {}),
         }
 
     def _reloadLogLevel(self) -> None:

@@ -9,6 +9,7 @@ import time
 
 import treq
 from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
@@ -21,7 +22,8 @@ from txregistry.client.http import Session
 class Flaky(Resource):
     """
     Answers each request with the next of C{script}: a status (with
-    C{Retry-After} for 429), or C{"drop"} to close the connection unanswered.
+    C{Retry-After} for 429), C{"drop"} to close the connection unanswered,
+    or C{"hang"} never to answer.
     """
 
     isLeaf = True
@@ -34,6 +36,8 @@ class Flaky(Resource):
     def render(self, request):
         self.times.append(time.monotonic())
         step = self.script.pop(0) if self.script else 200
+        if step == "hang":
+            return NOT_DONE_YET
         if step == "drop":
             request.transport.abortConnection()
             return NOT_DONE_YET
@@ -84,6 +88,18 @@ class RetryTests(TestCase):
         with self.assertRaises(NetworkError):
             await self.session.request("GET", url)
         self.assertEqual(len(resource.times), Session.attempts)
+
+    async def test_cancelledNotRetried(self) -> None:
+        """
+        A request its caller cancels (a time limit) fails with
+        L{CancelledError} and is not sent again.
+        """
+        resource, url = await self.serve(["hang"])
+        d = Deferred.fromCoroutine(self.session.request("GET", url))
+        reactor.callLater(0.2, d.cancel)
+        with self.assertRaises(CancelledError):
+            await d
+        self.assertEqual(len(resource.times), 1)
 
     async def test_lastAnswerReturned(self) -> None:
         resource, url = await self.serve([503] * 10)

@@ -270,7 +270,10 @@ class DockerDaemon:
     only push and pull to 127.0.0.1, an insecure registry by default).
     """
 
-    def __init__(self, dockerd: str, docker: str) -> None:
+    def __init__(self, dockerd: str, docker: str, options: Sequence[str] = ()) -> None:
+        """
+        @param options: more of C{dockerd}'s options (C{--registry-mirror}).
+        """
         self.docker = docker
         # Short: its sockets live here (unix socket paths are limited).
         self.directory = tempfile.mkdtemp(
@@ -296,6 +299,7 @@ class DockerDaemon:
                 "--data-root", os.path.join(self.directory, "data"),
                 "--exec-root", os.path.join(self.directory, "exec"),
                 "--pidfile", os.path.join(self.directory, "dockerd.pid"),
+                *options,
             ],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -40,3 +40,21 @@ class ObservedDriverTests(TestCase):
         row = prometheus.storageAction.series[("inmemory", "getContent")]
         self.assertEqual(sum(row[:-1]), 2)
         self.assertEqual(driver.name, "inmemory")
+
+    async def test_passesTheClientOn(self) -> None:
+        """
+        Over a driver whose URLs depend on the client (the cloudfront
+        middleware's IP filter), the client reaches it, timed as urlFor;
+        over any other, the observed driver does not ask for one.
+        """
+        from tests.storage.middleware.test_forwarding import _KeyedDriver
+        from txregistry.storage.interfaces import IClientRoutedURLs
+        from txregistry.storage.middleware.forwarding import directURL
+
+        counters = Counters()
+        driver = ObservedDriver(_KeyedDriver(), counters)
+        self.assertTrue(IClientRoutedURLs.providedBy(driver))
+        self.assertEqual(await directURL(driver, "/p", client="192.0.2.1"),
+                         "https://store.example/p?for=192.0.2.1")
+        self.assertEqual(counters.storageCalls["urlFor"], 1)
+        self.assertFalse(IClientRoutedURLs.providedBy(ObservedDriver(createDriver("inmemory", {}, reactor))))

@@ -12,6 +12,7 @@ from typing import Any
 
 import bcrypt
 import treq
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -26,7 +27,6 @@ from txregistry.telemetry.tracing import (
     Tracing,
     TracingConfigurationError,
     exporterName,
-    traceparent,
     tracingFromEnvironment,
 )
 
@@ -186,16 +186,41 @@ class EnvironmentTests(TestCase):
 class TraceparentTests(TestCase):
     def test_currentSpan(self) -> None:
         """
-        L{traceparent} carries the current span (for a webhook's request),
-        and nothing without one.
+        L{Tracing.traceparent} is the current span's W3C header (what an
+        event keeps for its webhook delivery), and L{None} without one.
         """
         from opentelemetry import trace
 
-        self.assertEqual(traceparent(), {})
         tracing = Tracing(processor=SimpleSpanProcessor(InMemorySpanExporter()))
         self.addCleanup(tracing.shutdown)
-        span = tracing.startSpan("event")
+        self.assertIsNone(tracing.traceparent())
+        span = tracing._tracer.start_span("request")
         with trace.use_span(span, end_on_exit=True):
-            header = traceparent()["traceparent"]
+            header = tracing.traceparent()
+            carrier: dict[str, str] = {}
+            tracing._propagator.inject(carrier)
+        # As the SDK's own W3C propagator writes it.
+        self.assertEqual(header, carrier["traceparent"])
         context = span.get_span_context()
         self.assertTrue(header.startswith(f"00-{context.trace_id:032x}-{context.span_id:016x}-"))
+
+    def test_storageSpansOnlyUnderARecordedSpan(self) -> None:
+        """
+        A storage call outside a recorded span (in no request, or in one
+        the sampler left out) makes no span: it would not be recorded.
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+        exporter = InMemorySpanExporter()
+        tracing = Tracing(processor=SimpleSpanProcessor(exporter))
+        self.addCleanup(tracing.shutdown)
+        self.assertIsNone(tracing.startSpan("storage stat"))
+        request = tracing._tracer.start_span("request")
+        with trace.use_span(request, end_on_exit=True):
+            child = tracing.startSpan("storage stat")
+            tracing.endSpan(child)
+        self.assertEqual([s.name for s in exporter.get_finished_spans()], ["storage stat", "request"])
+        unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_span("request")
+        with trace.use_span(unsampled):
+            self.assertIsNone(tracing.startSpan("storage stat"))

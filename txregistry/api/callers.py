@@ -20,6 +20,17 @@ def _header(request: Any, name: bytes) -> str:
     return value.decode("latin-1") if value else ""
 
 
+def _ns(request: Any) -> str:
+    """
+    containerd's C{?ns=}: the registry a mirror request is for.
+    """
+    values = (getattr(request, "args", None) or {}).get(b"ns") or [b""]
+    try:
+        return values[0].decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return ""
+
+
 def callerOf(request: Any) -> Caller:
     """
     The L{Caller} of C{request}, made once and kept on it as
@@ -39,6 +50,7 @@ def callerOf(request: Any) -> Caller:
         origin=origin(request),
         method=request.method.decode("latin-1"),
         userAgent=_header(request, b"user-agent"),
+        ns=_ns(request),
     )
     request.caller = caller
     return caller

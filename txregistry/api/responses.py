@@ -31,6 +31,22 @@ API_VERSION = b"registry/2.0"
 def setHeaders(request: IRequest, headers: dict[str, str]) -> None:
     for name, value in headers.items():
         request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+    sendWarnings(request)
+
+
+def sendWarnings(request: IRequest) -> None:
+    """
+    What the model's layers said of the answer (L{Caller.warnings}, such
+    as a pull-through cache serving stale content) as C{Warning} headers
+    (RFC 9111 section 5.5: C{110 - "Response is Stale"}).
+    """
+    caller = getattr(request, "caller", None)
+    for warning in getattr(caller, "warnings", None) or ():
+        text = warning.replace("\\", "\\\\").replace('"', '\\"')
+        line = f'110 - "{text}"'.encode("latin-1", "replace")
+        existing = request.responseHeaders.getRawHeaders(b"warning") or []
+        if line not in existing:
+            request.responseHeaders.setRawHeaders(b"warning", existing + [line])
 
 
 def jsonResponse(
@@ -42,6 +58,7 @@ def jsonResponse(
     @return: the body, for a route to return.
     """
     body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    sendWarnings(request)
     request.setResponseCode(status)
     request.setHeader(b"content-type", contentType.encode("latin-1"))
     request.setHeader(b"content-length", b"%d" % len(body))

@@ -23,7 +23,7 @@ from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.internet import error as netError
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.internet.ssl import (
     Certificate,
@@ -171,7 +171,9 @@ class _Pool(webClient.HTTPConnectionPool):
     Persistent connections of L{_TunedProtocol}s.
     """
 
-    _factory = _TunedFactory
+    # Typed as any client factory: a user of the session may put its own
+    # (the pull-through cache's quiet one) in its place.
+    _factory: type[webClient._HTTP11ClientFactory] = _TunedFactory
 
 
 def _retryAfter(response: IResponse, now: float) -> float | None:
@@ -250,6 +252,10 @@ class Session:
                     unbuffered=True,
                 )
             except _DROPPED as e:
+                if _cancelled(e):
+                    # The caller gave up (a time limit): not a connection
+                    # to try again.
+                    raise CancelledError() from None
                 if attempt == attempts:
                     raise NetworkError(f"{method} {url}: {describe(e)}") from None
             else:
@@ -262,6 +268,14 @@ class Session:
             await deferLater(clock, delay, lambda: None)
             delay = min(delay * 2, self.maxBackoff)
         raise AssertionError("unreachable")
+
+
+def _cancelled(error: BaseException) -> bool:
+    """
+    Whether C{error} is the agent's report of the request being cancelled
+    (a L{twisted.web.client.ResponseNeverReceived} of a L{CancelledError}).
+    """
+    return any(reason.check(CancelledError) for reason in getattr(error, "reasons", None) or ())
 
 
 def describe(failure: BaseException | None) -> str:

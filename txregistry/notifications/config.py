@@ -103,9 +103,14 @@ class EndpointConfig:
         Whether C{event} is one this endpoint wants: not an ignored action
         or media type, and from a repository its filters let through.
         """
-        if event.get("action") in self.ignoredActions:
+        return self.wants(event.get("action"), event.get("target") or {})
+
+    def wants(self, action: Any, target: Mapping[str, Any]) -> bool:
+        """
+        L{accepts} for an event of C{action} about C{target}.
+        """
+        if action in self.ignoredActions:
             return False
-        target = event.get("target") or {}
         if target.get("mediaType") in self.ignoredMediaTypes:
             return False
         repository = str(target.get("repository", ""))

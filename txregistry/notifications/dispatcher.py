@@ -23,6 +23,7 @@ dead-letter file and the cursor moves past them.
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +52,14 @@ MAX_ENVELOPE_BYTES = 1024 * 1024
 class DeliveryFailed(Exception):
     """
     The endpoint did not take an envelope; the message says why.
+
+    @ivar code: the HTTP status it answered, or L{None} when it did not
+        answer (refused, reset, timed out).
     """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _age(event: dict[str, Any] | None, now: float) -> float:
@@ -73,6 +81,14 @@ class EndpointDispatcher:
     @ivar lastSuccess: when a delivery last succeeded, or L{None}.
     @ivar lastFailure: when one last failed and why, or L{None}.
     @ivar deadLettered: events moved to the dead-letter file since start.
+    @ivar events: events journaled for it since start.
+    @ivar failedEvents: events in envelopes it answered with a status
+        other than 2xx, since start (one event counts once per attempt).
+    @ivar erroredEvents: events in envelopes it did not answer at all.
+    @ivar statuses: answers by status (C{"204 No Content"}), per attempt.
+
+    The counters are what C{registry_notifications_*} reports
+    (L{txregistry.telemetry.notifications}).
     """
 
     def __init__(
@@ -83,8 +99,10 @@ class EndpointDispatcher:
         reactor: Any,
         segmentBytes: int,
         onAdvance: Any = None,
+        traceparents: dict[str, str] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.filtering = endpoint.filtering
         self.journal = journal
         self.state = state
         self.cursor = state.cursor
@@ -92,6 +110,11 @@ class EndpointDispatcher:
         self.failures = 0
         self.delivered = 0
         self.deadLettered = 0
+        self.events = 0
+        self.failedEvents = 0
+        self.erroredEvents = 0
+        self.statuses: Tally[int] = Tally()
+        self._sending = 0
         self.lastSuccess: float | None = None
         self.lastFailure: tuple[float, str] | None = None
         # The bound keeps room for the partly compacted oldest segment.
@@ -99,6 +122,7 @@ class EndpointDispatcher:
         self.lowWater = max(self.budget - segmentBytes, 0)
         self._reactor = reactor
         self._onAdvance = onAdvance
+        self._traceparents = traceparents if traceparents is not None else {}
         self._running = False
         self._busy = False
         self._timer: Any = None
@@ -140,6 +164,7 @@ class EndpointDispatcher:
         """
         if accepted:
             self.pending += 1
+            self.events += 1
 
     def flushed(self, end: int) -> Deferred[None] | None:
         """
@@ -207,7 +232,14 @@ class EndpointDispatcher:
         self._advance(records[-1].next, len(wanted))
 
     async def _post(self, events: list[tuple[str, bytes]]) -> None:
-        await deliver(self._client, self.endpoint, events, self._reactor)
+        self._sending = len(events)
+        # The envelope continues the trace of the request that made its
+        # first traced event.
+        traced = self._traceparents
+        parent = next((traced[i] for i, _ in events if i in traced), None) if traced else None
+        code = await deliver(self._client, self.endpoint, events, self._reactor, parent)
+        self.statuses[code] += 1
+        self._sending = 0
 
     def _attempted(self, result: Any) -> None:
         self._busy = False
@@ -218,6 +250,13 @@ class EndpointDispatcher:
         if not self._running:
             return
         reason = result.getErrorMessage() if result.check(DeliveryFailed) else repr(result.value)
+        code = getattr(result.value, "code", None)
+        sending, self._sending = self._sending, 0
+        if code is not None:
+            self.statuses[code] += 1
+            self.failedEvents += sending
+        else:
+            self.erroredEvents += sending
         if not result.check(DeliveryFailed):
             _log.failure("notifications: endpoint {name} failed", result, name=self.endpoint.name)
         self.failures += 1
@@ -303,6 +342,10 @@ class EndpointDispatcher:
             "deadLettered": self.deadLettered,
             "lastSuccess": self.lastSuccess,
             "lastFailure": self.lastFailure,
+            "events": self.events,
+            "failedEvents": self.failedEvents,
+            "erroredEvents": self.erroredEvents,
+            "statuses": dict(self.statuses),
         }
 
 
@@ -318,18 +361,24 @@ def httpClient(reactor: Any, endpoint: EndpointConfig) -> tuple[HTTPClient, HTTP
 
 
 async def deliver(
-    client: HTTPClient, endpoint: EndpointConfig, events: list[tuple[str, bytes]], reactor: Any
-) -> None:
+    client: HTTPClient, endpoint: EndpointConfig, events: list[tuple[str, bytes]], reactor: Any,
+    traceparent: str | None = None,
+) -> int:
     """
     POST one envelope of C{events} (id and journaled JSON) to C{endpoint},
     signed when it has a secret, within its timeout, redirects refused.
 
+    @param traceparent: the W3C C{traceparent} header to send, if any.
+
+    @return: the (2xx) status it answered.
     @raise DeliveryFailed: saying why it was not taken.
     """
     body = envelope(line for _, line in events)
     headers = Headers({"Content-Type": [EVENTS_MEDIA_TYPE], "User-Agent": ["txregistry"]})
     for name, values in endpoint.headers.items():
         headers.setRawHeaders(name, values)
+    if traceparent is not None:
+        headers.setRawHeaders("traceparent", [traceparent])
     if endpoint.secret is not None:
         signed = signatureHeaders(endpoint.secret, messageID(i for i, _ in events), int(time.time()), body)
         for name, value in signed.items():
@@ -349,7 +398,8 @@ async def deliver(
     if not 200 <= response.code < 300:
         where = response.headers.getRawHeaders("location", [""])[0]
         extra = f" to {where} (redirects are not followed)" if 300 <= response.code < 400 else ""
-        raise DeliveryFailed(f"HTTP {response.code}{extra}")
+        raise DeliveryFailed(f"HTTP {response.code}{extra}", response.code)
+    return int(response.code)
 
 
 def _describe(error: Exception) -> str:

@@ -18,6 +18,8 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from txregistry.interfaces import Caller
@@ -32,6 +34,7 @@ __all__ = [
     "DELETE",
     "Source",
     "makeEvent",
+    "eventLine",
     "target",
     "encode",
     "envelope",
@@ -68,6 +71,13 @@ class Source:
     @classmethod
     def forAddress(cls, addr: str) -> "Source":
         return cls(addr, str(uuid.uuid4()))
+
+    @cached_property
+    def encoded(self) -> str:
+        """
+        An event's C{source}, as JSON.
+        """
+        return _ENCODER.encode({"addr": self.addr, "instanceID": self.instanceID})
 
 
 _second: tuple[int, str] = (-1, "")
@@ -172,6 +182,61 @@ def makeEvent(
         "actor": {"name": caller.name} if caller.name else {},
         "source": {"addr": source.addr, "instanceID": source.instanceID},
     }
+
+
+#: An event as L{makeEvent} makes it, with its target, actor and source
+#: put in: the template of L{eventLine}.
+_EVENT = (
+    '{"id":%s,"timestamp":%s,"action":%s,"target":%s,"request":{"id":%s,"addr":%s,"host":%s,'
+    '"method":%s,"useragent":%s},"actor":%s,"source":%s}'
+)
+
+
+#: The target of a push or pull (L{target} with a size), and with a tag.
+_CONTENT_KEYS = ("mediaType", "size", "digest", "length", "repository", "url")
+_CONTENT_TAGGED_KEYS = _CONTENT_KEYS + ("tag",)
+_CONTENT = '{"mediaType":%s,"size":%d,"digest":%s,"length":%d,"repository":%s,"url":%s'
+
+
+def _encodeTarget(target: Mapping[str, Any]) -> str:
+    q = encode_basestring_ascii
+    keys = tuple(target)
+    if keys == _CONTENT_KEYS or keys == _CONTENT_TAGGED_KEYS:
+        size, length = target["size"], target["length"]
+        if type(size) is int and type(length) is int:
+            encoded = _CONTENT % (q(target["mediaType"]), size, q(target["digest"]), length,
+                                  q(target["repository"]), q(target["url"]))
+            return encoded + (f',"tag":{q(target["tag"])}}}' if len(keys) == 7 else "}")
+    fields = []
+    for key, value in target.items():
+        kind = type(value)
+        if kind is str:
+            fields.append(f"{q(key)}:{q(value)}")
+        elif kind is int:
+            fields.append(f"{q(key)}:{value:d}")
+        else:
+            fields.append(f"{q(key)}:{_ENCODER.encode(value)}")
+    return "{" + ",".join(fields) + "}"
+
+
+def eventLine(
+    action: str, target: Mapping[str, Any], caller: Caller, source: Source, when: float
+) -> bytes:
+    """
+    The journal line of L{makeEvent}C{(action, target, caller, source,
+    when)}, the same JSON text that L{encode} makes of it, without making
+    the event's dicts: written from a template with each string quoted,
+    several times cheaper than building and encoding the event, since
+    every pull is one (on the request path of every manifest GET).
+    """
+    q = encode_basestring_ascii
+    return (_EVENT % (
+        q(eventID()), q(timestamp(when)), q(action), _encodeTarget(target),
+        q(caller.requestID), q(caller.address), q(caller.host), q(caller.method),
+        q(caller.userAgent),
+        f'{{"name":{q(caller.name)}}}' if caller.name else "{}",
+        source.encoded,
+    )).encode("ascii")
 
 
 def encode(event: Mapping[str, Any]) -> bytes:

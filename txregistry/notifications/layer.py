@@ -52,7 +52,7 @@ from txregistry.notifications.events import (
     PULL,
     PUSH,
     Source,
-    makeEvent,
+    eventLine,
     references,
     target,
 )
@@ -116,8 +116,8 @@ class NotifyingNamespace(ForwardingNamespace):
         Journal an event: synced before the L{Deferred} fires, except a
         pull's.
         """
-        event = makeEvent(action, found, self.caller, self.source, self.clock.seconds())
-        return self.sink.publish(event, durable=action != PULL)
+        line = eventLine(action, found, self.caller, self.source, self.clock.seconds())
+        return self.sink.publish(line, action, found, durable=action != PULL)
 
     def target(self, repository: str, kind: str, digest: Digest | None, **extra: Any) -> dict[str, Any]:
         base = (self.host or self.caller.origin) + self.prefix

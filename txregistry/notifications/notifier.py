@@ -19,6 +19,7 @@ lost while that instance's disk survives).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import Service
@@ -30,16 +31,19 @@ from txregistry.config import ConfigurationError, HTTPConfig, splitAddress
 from txregistry.interfaces import INamespace
 from txregistry.notifications.config import EndpointConfig, NotificationsConfig
 from txregistry.notifications.dispatcher import EndpointDispatcher
-from txregistry.notifications.events import Source, encode
+from txregistry.notifications.events import Source
 from txregistry.notifications.interfaces import IEventSink
 from txregistry.notifications.layer import NotifyingNamespace
 from txregistry.notifications.outbox.journal import Journal, OutboxLocked, readRecords
 from txregistry.notifications.outbox.state import EndpointState
 from txregistry.storage.blocking import BlockingPool
 
-__all__ = ["Notifier", "segmentBytesFor", "sourceAddress"]
+__all__ = ["Notifier", "segmentBytesFor", "sourceAddress", "TRACED"]
 
 _log = Logger()
+
+#: How many events' traceparents are kept for their deliveries.
+TRACED = 10_000
 
 
 def segmentBytesFor(endpoints: tuple[EndpointConfig, ...]) -> int:
@@ -73,9 +77,16 @@ class Notifier(Service):
 
     name = "notifications"
 
-    def __init__(self, config: NotificationsConfig, http: HTTPConfig, reactor: Any) -> None:
+    def __init__(
+        self, config: NotificationsConfig, http: HTTPConfig, reactor: Any,
+        traceparent: Callable[[], str | None] | None = None,
+    ) -> None:
         """
         Open the outbox (blocking, once, while the registry is made).
+
+        @param traceparent: the W3C C{traceparent} of the request being
+            handled (tracing's), or L{None} without tracing: each event
+            remembers it, and its delivery sends it (L{TRACED}).
 
         @raise ConfigurationError: naming C{notifications.outbox.directory}
             when it is locked by another process or cannot be used.
@@ -93,6 +104,11 @@ class Notifier(Service):
             raise ConfigurationError(f"{key}: {e}") from None
         except OSError as e:
             raise ConfigurationError(f"{key}: {config.outbox}: {e.strerror}") from None
+        self._traceparent = traceparent
+        #: event id -> the traceparent of the request that made it, the
+        #: newest L{TRACED}; in memory only (after a restart an event is
+        #: delivered without one).
+        self.traceparents: dict[str, str] = {}
         self.dispatchers: list[EndpointDispatcher] = []
         for endpoint in config.enabled:
             state = EndpointState(config.outbox, endpoint.name, self.pool)
@@ -102,7 +118,8 @@ class Notifier(Service):
                 raise ConfigurationError(f"{key}: {config.outbox}: {e.strerror}") from None
             state.cursor = min(max(state.cursor, self.journal.start), self.journal.end)
             self.dispatchers.append(
-                EndpointDispatcher(endpoint, self.journal, state, reactor, segment, self._compactSoon)
+                EndpointDispatcher(endpoint, self.journal, state, reactor, segment, self._compactSoon,
+                                   self.traceparents)
             )
         self.journal.flushed.append(self._flushed)
         self.source = Source.forAddress(sourceAddress(http))
@@ -118,14 +135,23 @@ class Notifier(Service):
             host=self.http.host, prefix=self.http.prefix,
         )
 
-    def publish(self, event: dict[str, Any], durable: bool) -> Deferred[None]:
-        line = encode(event)
+    def publish(
+        self, line: bytes, action: str, target: Mapping[str, Any], durable: bool
+    ) -> Deferred[None]:
         try:
             written = self.journal.append(line, durable)
         except RuntimeError as e:
             return fail(e)
+        if self._traceparent is not None:
+            parent = self._traceparent()
+            if parent is not None:
+                traced = self.traceparents
+                # The id is first in every line (L{events.eventLine}).
+                traced[line[7:43].decode("ascii")] = parent
+                if len(traced) > TRACED:
+                    del traced[next(iter(traced))]
         for dispatcher in self.dispatchers:
-            dispatcher.journaled(dispatcher.endpoint.accepts(event))
+            dispatcher.journaled(not dispatcher.filtering or dispatcher.endpoint.wants(action, target))
         return written
 
     # The journal's side

@@ -30,6 +30,7 @@ from txregistry.registry.digest import Digest, DigestingConsumer
 from txregistry.registry.names import isValidName
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver, IStorageReader
+from txregistry.storage.middleware.forwarding import directURL
 
 if TYPE_CHECKING:
     from txregistry.registry.uploads import UploadArea
@@ -151,11 +152,13 @@ class BlobContent:
             return False
         return True
 
-    async def urlFor(self, digest: Digest, method: str = "GET") -> str | None:
+    async def urlFor(self, digest: Digest, method: str = "GET", client: str | None = None) -> str | None:
         """
-        A URL the driver serves the blob's content at directly, or L{None}.
+        A URL the driver serves the blob's content at directly (for the
+        client at address C{client}, when the driver routes by client), or
+        L{None}.
         """
-        return await self._driver.urlFor(layout.blobData(digest), method)
+        return await directURL(self._driver, layout.blobData(digest), method, client=client)
 
     async def reader(self, digest: Digest, offset: int = 0, length: int | None = None) -> IStorageReader:
         return await self._driver.reader(layout.blobData(digest), offset, length)
@@ -210,15 +213,19 @@ class RepositoryBlobs:
 
     @param redirect: whether reads go to the driver's direct URL when it
         has one (C{storage.redirect}).
+    @param client: the address of the client the blobs are read for, for a
+        driver whose direct URLs depend on it; L{None} when unknown.
     """
 
     def __init__(
-        self, name: str, content: BlobContent, uploads: "UploadArea", redirect: bool
+        self, name: str, content: BlobContent, uploads: "UploadArea", redirect: bool,
+        client: str | None = None,
     ) -> None:
         self._name = name
         self._content = content
         self._uploads = uploads
         self._redirect = redirect
+        self._client = client
 
     def stat(self, digest: Digest) -> Deferred[BlobDescriptor]:
         return Deferred.fromCoroutine(self._stat(digest))
@@ -243,7 +250,7 @@ class RepositoryBlobs:
     def redirectURL(self, digest: Digest, method: str = "GET") -> Deferred[str | None]:
         if not self._redirect:
             return succeed(None)
-        return Deferred.fromCoroutine(self._content.urlFor(digest, method))
+        return Deferred.fromCoroutine(self._content.urlFor(digest, method, self._client))
 
     def create(self) -> Deferred[IBlobUpload]:
         return self._uploads.create(self._name)

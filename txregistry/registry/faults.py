@@ -19,11 +19,18 @@ from typing import Any, TypeVar
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
 from txregistry.errors import InsufficientStorage, StorageUnavailable
 from txregistry.storage.errors import StorageFullError, StorageUnavailableError
-from txregistry.storage.interfaces import FileInfo, IStorageDriver, IStorageReader, IStorageWriter
+from txregistry.storage.interfaces import (
+    FileInfo,
+    IClientRoutedURLs,
+    IStorageDriver,
+    IStorageReader,
+    IStorageWriter,
+)
+from txregistry.storage.middleware.forwarding import directURL
 
 _log = Logger()
 T = TypeVar("T")
@@ -84,6 +91,8 @@ class FaultTranslatingDriver:
     def __init__(self, inner: IStorageDriver) -> None:
         self._inner = inner
         self.name = inner.name
+        if IClientRoutedURLs.providedBy(inner):
+            alsoProvides(self, IClientRoutedURLs)
 
     def getContent(self, path: str) -> Deferred[bytes]:
         return _guard(self._inner.getContent(path))
@@ -114,6 +123,11 @@ class FaultTranslatingDriver:
 
     def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[str | None]:
         return self._inner.urlFor(path, method, expiry)
+
+    def urlForClient(
+        self, path: str, method: str = "GET", expiry: float = 1200.0, client: str | None = None
+    ) -> Deferred[str | None]:
+        return directURL(self._inner, path, method, expiry, client)
 
     def close(self) -> Deferred[None]:
         return self._inner.close()

@@ -15,6 +15,7 @@ import bisect
 import builtins
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -101,6 +102,10 @@ class ManifestIndex:
             _MAX_REFERENCES, ttl=3600.0, clock=clock
         )
         self.recordPulls = False
+        #: Which repositories hold manifests before their blobs (a
+        #: pull-through cache stores a manifest first and each blob when a
+        #: client pulls it): their PUTs skip the reference checks.
+        self.partial: Callable[[str], bool] = lambda name: False
 
     def notePull(self, name: str, tag: str) -> None:
         """
@@ -199,7 +204,8 @@ class ManifestIndex:
         parsed = ParsedManifest(content, contentType)
         started = time.monotonic()
         existed = False
-        if self._content.leases:
+        partial = self.partial(name)
+        if self._content.leases and not partial:
             existed = await self.hasRevision(name, digest)
             for blob in parsed.blobs:
                 try:
@@ -210,7 +216,8 @@ class ManifestIndex:
                     if await self._content.usable(blob):
                         raise
                     raise ManifestBlobUnknown([str(blob)]) from None
-        await self._checkReferences(name, parsed)
+        if not partial:
+            await self._checkReferences(name, parsed)
         await self._content.putContent(content, digest)
         if self._content.leases:
             # Its own content's lease only once the content is there: a
@@ -226,7 +233,7 @@ class ManifestIndex:
                 layout.referrerLink(name, parsed.subject, digest),
                 json.dumps(parsed.referrerDescriptor(digest, len(content))).encode(),
             )
-        if self._content.leases:
+        if self._content.leases and not partial:
             await self._stillThere(name, digest, parsed, started, existed)
         self._manifests.put(
             digest, (content, parsed.mediaType if parsed.declaresMediaType else None)

@@ -10,7 +10,9 @@ later issues) wraps it.
 
 from __future__ import annotations
 
+import copy
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -39,7 +41,7 @@ from txregistry.registry.names import isValidName
 from txregistry.registry.retention import RetentionPolicies
 from txregistry.registry.uploads import UploadArea
 from txregistry.storage.errors import PathNotFoundError
-from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.interfaces import IClientRoutedURLs, IStorageDriver
 
 
 @implementer(INamespace)
@@ -61,16 +63,23 @@ class StorageNamespace:
         redirect: bool = True,
         collectionGrace: float | None = None,
         retention: RetentionPolicies | None = None,
+        partial: Callable[[str], bool] | None = None,
     ) -> None:
         """
         @param collectionGrace: with online garbage collection, its grace
             window in seconds: writes then touch the leases of the blobs
             they depend on (L{txregistry.registry.collection}).
         @param retention: the retention policies collections apply.
+        @param partial: which repositories may hold a manifest before its
+            blobs and children (a pull-through cache's); none when
+            L{None}.
         """
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
         self._redirect = redirect
+        #: The address of the caller this namespace acts for, when the
+        #: driver's direct URLs depend on it (see L{actingFor}).
+        self._client: str | None = None
         self._content = BlobContent(driver, leases=collectionGrace is not None)
         self._uploads = UploadArea(driver, self._content, clock)
         self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL)
@@ -79,15 +88,24 @@ class StorageNamespace:
             self._index.maxPutSeconds = collectionGrace / 2
         self._collector = Collector(driver, self._content, self._index, retention=retention)
         self._index.recordPulls = self._collector.retention.recordsPulls
+        if partial is not None:
+            self._index.partial = partial
 
     def actingFor(self, caller: Caller) -> INamespace:
-        # Storage is the same for every caller.
-        return self
+        # Storage is the same for every caller, but a driver's direct URLs
+        # may not be (the cloudfront middleware sends clients inside AWS to
+        # the bucket): then blob reads are told the caller's address.
+        if not self._redirect or not IClientRoutedURLs.providedBy(self._driver):
+            return self
+        bound = copy.copy(self)
+        bound._client = caller.address or None
+        return bound
 
     def repository(self, name: str) -> IRepository:
         if not isValidName(name):
             raise NameInvalid(name)
-        return StorageRepository(name, self._content, self._uploads, self._index, self._redirect)
+        return StorageRepository(name, self._content, self._uploads, self._index, self._redirect,
+                                 self._client)
 
     def catalog(self, n: int | None, last: str | None) -> Deferred[Page]:
         return Deferred.fromCoroutine(self._catalog(n, last))
@@ -175,9 +193,15 @@ class StorageRepository:
         uploads: UploadArea,
         index: ManifestIndex,
         redirect: bool,
+        client: str | None = None,
     ) -> None:
+        """
+        @param client: the address of the client this repository is read
+            for, when the driver's direct URLs depend on it.
+        """
         self.name = name
         self._redirect = redirect
+        self._client = client
         self._content = content
         self._uploads = uploads
         self._index = index
@@ -189,7 +213,7 @@ class StorageRepository:
         return RepositoryTags(self.name, self._index)
 
     def blobs(self) -> IBlobStore:
-        return RepositoryBlobs(self.name, self._content, self._uploads, self._redirect)
+        return RepositoryBlobs(self.name, self._content, self._uploads, self._redirect, self._client)
 
     def referrers(self, subject: Digest) -> Deferred[list[dict]]:  # type: ignore[type-arg]
         return Deferred.fromCoroutine(self._index.referrers(self.name, subject))

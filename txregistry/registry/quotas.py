@@ -20,7 +20,7 @@ may pass a limit by about what they push at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,12 +70,17 @@ class Quota:
 class Quotas(ForwardingNamespace):
     """
     Enforces C{quotas} over C{inner}.
+
+    @ivar refused: told C{"bytes"} or C{"tags"} for each push refused
+        (the composition root counts them as metrics; this layer knows no
+        telemetry).
     """
 
     def __init__(self, inner: INamespace, quotas: Sequence[Quota], clock: IReactorTime,
-                 refresh: float = 30.0) -> None:
+                 refresh: float = 30.0, refused: Callable[[str], None] | None = None) -> None:
         super().__init__(inner)
         self.quotas = tuple(quotas)
+        self.refused = refused
         self._usage: BoundedCache[str, Usage] = BoundedCache(4096, ttl=refresh, clock=clock)
 
     def quotaFor(self, name: str) -> Quota | None:
@@ -133,7 +138,9 @@ class _Repository(ForwardingRepository):
     def current(self) -> Deferred[Usage]:
         return Deferred.fromCoroutine(self.layer.usage(self.inner))
 
-    def refusal(self, usage: Usage, adding: str) -> Denied:
+    def refusal(self, usage: Usage, adding: str, limit: str = "bytes") -> Denied:
+        if self.layer.refused is not None:
+            self.layer.refused(limit)
         quota = self.quota
         return Denied(
             f"quota exceeded for {self.name} (storage.quotas {quota.repository}): "
@@ -304,6 +311,8 @@ class _Tags(ForwardingTagService):
             if new:
                 usage = await self._repository.current()
                 if usage.tags + 1 > maxTags:
+                    if self._repository.layer.refused is not None:
+                        self._repository.layer.refused("tags")
                     raise Denied(
                         f"quota exceeded for {self._repository.name} (storage.quotas "
                         f"{self._repository.quota.repository}): {usage.tags} of {maxTags} tags "

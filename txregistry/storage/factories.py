@@ -19,7 +19,10 @@ from zope.interface import implementer
 from txregistry.storage.errors import DriverConfigurationError
 from txregistry.storage.interfaces import IStorageDriver, IStorageDriverFactory
 
-__all__ = ["BuiltinDriverFactory", "createDriver", "driverFactories", "filesystem", "inmemory", "s3"]
+__all__ = [
+    "BuiltinDriverFactory", "azure", "createDriver", "driverFactories", "filesystem", "gcs",
+    "inmemory", "s3",
+]
 
 
 @implementer(IPlugin, IStorageDriverFactory)
@@ -60,6 +63,22 @@ s3 = BuiltinDriverFactory(
     "txregistry.storage.s3",
     "createS3Driver",
     "Objects in an S3 or S3-compatible bucket (needs the s3 extra: botocore, treq).",
+)
+
+
+azure = BuiltinDriverFactory(
+    "azure",
+    "txregistry.storage.azure",
+    "createAzureDriver",
+    "Block blobs in an Azure Blob Storage container.",
+)
+
+
+gcs = BuiltinDriverFactory(
+    "gcs",
+    "txregistry.storage.gcs",
+    "createGCSDriver",
+    "Objects in a Google Cloud Storage bucket (needs the gcs extra: google-auth).",
 )
 
 

@@ -35,8 +35,11 @@ from zope.interface import Attribute, Interface
 
 __all__ = [
     "FileInfo",
+    "IBucketKeyed",
+    "IClientRoutedURLs",
     "IStorageDriver",
     "IStorageDriverFactory",
+    "IStorageMiddlewareFactory",
     "IStartChecked",
     "IStorageReader",
     "IStorageWriter",
@@ -339,4 +342,79 @@ class IStorageDriverFactory(Interface):
             threads and connections.
         @return: an L{IStorageDriver}.
         @raise DriverConfigurationError: for a bad parameter, naming it.
+        """
+
+
+class IBucketKeyed(Interface):
+    """
+    A driver over an object store, which can name the object a path is
+    kept in: what a CDN in front of the bucket (CloudFront) serves it as.
+    """
+
+    def bucketKey(path: str) -> str:
+        """
+        @return: the object key of C{path} in the driver's bucket, with the
+            driver's root directory and without a leading slash.
+        @raise InvalidPathError: when C{path} is not a storage path.
+        """
+
+
+class IClientRoutedURLs(Interface):
+    """
+    A driver (in practice a storage middleware) whose direct URLs depend
+    on who asks: the CloudFront middleware sends clients inside AWS to the
+    bucket itself, and everyone else to the CDN.
+
+    Whatever wraps such a driver (the model's fault translation, the
+    telemetry) provides this too and passes the client down; see
+    L{txregistry.storage.middleware.directURL}.
+    """
+
+    def urlForClient(
+        path: str, method: str = "GET", expiry: float = 1200.0, client: str | None = None
+    ) -> Deferred[str | None]:
+        """
+        As L{IStorageDriver.urlFor}, for the client at address C{client}
+        (an IP address; L{None} or C{""} when unknown).
+        """
+
+
+class IStorageMiddlewareFactory(Interface):
+    """
+    A plugin that wraps a driver in one kind of storage middleware: an
+    L{IStorageDriver} that forwards to the driver it wraps and changes what
+    it needs to (in the middleware that ship with txregistry, the URLs of
+    direct downloads).
+
+    Publish one as a module attribute in a C{twisted/plugins/} module, also
+    providing L{twisted.plugin.IPlugin}; C{middleware: storage: [{name:
+    <name>, options: {...}}]} selects it
+    (L{txregistry.storage.middleware.factories.wrapDriver} applies it).
+    As for drivers, importing the plugin module must be cheap.
+    """
+
+    name: str = Attribute("The C{name} of the C{middleware.storage} entries that select it.")
+
+    def parse(options: Any, where: str) -> Any:
+        """
+        Check C{options} (the entry's C{options}: a mapping, or L{None}
+        when absent) while the configuration is checked, before
+        anything starts, so that a mistake stops the start (and
+        C{txregistry config check}) with one line.
+
+        @param where: the entry's dotted key, such as
+            C{middleware.storage[0]}, to name in errors
+            (C{<where>.options.<key>}).
+        @return: the options, typed: what L{wrap} is given.
+        @raise DriverConfigurationError: naming the wrong option.
+        """
+
+    def wrap(driver: IStorageDriver, options: Any, reactor: Any, where: str) -> IStorageDriver:
+        """
+        @param options: what L{parse} returned.
+        @param where: as for L{parse}.
+        @return: the middleware around C{driver}.
+        @raise DriverConfigurationError: naming the option when C{driver}
+            cannot be wrapped so (a middleware that needs an object store's
+            keys, over a filesystem).
         """

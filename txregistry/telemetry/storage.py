@@ -12,9 +12,10 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
-from txregistry.storage.interfaces import IStorageDriver
+from txregistry.storage.interfaces import IClientRoutedURLs, IStorageDriver
+from txregistry.storage.middleware.forwarding import directURL
 from txregistry.telemetry.metrics import Counters, PrometheusMetrics
 
 #: The calls that are measured: every one that does I/O.
@@ -44,18 +45,25 @@ class ObservedDriver:
         self._counters = counters
         self._prometheus = prometheus
         self._tracing = tracing
+        # Each action's span name and attributes, made once.
+        self._spans = {action: (f"storage {action}", {"storage.driver": self.name,
+                                                      "storage.action": action})
+                       for action in ACTIONS}
+        if IClientRoutedURLs.providedBy(driver):
+            alsoProvides(self, IClientRoutedURLs)
 
     def __getattr__(self, name: str) -> Any:
         # Whatever else a driver offers (its root, its pool) is its own.
         return getattr(self.driver, name)
 
     def _call(self, action: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        span = self._tracing.startSpan(f"storage {action}", {"storage.driver": self.name,
-                                                             "storage.action": action}) \
-            if self._tracing is not None else None
+        return self._timed(action, lambda: getattr(self.driver, action)(*args, **kwargs))
+
+    def _timed(self, action: str, call: Any) -> Deferred[Any]:
+        span = self._tracing.startSpan(*self._spans[action]) if self._tracing is not None else None
         started = time.perf_counter()
         try:
-            result: Deferred[Any] = getattr(self.driver, action)(*args, **kwargs)
+            result: Deferred[Any] = call()
         except Exception as e:
             result = fail(e)
         return result.addBoth(self._ended, action, started, span)
@@ -105,6 +113,12 @@ class ObservedDriver:
 
     def urlFor(self, path: str, method: str = "GET", expiry: float = 1200.0) -> Deferred[str | None]:
         return self._call("urlFor", path, method, expiry)
+
+    def urlForClient(
+        self, path: str, method: str = "GET", expiry: float = 1200.0, client: str | None = None
+    ) -> Deferred[str | None]:
+        # Timed as the urlFor it is.
+        return self._timed("urlFor", lambda: directURL(self.driver, path, method, expiry, client))
 
     def close(self) -> Deferred[None]:
         return self.driver.close()

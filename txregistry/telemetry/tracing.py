@@ -176,7 +176,7 @@ class Tracing:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.trace import SpanKind, Status, StatusCode, get_current_span
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         resource = Resource.create({"service.name": "txregistry"})
@@ -190,17 +190,35 @@ class Tracing:
         self._server = SpanKind.SERVER
         self._error = Status(StatusCode.ERROR)
         self._statusCode = StatusCode
+        self._currentSpan = get_current_span
 
     def startSpan(self, name: str, attributes: Mapping[str, Any] | None = None) -> Any:
         """
-        A span, child of the current one (the request's, in its context).
+        A span, child of the current one (the request's, in its context),
+        or L{None} when the current span is not recorded (a request the
+        sampler left out, or none at all): its children would not be
+        either, and making them costs as much as a recorded one.
         """
+        if not self._currentSpan().is_recording():
+            return None
         return self._tracer.start_span(name, attributes=attributes)
 
     def endSpan(self, span: Any, failure: Any = None) -> None:
         if failure is not None:
             span.set_status(self._statusCode.ERROR, failure.getErrorMessage())
         span.end()
+
+    def traceparent(self) -> str | None:
+        """
+        The W3C C{traceparent} of the current span (the request's, while
+        it is handled), or L{None} outside any: what the notifications
+        keep with each event, so that its webhook delivery joins the trace
+        of the request that made it.
+        """
+        context = self._currentSpan().get_span_context()
+        if not context.is_valid:
+            return None
+        return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
     def shutdown(self) -> None:
         """
@@ -209,16 +227,6 @@ class Tracing:
         self.provider.shutdown()
 
 
-def _attach(context: Any) -> None:
-    from opentelemetry.context import attach
-
-    attach(context)
-
-
-def _inSpan(span: Any, parent: Any) -> Any:
-    from opentelemetry.trace import set_span_in_context
-
-    return set_span_in_context(span, parent)
 
 
 @implementer(IRequestObserver)
@@ -232,8 +240,17 @@ class RequestSpans:
     """
 
     def __init__(self, tracing: Tracing, handlerOf: Any = None) -> None:
+        from opentelemetry.context import Context, attach
+        from opentelemetry.trace import set_span_in_context
+
         self._tracing = tracing
         self._handlerOf = handlerOf
+        self._attach = attach
+        self._inSpan = set_span_in_context
+        # A request without a traceparent starts a trace: its parent is
+        # the empty context, given rather than looked up.
+        self._root = Context()
+        self._names: dict[tuple[str, str | None], tuple[str, dict[str, str]]] = {}
 
     def requestStarted(self, request: Any) -> None:
         tracing = self._tracing
@@ -245,19 +262,28 @@ class RequestSpans:
             if tracestate is not None:
                 carrier["tracestate"] = tracestate.decode("latin-1")
             parent = tracing._propagator.extract(carrier)
+        else:
+            parent = self._root
         method = (request.method or b"").decode("latin-1")
         handler = getattr(request, "handlerName", None)
         if handler is None and self._handlerOf is not None:
             handler = request.handlerName = self._handlerOf(request.method, request.path)
+        # The name and attributes of each (method, route), made once: both
+        # are bounded sets.
+        named = self._names.get((method, handler))
+        if named is None:
+            named = (f"{method} {handler}" if handler else method,
+                     {"http.request.method": method, "http.route": handler or ""})
+            if len(self._names) < 1024:
+                self._names[method, handler] = named
         span = tracing._tracer.start_span(
-            f"{method} {handler}" if handler else method,
-            context=parent, kind=tracing._server,
+            named[0], context=parent, kind=tracing._server,
             # Few attributes: the SDK checks each one, at microseconds apiece.
-            attributes={"http.request.method": method, "http.route": handler or ""},
+            attributes=named[1],
         )
         request.span = span
         running = contextvars.copy_context()
-        running.run(_attach, _inSpan(span, parent))
+        running.run(self._attach, self._inSpan(span, parent))
         request.context = running
 
     def requestEnded(self, request: Any) -> None:
@@ -269,18 +295,3 @@ class RequestSpans:
         if code >= 500:
             span.set_status(self._tracing._error)
         span.end()
-
-
-def traceparent() -> dict[str, str]:
-    """
-    The W3C headers (C{traceparent}, C{tracestate}) that carry the current
-    span to another service, such as a webhook's receiver; empty when
-    there is no span (or no OpenTelemetry).
-    """
-    try:
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-    except ImportError:
-        return {}
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
-    return carrier

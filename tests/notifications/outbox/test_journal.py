@@ -50,6 +50,8 @@ class JournalTests(TestCase):
         self.assertEqual([r.event() for r in records], [{"n": i} for i in range(50)])
         self.assertLess(len(syncs), 50)
         self.assertGreaterEqual(len(syncs), 1)
+        # What /debug/vars reports of it.
+        self.assertEqual((journal.syncs, journal.durableAppends), (len(syncs), 50))
         await journal.close()
 
     async def test_pullAppendsWrittenWithoutWaiting(self) -> None:

@@ -42,6 +42,7 @@ from txregistry.storage.errors import (
 )
 from txregistry.storage.interfaces import (
     FileInfo,
+    IBucketKeyed,
     IStartChecked,
     IStorageDriver,
     IStorageReader,
@@ -81,7 +82,7 @@ def _timestamp(text: str) -> float:
         return time.time()
 
 
-@implementer(IStorageDriver, IStartChecked)
+@implementer(IStorageDriver, IStartChecked, IBucketKeyed)
 class S3Driver:
     """
     Stores each path as an object in C{parameters.bucket}.
@@ -103,6 +104,13 @@ class S3Driver:
         if path == "/":
             return self.parameters.prefix
         return self.parameters.prefix + path[1:]
+
+    def bucketKey(self, path: str) -> str:
+        """
+        The object key C{path} is stored at (what a CDN in front of the
+        bucket serves it as: the C{cloudfront} storage middleware).
+        """
+        return self._key(path)
 
     def _path(self, key: str) -> str:
         return "/" + key[len(self.parameters.prefix):]
