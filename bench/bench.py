@@ -1403,7 +1403,7 @@ def main() -> None:
         else:
             if not options.only_notifications:
                 run(options, work, figures)
-            if options.notifications or options.only_notifications:
+            if (options.notifications and options.copy != "only") or options.only_notifications:
                 _notifications(options, work, figures)
     finally:
         if options.keep:

@@ -6,8 +6,9 @@ Where txregistry spends its time in one benchmark phase, with py-spy.
 
 PHASE is C{push}, C{pull} (1 GiB), C{get}, C{head} (manifest by tag),
 C{blobhead}, C{put} (manifest PUTs of new tags), C{small} (1 MiB
-pushes), C{tags} (tags list of 1000) or C{catalog} (walks of 1000
-repositories in pages of 100).
+pushes), C{tags} (tags list of 1000), C{catalog} (walks of 1000
+repositories in pages of 100) or C{copy} (the client, C{txregistry copy}
+of the copy figure's image).
 
 Starts txregistry (from this checkout, or C{--repo}: another checkout to
 compare), runs the phase a few times while C{py-spy record} samples the
@@ -16,7 +17,10 @@ for all threads and for the reactor thread alone.  C{put} is the
 notifications phase's 1000 manifest PUTs by tag, 16 at a time;
 C{--notify} gives the registry one webhook endpoint, C{live}
 (C{bench/receiver.py}) or C{dead} (nothing listening), as the
-notifications phase does.  A syscall line that
+notifications phase does.  C{copy} samples the client instead:
+C{txregistry copy} of the copy figure's 1 GiB 3-layer image from one
+registry to another (C{bench/clientcopy.py}), run under C{py-spy
+record}, with its wall and CPU time.  A syscall line that
 looks hot on the reactor thread (C{doRead}, C{untilConcludes},
 C{_getsockname}) is often the GIL being taken back from a pool thread.
 """
@@ -27,6 +31,7 @@ import argparse
 import collections
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -34,6 +39,7 @@ import sys
 import tempfile
 import time
 
+from clientcopy import installedCopy, pushThreeLayers
 from rawhttp import Connection, expect
 
 import bench as B
@@ -65,10 +71,54 @@ def summarize(path: str, top: int, only: str | None) -> None:
         print(f"{100 * n / total:5.1f}% {frame}")
 
 
+def profileCopy(spy: str, work: str, top: int) -> None:
+    """
+    Sample C{txregistry copy} (the client) copying the copy figure's image
+    between two registries of this checkout.
+    """
+    size = B.GiB
+    data = os.path.join(work, "data.bin")
+    B.makeDataFile(data, size)
+    for name in ("source", "target"):
+        os.makedirs(os.path.join(work, name))
+    source = B.Registry(os.path.join(work, "source"), accessLog=True)
+    target = None
+    fd = os.open(data, os.O_RDONLY)
+    try:
+        pushThreeLayers(source.port, fd, size)
+        target = B.Registry(os.path.join(work, "target"), accessLog=True)
+        raw = os.path.join(work, "profile.txt")
+        env = dict(os.environ)
+        # From compiled bytecode, as the copy figure runs it.
+        installed = installedCopy(B.REPOSITORY, work)
+        env["PYTHONPATH"] = installed
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        B.settle()
+        started = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [spy, "record", "--nonblocking", "-r", "200", "--format", "raw", "-o", raw, "--",
+             sys.executable, "-m", "txregistry.cli", "copy",
+             f"docker://127.0.0.1:{source.port}/bench/image:1",
+             f"docker://127.0.0.1:{target.port}/profile/image:1"],
+            env=env, cwd=installed, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        print(f"copy {time.perf_counter() - started:.2f}s wall (sampled), "
+              f"client and py-spy {cpu:.2f}s CPU", flush=True)
+    finally:
+        os.close(fd)
+        if target is not None:
+            target.stop()
+        source.stop()
+    summarize(raw, top, None)
+    summarize(raw, top, "ReactorBase.mainLoop")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("phase", choices=["push", "pull", "get", "head", "blobhead", "put", "small",
-                                          "tags", "catalog"])
+                                          "tags", "catalog", "copy"])
     parser.add_argument("--repo", default=B.REPOSITORY, help="the checkout whose txregistry runs")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--seconds", type=int, default=10, help="wrk time for get and tags")
@@ -82,6 +132,12 @@ def main() -> None:
         sys.exit("profile: needs py-spy (pip install py-spy)")
     B.REPOSITORY = os.path.abspath(options.repo)
     work = tempfile.mkdtemp(prefix="txregistry-profile-")
+    if options.phase == "copy":
+        try:
+            profileCopy(spy, work, options.top)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         size = B.GiB
         data = os.path.join(work, "data.bin")

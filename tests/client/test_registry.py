@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
@@ -99,6 +100,53 @@ class RegistryTests(TestCase):
         collected = _Collect()
         await reader.startProducing(collected)
         self.assertEqual(b"".join(collected.chunks), content[10:1010])
+
+    async def test_readIsOneRequest(self) -> None:
+        """
+        Reading a whole blob is one C{GET}, its length taken from the
+        answer (no C{HEAD} first or after), its content verified: large
+        enough to be hashed beside the reactor.
+        """
+        registry = await deletingRegistry(self, log={"accesslog": {"disabled": False}})
+        client = Registry(registry.url.split("//")[1])
+        self.addCleanup(client.close)
+        image = await pushLayeredImage(self, registry, "team/app", "v1", (3 * 1024 * 1024 + 5,))
+        digest, content = max(image["blobs"].items(), key=lambda item: len(item[1]))
+        requests: list[str] = []
+
+        def observe(event: dict) -> None:
+            if "protocol" in event and "status" in event:
+                requests.append(f"{event['method']} {event['path']}")
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        reader = await client.repository("team/app").blobs().reader(Digest.parse(digest))
+        collected = _Collect()
+        await reader.startProducing(collected)
+        self.assertEqual(b"".join(collected.chunks), content)
+        self.assertEqual(requests, [f"GET /v2/team/app/blobs/{digest}"])
+
+    async def test_readChecked(self) -> None:
+        """
+        A blob whose stored content is not its digest fails its read with
+        L{DigestInvalid} naming the digest it has, whether hashed as it
+        arrives (small) or beside the reactor (large).
+        """
+        root = os.path.abspath(self.mktemp())
+        registry = await deletingRegistry(self, storage={"filesystem": {"rootdirectory": root}})
+        client = Registry(registry.url.split("//")[1])
+        self.addCleanup(client.close)
+        image = await pushLayeredImage(self, registry, "team/app", "v1", (3 * 1024 * 1024 + 5,))
+        for digest, content in image["blobs"].items():
+            algorithm, encoded = digest.split(":")
+            damaged = bytes([content[0] ^ 1]) + content[1:]
+            with open(os.path.join(root, "docker/registry/v2/blobs", algorithm, encoded[:2], encoded,
+                                   "data"), "wb") as f:
+                f.write(damaged)
+            reader = await client.repository("team/app").blobs().reader(Digest.parse(digest))
+            with self.assertRaises(model.DigestInvalid) as caught:
+                await reader.startProducing(_Collect())
+            self.assertIn(sha256(damaged), str(caught.exception))
 
     async def test_manifestsAndTags(self) -> None:
         image = await pushLayeredImage(self, self.server, "team/app", "v1")

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode, urljoin
 
 import treq
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.web.iweb import IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 from zope.interface import implementer
 
 from txregistry import errors as model
@@ -154,9 +154,10 @@ class RemoteBlobs:
         if ranged and response.code == 200:
             await treq.content(response)
             raise ClientError(f"{self._what(digest)}: the registry ignored the Range", 200)
-        sent = header(response, "content-length")
-        if sent is not None:
-            size = int(sent)
+        # Twisted keeps a GET's Content-Length out of its headers (it is a
+        # connection header there): the parsed value is the response's length.
+        if response.length is not UNKNOWN_LENGTH:
+            size = int(response.length)
         elif ranged and length is not None:
             size = length
         else:

@@ -35,6 +35,7 @@ from twisted.internet.ssl import (
 )
 from twisted.internet.task import deferLater
 from twisted.web import client as webClient
+from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
@@ -131,6 +132,50 @@ class _Unverified:
         return connection
 
 
+class _TunedProtocol(HTTP11ClientProtocol):
+    """
+    An HTTP/1.1 client connection that reads bodies in larger pieces.
+
+    Twisted's TCP transport reads 64 KiB per C{recv()}: a blob copied
+    between two registries made 16k trips per GiB through the response
+    parser, the digest and the request's body.  128 KiB halves them.
+    Larger reads cost more than they save: a buffer that size is a fresh
+    C{mmap} per C{recv()}, and its page faults took more system time than
+    the trips saved (the copy figure's client: about 3.0 s of CPU per GiB
+    at 128 KiB, 3.4-3.7 s at 64 KiB, 3.7-4.0 s at 256 KiB and 1 MiB).
+    The transport's C{bufferSize} is also its pause threshold: a producer
+    writing to the connection is paused once that much waits to be sent.
+    Sending more per C{send()} than Twisted's 128 KiB made no difference.
+    """
+
+    #: Bytes asked of each C{recv()}, and buffered before the producer
+    #: writing to this connection is paused.
+    bufferSize = 128 * 1024
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        transport: Any = self.transport
+        # Under TLS the TCP transport is the TLS protocol's own transport.
+        tcp = transport if hasattr(transport, "SEND_LIMIT") else getattr(transport, "transport", None)
+        if tcp is not None and hasattr(tcp, "SEND_LIMIT") and hasattr(tcp, "bufferSize"):
+            tcp.bufferSize = self.bufferSize
+
+
+class _TunedFactory(webClient._HTTP11ClientFactory):
+    def buildProtocol(self, addr: Any) -> HTTP11ClientProtocol:
+        return _TunedProtocol(self._quiescentCallback)
+
+
+class _Pool(webClient.HTTPConnectionPool):
+    """
+    Persistent connections of L{_TunedProtocol}s.
+    """
+
+    # Typed as any client factory: a user of the session may put its own
+    # (the pull-through cache's quiet one) in its place.
+    _factory: type[webClient._HTTP11ClientFactory] = _TunedFactory
+
+
 def _retryAfter(response: IResponse, now: float) -> float | None:
     values = response.headers.getRawHeaders(b"retry-after") or []
     if not values:
@@ -166,7 +211,7 @@ class Session:
             reactor = globalReactor
         self.reactor = reactor
         self.tls = tls
-        self.pool = webClient.HTTPConnectionPool(reactor, persistent=True)
+        self.pool = _Pool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = 8
         if agent is None:
             agent = webClient.Agent(reactor, contextFactory=_Policy(tls), pool=self.pool)

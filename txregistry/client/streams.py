@@ -5,12 +5,10 @@ interfaces, with backpressure both ways.
 
 L{ResponseReader} is an L{IBlobReader} over an HTTP response: its consumer
 pausing it pauses the connection (TCP flow control reaches the registry),
-and the content is checked against its digest.  It is hashed as it
-arrives, on the reactor thread: unlike the server's
-(L{txregistry.registry.digest.DigestingConsumer}), a client's reactor has
-little else to do, and handing each read to a thread cost more CPU than
-the hashing (measured on a 512 MiB registry-to-registry copy: 2.7-3.1 s
-of client CPU through a thread, 1.3 s inline).  L{BodyWriter} is an
+and the content is checked against its digest.  A large body is hashed on
+a thread of its own (L{txregistry.client.hashing.HashingThread}) while the
+reactor thread passes it on; a small one, as it arrives (a thread is not
+worth its start for a config).  L{BodyWriter} is an
 L{IBlobWriter} that is also the request's L{IBodyProducer}: what its
 producer writes goes onto the connection, and the connection's pauses go
 back to that producer.  A copy between two registries is one of each,
@@ -34,6 +32,7 @@ from zope.interface import implementer
 
 from txregistry import errors as model
 from txregistry.client.errors import NetworkError
+from txregistry.client.hashing import HashingThread
 from txregistry.client.http import describe
 from txregistry.interfaces import IBlobReader, IBlobWriter
 from txregistry.registry.digest import Digest
@@ -44,6 +43,9 @@ __all__ = ["ResponseReader", "BodyWriter"]
 class _Body(Protocol):
     def __init__(self, reader: "ResponseReader") -> None:
         self.reader = reader
+
+    def connectionMade(self) -> None:
+        self.reader._connected()
 
     def dataReceived(self, data: bytes) -> None:
         self.reader._received(data)
@@ -61,6 +63,9 @@ class ResponseReader:
         range of a blob) to check only its length.
     """
 
+    #: Bodies at least this long are hashed on a L{HashingThread}.
+    threadedFrom = 1024 * 1024
+
     def __init__(self, response: IResponse, length: int, expected: Digest | None,
                  what: str) -> None:
         self.response = response
@@ -70,22 +75,36 @@ class ResponseReader:
         self._protocol: _Body | None = None
         self._consumer: Any = None
         self._hasher: Any = None
+        self._thread: HashingThread | None = None
         self._done: Deferred[None] = Deferred()
         self._received_ = 0
-        self._paused = False
+        # Who wants the connection paused: the consumer, the hash, or both.
+        self._holders: set[str] = set()
 
     def startProducing(self, consumer: IConsumer) -> Deferred[None]:
         if self.expected is not None:
             self._hasher = hashlib.new(self.expected.algorithm)
+            if self.length >= self.threadedFrom:
+                self._thread = HashingThread(self._hasher, lambda: self._release("hash"))
         self._consumer = consumer
         consumer.registerProducer(self, True)
         self._protocol = _Body(self)
         self.response.deliverBody(self._protocol)
         return self._done
 
+    def _connected(self) -> None:
+        # A consumer that paused before the body came (a request body not
+        # yet wanted) holds the connection from its start.
+        transport = self._transport()
+        if self._holders and transport is not None:
+            transport.pauseProducing()
+
     def _received(self, data: bytes) -> None:
         self._received_ += len(data)
-        if self._hasher is not None:
+        if self._thread is not None:
+            if self._thread.update(data):
+                self._hold("hash")
+        elif self._hasher is not None:
             self._hasher.update(data)
         self._consumer.write(data)
 
@@ -97,29 +116,46 @@ class ResponseReader:
 
     async def _finish(self, reason: Failure) -> None:
         self._consumer.unregisterProducer()
+        if self._thread is not None:
+            self._thread.stop()
         if not reason.check(ResponseDone, PotentialDataLoss):
             raise NetworkError(f"{self.what}: the connection dropped after "
                                f"{self._received_} of {self.length} bytes ({describe(reason.value)})")
         if self._received_ != self.length:
             raise NetworkError(f"{self.what}: {self._received_} bytes came, not {self.length}")
         if self._hasher is not None and self.expected is not None:
-            actual = Digest(self.expected.algorithm, self._hasher.hexdigest())
+            hexdigest = (await self._thread.hexdigest() if self._thread is not None
+                         else self._hasher.hexdigest())
+            actual = Digest(self.expected.algorithm, hexdigest)
             if actual != self.expected:
                 raise model.DigestInvalid(
                     f"{self.what}: the content's digest is {actual}", str(self.expected), str(actual))
 
+    def _transport(self) -> Any:
+        return getattr(self._protocol, "transport", None)
+
+    def _hold(self, holder: str) -> None:
+        if not self._holders:
+            transport = self._transport()
+            if transport is not None:
+                transport.pauseProducing()
+        self._holders.add(holder)
+
+    def _release(self, holder: str) -> None:
+        if holder in self._holders:
+            self._holders.discard(holder)
+            transport = self._transport()
+            if not self._holders and transport is not None:
+                transport.resumeProducing()
+
     def pauseProducing(self) -> None:
-        transport = getattr(self._protocol, "transport", None)
-        if transport is not None:
-            transport.pauseProducing()
+        self._hold("consumer")
 
     def resumeProducing(self) -> None:
-        transport = getattr(self._protocol, "transport", None)
-        if transport is not None:
-            transport.resumeProducing()
+        self._release("consumer")
 
     def stopProducing(self) -> None:
-        transport = getattr(self._protocol, "transport", None)
+        transport = self._transport()
         if transport is not None:
             transport.stopProducing()
 
