@@ -5,12 +5,15 @@ shares, and the check that tells an instance given another secret.
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from txregistry.registry import layout
-from txregistry.registry.httpsecret import SecretMismatch, StoredSecret
+from txregistry.registry.httpsecret import SETTLE, SecretMismatch, StoredSecret
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.inmemory import InMemoryDriver
+from txregistry.storage.middleware.forwarding import ForwardingDriver
 
 
 class StoredSecretTests(TestCase):
@@ -49,6 +52,31 @@ class StoredSecretTests(TestCase):
         self.assertGreaterEqual(len(first), 32)
         self.assertEqual(await StoredSecret(self.driver, "").key(), first)
         self.assertEqual(await self.driver.getContent(layout.HTTP_SECRET), first)
+
+    def test_startingTogetherAgree(self) -> None:
+        """
+        Two processes that both find no secret (the workers of one server
+        starting at once) each write one, and both then sign with the one
+        written last: an upload URL one hands out the other accepts.
+        """
+        clock = Clock()
+
+        class Slow(ForwardingDriver):
+            # Writes take time: the second process reads before the first
+            # one's write has landed, and writes after the first has read
+            # its own back.
+            def putContent(self, path: str, content: bytes) -> Deferred[None]:
+                return deferLater(clock, 0.05, lambda: None).addCallback(
+                    lambda _: self.inner.putContent(path, content))
+
+        slow = Slow(self.driver)
+        first = StoredSecret(slow, "", clock=clock).key()
+        clock.advance(0.01)
+        keys = gatherResults([first, StoredSecret(slow, "", clock=clock).key()])
+        for _ in range(int(SETTLE / 0.01) + 20):
+            clock.advance(0.01)
+        first, second = self.successResultOf(keys)
+        self.assertEqual(first, second)
 
     async def test_readOnlyWritesNothing(self) -> None:
         """

@@ -27,6 +27,8 @@ import hmac
 import os
 
 from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -38,6 +40,10 @@ from txregistry.storage.interfaces import IStorageDriver
 __all__ = ["SecretMismatch", "StoredSecret"]
 
 _log = Logger()
+
+#: Seconds between writing a generated secret and reading back the one
+#: every process on the storage then uses.
+SETTLE = 2.0
 
 #: What the check file holds an HMAC of.
 CHECKED = b"txregistry http.secret check v1"
@@ -60,7 +66,11 @@ class StoredSecret:
         (a missing record is not made).
     """
 
-    def __init__(self, driver: IStorageDriver, configured: str, readOnly: bool = False) -> None:
+    def __init__(self, driver: IStorageDriver, configured: str, readOnly: bool = False,
+                 clock: IReactorTime | None = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock: IReactorTime = clock  # type: ignore[assignment]
         self._driver = driver
         self._configured = configured
         self._readOnly = readOnly
@@ -107,8 +117,12 @@ class StoredSecret:
         found = await self._read(layout.HTTP_SECRET)
         if found is None and not self._readOnly:
             await self._driver.putContent(layout.HTTP_SECRET, os.urandom(32).hex().encode())
-            # Read back: of two instances starting at once, both use what
-            # was written last.
+            # Read back once the others starting at the same moment (the
+            # worker processes of one server, instances started together)
+            # have written theirs too: all then use what was written last.
+            # Read at once, the first writer would keep its own secret
+            # and sign URLs no other process accepts.
+            await deferLater(self._clock, SETTLE, lambda: None)
             found = await self._read(layout.HTTP_SECRET)
             _log.info(
                 "http.secret is empty: upload URLs are signed with a secret generated and kept"
