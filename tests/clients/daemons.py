@@ -240,6 +240,22 @@ def startRegistry(
     return registry
 
 
+def s3Environment(testCase: Any) -> dict[str, str]:
+    """
+    The environment that puts a L{startRegistry} child's content in S3
+    (SeaweedFS, started by the tests, a prefix of the test's own),
+    redirects off so that the registry streams every blob from the
+    bucket itself.
+    """
+    from tests.storage.servers import SeaweedFS, server
+
+    s3 = server(SeaweedFS).parameters(testCase)
+    environ = {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_REDIRECT_DISABLE": "true"}
+    environ.update({f"REGISTRY_STORAGE_S3_{k.upper()}": str(v).lower() if isinstance(v, bool)
+                    else str(v) for k, v in s3.items()})
+    return environ
+
+
 def startRegistryWithUsers(
     testCase: Any, users: dict[str, str], auth: dict[str, Any] | None = None
 ) -> RegistryProcess:

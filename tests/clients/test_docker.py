@@ -13,7 +13,6 @@ import re
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.clients import daemons, wire
-from tests.storage.servers import SeaweedFS, server
 
 BIG_LAYER = 110 * 1024 * 1024
 
@@ -329,11 +328,7 @@ class DockerOnS3Tests(DockerTests):
 
     def setUp(self) -> None:
         self.docker = daemons.dockerDaemon()
-        s3 = server(SeaweedFS).parameters(self)
-        environ = {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_REDIRECT_DISABLE": "true"}
-        environ.update({f"REGISTRY_STORAGE_S3_{k.upper()}": str(v).lower() if isinstance(v, bool)
-                        else str(v) for k, v in s3.items()})
-        self.registry = daemons.startRegistry(self, environ)
+        self.registry = daemons.startRegistry(self, daemons.s3Environment(self))
         self.host = f"127.0.0.1:{self.registry.port}"
         self.images: list[str] = []
         self.containers: list[str] = []
