@@ -45,7 +45,7 @@ class InProcessRegistry:
         policy = accessPolicy(self.config)
         self.namespace = makeNamespace(self.config, self.driver, reactor, policy)
         self.site = siteFor(self.config, self.namespace, reactor, policy=policy,
-                            secret=uploadSecret(self.config, self.driver))
+                            secret=uploadSecret(self.config, self.driver, settle=0))
         self.url = ""
         self._port: Any = None
 

@@ -25,7 +25,7 @@ from typing import IO, Any
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.cred.portal import Portal
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
@@ -422,13 +422,18 @@ def telemetryFor(config: Configuration, environ: Mapping[str, str]) -> Telemetry
     )
 
 
-def uploadSecret(config: Configuration, driver: IStorageDriver) -> StoredSecret:
+def uploadSecret(config: Configuration, driver: IStorageDriver,
+                 settle: float | None = None) -> StoredSecret:
     """
     The key of upload URLs: C{http.secret}, checked against the one the
     other instances on C{driver} use, or the one generated and kept there
     (L{txregistry.registry.httpsecret}).
+
+    @param settle: seconds a generated secret's read-back waits for the
+        other processes starting at once; 0 where one process alone uses
+        the storage (the in-process test registry).
     """
-    return StoredSecret(driver, config.http.secret, config.storage.readOnly)
+    return StoredSecret(driver, config.http.secret, config.storage.readOnly, settle=settle)
 
 
 def siteFor(
@@ -701,6 +706,8 @@ class RegistryService(MultiService):
             self._listening(None)
 
     def _noSecret(self, failure: Failure) -> None:
+        if failure.check(CancelledError):
+            return  # stopped before it was read back (StoredSecret.stop)
         if failure.check(SecretMismatch):
             # One line, then stop: an instance signing unlike the others
             # behind the same proxy would refuse their uploads at random.
@@ -729,6 +736,7 @@ class RegistryService(MultiService):
         # http.draintimeout), then stop the rest.
         await self._listener.stopService()
         await Deferred.fromCoroutine(self.inFlight.drain(self.config.http.drainTimeout, self.reactor))
+        self.secret.stop()
         await super().stopService()
         await closeLayers(self.namespace)
         await self.driver.close()

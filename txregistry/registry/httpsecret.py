@@ -67,15 +67,25 @@ class StoredSecret:
     """
 
     def __init__(self, driver: IStorageDriver, configured: str, readOnly: bool = False,
-                 clock: IReactorTime | None = None) -> None:
+                 clock: IReactorTime | None = None, settle: float | None = None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self._clock: IReactorTime = clock  # type: ignore[assignment]
+        self._settle = SETTLE if settle is None else settle
         self._driver = driver
         self._configured = configured
         self._readOnly = readOnly
         self._lock = DeferredLock()
         self._resolved: bytes | None = None
+        self._settling: Deferred[None] | None = None
+
+    def stop(self) -> None:
+        """
+        Give up a generated secret's read-back under way (the registry is
+        stopping): nothing is left waiting on the reactor.
+        """
+        if self._settling is not None:
+            self._settling.cancel()
 
     def key(self) -> Deferred[bytes]:
         return Deferred.fromCoroutine(self._key())
@@ -122,7 +132,12 @@ class StoredSecret:
             # have written theirs too: all then use what was written last.
             # Read at once, the first writer would keep its own secret
             # and sign URLs no other process accepts.
-            await deferLater(self._clock, SETTLE, lambda: None)
+            if self._settle > 0:
+                self._settling = deferLater(self._clock, self._settle, lambda: None)
+                try:
+                    await self._settling
+                finally:
+                    self._settling = None
             found = await self._read(layout.HTTP_SECRET)
             _log.info(
                 "http.secret is empty: upload URLs are signed with a secret generated and kept"
