@@ -29,12 +29,14 @@ from txregistry.workers.supervisor import WorkerSupervisor
 
 
 def _checkStorage(config: Configuration, reactor: Any) -> None:
+    from txregistry.service import storageDriver
     from txregistry.storage.errors import DriverConfigurationError, StorageError
-    from txregistry.storage.factories import createDriver
     from txregistry.storage.interfaces import IStartChecked
 
     try:
-        driver = createDriver(config.storage.driver, config.storage.parameters, reactor)
+        # With its middleware: a middleware's bad option stops the start
+        # here, in one line, as in a lone process.
+        driver = storageDriver(config, reactor)
     except DriverConfigurationError as e:
         raise ConfigurationError(str(e)) from None
     except OSError as e:
