@@ -13,6 +13,7 @@ from zope.interface.verify import verifyObject
 
 from tests.api.helpers import deletingRegistry, sha256
 from tests.client.helpers import pushLayeredImage
+from tests.support import inProcess
 from txregistry import errors as model
 from txregistry.client.registry import Registry
 from txregistry.interfaces import IBlobStore, IManifestService, INamespace, IRepository, ITagService
@@ -101,6 +102,7 @@ class RegistryTests(TestCase):
         await reader.startProducing(collected)
         self.assertEqual(b"".join(collected.chunks), content[10:1010])
 
+    @inProcess
     async def test_readIsOneRequest(self) -> None:
         """
         Reading a whole blob is one C{GET}, its length taken from the
