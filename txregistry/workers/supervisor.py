@@ -6,9 +6,10 @@ It holds the listening socket (never accepting on it), spawns each worker
 with it (L{txregistry.workers.worker}), restarts a worker that dies, tells
 systemd the server is ready once every worker listens, sends C{SIGHUP} on
 to every worker, and on stop sends C{SIGTERM} to each and waits while they
-drain (C{http.draintimeout}).  Workers' log events come here and are
-written to the one log, in its one format, with the worker's index and
-pid as fields.
+drain (C{http.draintimeout}).  Workers write to the one log, in its one
+format, with the worker's index and pid as fields: to standard output
+themselves, and to a log file (which this process rotates) or another
+observer through this process.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python.failure import Failure
+from twisted.python.logfile import LogFile
 
 from txregistry.config import Configuration
 from txregistry.systemd import notify
@@ -37,6 +39,7 @@ from txregistry.workers.messages import (
     EVENT,
     LINE,
     LISTENING_FD,
+    LOG_FD,
     MESSAGES_FD,
     READY,
     parseEvent,
@@ -239,16 +242,37 @@ class WorkerSupervisor(Service):
             return
         worker = WorkerProcess(self, index)
         arguments = [sys.executable, "-m", "txregistry.workers.worker", "--index", str(index)]
+        childFDs: dict[int, int | str] = {
+            0: "w", 1: "r", 2: "r", LISTENING_FD: self._port.fileno(), MESSAGES_FD: "r"}
+        logFD = self._directLog()
         if self._logOutput is None:
             arguments.append("--log-events")
+        elif logFD is not None:
+            arguments.append("--log-direct")
+            childFDs[LOG_FD] = logFD
         if self._configPath:
             arguments += ["--config", self._configPath]
         self._started[index] = self.reactor.seconds()
         self.reactor.spawnProcess(
-            worker, sys.executable, arguments, env=self._environ, path=os.getcwd(),
-            childFDs={0: "w", 1: "r", 2: "r", LISTENING_FD: self._port.fileno(), MESSAGES_FD: "r"},
+            worker, sys.executable, arguments, env=self._environ, path=os.getcwd(), childFDs=childFDs,
         )
         self.workers[index] = worker
+
+    def _directLog(self) -> int | None:
+        """
+        The log's descriptor, for workers to write their lines to
+        themselves, when the log is a plain stream (standard output, a
+        pipe to journald, a file the shell opened); L{None} when it is a
+        L{LogFile}, which this process rotates (and so reopens), or has
+        no descriptor.
+        """
+        if self._logOutput is None or isinstance(self._logOutput, LogFile):
+            return None
+        try:
+            self._logOutput.flush()
+            return self._logOutput.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
 
     def writeLog(self, text: str) -> None:
         """

@@ -34,8 +34,10 @@ from txregistry.workers.debug import HEALTH, METRICS, VARS
 from txregistry.workers.messages import (
     ANSWER,
     LISTENING_FD,
+    LOG_FD,
     MESSAGES_FD,
     READY,
+    DirectLineStream,
     EventForwarder,
     LineStream,
     MessageWriter,
@@ -138,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config")
     parser.add_argument("--log-events", action="store_true",
                         help="send log events, not formatted lines (the supervisor's log is not its own)")
+    parser.add_argument("--log-direct", action="store_true",
+                        help="write formatted lines to the log itself, descriptor 5")
     options = parser.parse_args(argv)
     from twisted.internet import reactor
     from twisted.internet.stdio import StandardIO
@@ -148,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     writer = MessageWriter(MESSAGES_FD)
     config = outboxFor(loadConfiguration(options.config, os.environ), options.index)
     inner: Any = EventForwarder(writer)
-    if not options.log_events:
+    if options.log_direct:
+        inner = LineObserver(DirectLineStream(LOG_FD), config.log.formatter, config.log.fields)  # type: ignore[arg-type]
+    elif not options.log_events:
         inner = LineObserver(LineStream(writer), config.log.formatter, config.log.fields)  # type: ignore[arg-type]
     pid = os.getpid()
 
