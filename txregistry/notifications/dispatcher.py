@@ -50,6 +50,13 @@ _log = Logger()
 MAX_EVENTS = 100
 MAX_ENVELOPE_BYTES = 1024 * 1024
 
+#: Seconds between the starts of two envelopes to one endpoint while
+#: fewer than L{MAX_EVENTS} wait: under load, the events of this window
+#: go in one envelope rather than one request each (a request costs the
+#: registry far more than an event in it), and an event after a quiet
+#: spell still goes at once.
+BATCH_WINDOW = 0.05
+
 
 class DeliveryFailed(Exception):
     """
@@ -144,6 +151,8 @@ class EndpointDispatcher:
         self._running = False
         self._busy = False
         self._timer: Any = None
+        #: When the last envelope was sent, or L{None}.
+        self._lastSent: float | None = None
         self._attempt: Deferred[Any] | None = None
         self._trimming: Deferred[None] | None = None
         self._client, self._pool = httpClient(reactor, endpoint)
@@ -212,6 +221,11 @@ class EndpointDispatcher:
             return
         if self.cursor >= self.journal.end:
             return
+        if self._lastSent is not None and self.pending < MAX_EVENTS:
+            wait = self._lastSent + BATCH_WINDOW - self._reactor.seconds()
+            if wait > 0:
+                self._timer = self._reactor.callLater(wait, self._retry)
+                return
         self._busy = True
         self._attempt = Deferred.fromCoroutine(self._deliverOnce())
         self._attempt.addBoth(self._attempted)
@@ -279,6 +293,7 @@ class EndpointDispatcher:
 
     async def _post(self, events: list[tuple[str, bytes]]) -> None:
         self._sending = len(events)
+        self._lastSent = self._reactor.seconds()
         # The envelope continues the trace of the request that made its
         # first traced event.
         traced = self._traceparents
