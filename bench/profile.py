@@ -172,7 +172,7 @@ def main() -> None:
             raw = os.path.join(work, "profile.txt")
             sampler = subprocess.Popen(
                 [spy, "record", "--nonblocking", "-r", "200", "--format", "raw", "-o", raw,
-                 "--pid", str(registry.pid), "-d", "600"],
+                 "--pid", str(registry.pid), "--subprocesses", "-d", "600"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             time.sleep(1)
