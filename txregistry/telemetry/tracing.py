@@ -176,15 +176,23 @@ class Tracing:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind, Status, StatusCode, get_current_span
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        from txregistry.telemetry.spans import SpanRecorder
 
         resource = Resource.create({"service.name": "txregistry"})
         self.provider = TracerProvider(resource=resource)
         if processor is None:
             processor = BatchSpanProcessor(exporter)
         self.provider.add_span_processor(processor)
+        # The SDK's tracer makes spans for whatever else asks for one; the
+        # registry's own (a request's, a storage call's) are recorded
+        # more cheaply (L{txregistry.telemetry.spans}).
         self._tracer = self.provider.get_tracer("txregistry")
+        self.recorder = SpanRecorder(processor, resource, self.provider.sampler,
+                                     InstrumentationScope("txregistry"))
         self._propagator = TraceContextTextMapPropagator()
         self._getter = DefaultGetter()
         self._server = SpanKind.SERVER
@@ -199,9 +207,10 @@ class Tracing:
         sampler left out, or none at all): its children would not be
         either, and making them costs as much as a recorded one.
         """
-        if not self._currentSpan().is_recording():
+        current = self._currentSpan()
+        if not current.is_recording():
             return None
-        return self._tracer.start_span(name, attributes=attributes)
+        return self.recorder.child(current, name, attributes)
 
     def endSpan(self, span: Any, failure: Any = None) -> None:
         if failure is not None:
@@ -276,11 +285,7 @@ class RequestSpans:
                      {"http.request.method": method, "http.route": handler or ""})
             if len(self._names) < 1024:
                 self._names[method, handler] = named
-        span = tracing._tracer.start_span(
-            named[0], context=parent, kind=tracing._server,
-            # Few attributes: the SDK checks each one, at microseconds apiece.
-            attributes=named[1],
-        )
+        span = tracing.recorder.start(named[0], parent, tracing._server, named[1])
         request.span = span
         running = contextvars.copy_context()
         running.run(self._attach, self._inSpan(span, parent))
