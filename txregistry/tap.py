@@ -138,6 +138,10 @@ def _makeService(options: Options) -> IService:
         debugEndpoint.listenNow(service.debugSite, config.http.debug.addr, "http.debug.addr")
     if isinstance(output, LogFile):
         rotateOnSIGUSR1(output)
+    from txregistry.collector import settle
+
+    # After twistd has started the service (and daemonised).
+    reactor.callWhenRunning(settle)
     return service
 
 

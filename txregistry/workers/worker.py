@@ -29,6 +29,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger, globalLogBeginner
 from zope.interface import implementer
 
+from txregistry.collector import settle
 from txregistry.config import Configuration, loadConfiguration
 from txregistry.workers.debug import HEALTH, METRICS, VARS
 from txregistry.workers.messages import (
@@ -179,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         service.startService()
         writer.send(READY, str(os.getpid()).encode("ascii"))
+        settle()
 
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
