@@ -1023,6 +1023,10 @@ class WebhookReceiver:
         with Connection("127.0.0.1", self.port) as conn:
             return int(expect(conn.request("GET", "/count"), 200).body)
 
+    def envelopes(self) -> int:
+        with Connection("127.0.0.1", self.port) as conn:
+            return int(expect(conn.request("GET", "/envelopes"), 200).body)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -1118,7 +1122,8 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
                 note(f"notifications round {round + 1} ({label} endpoint): {tags} manifest PUTs, 16 at a time")
                 measured(label, "put", lambda registry=registry, tag=tag: (
                     tags / inParallel(tags, 16, registry.port, tag), tags))
-        note(f"notifications: the live receiver has {receiver.received()} events")
+        note(f"notifications: the live receiver has {receiver.received()} events"
+             f" in {receiver.envelopes()} envelopes")
     finally:
         for registry in registries.values():
             registry.stop()
@@ -1366,7 +1371,7 @@ def main() -> None:
                         help="skip the notifications phase (no endpoint, a live one, a dead one)")
     parser.add_argument("--only-notifications", action="store_true",
                         help="run only the notifications phase")
-    parser.add_argument("--notify-rounds", type=int, default=2,
+    parser.add_argument("--notify-rounds", type=int, default=3,
                         help="rounds of the notifications phase (best is reported)")
     parser.add_argument("--gc-repositories", default="1000,10000",
                         help="registry sizes (repositories x 10 tags) to garbage-collect; '' for none")

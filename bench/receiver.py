@@ -1,7 +1,8 @@
 """
 The benchmark's webhook receiver: answers every C{POST} with 204 and
 counts the events it was sent.  C{GET} answers the count (so the
-benchmark can wait for delivery to catch up).
+benchmark can wait for delivery to catch up); C{GET /envelopes}, how
+many requests brought them.
 
 Run: C{python receiver.py}; it prints its port on the first line of
 standard output and serves until killed.
@@ -20,13 +21,17 @@ from twisted.web.server import Site
 class Hook(Resource):
     isLeaf = True
     events = 0
+    envelopes = 0
 
     def render_POST(self, request):  # type: ignore[no-untyped-def]
         Hook.events += len(json.loads(request.content.read())["events"])
+        Hook.envelopes += 1
         request.setResponseCode(204)
         return b""
 
     def render_GET(self, request):  # type: ignore[no-untyped-def]
+        if request.path == b"/envelopes":
+            return str(Hook.envelopes).encode()
         return str(Hook.events).encode()
 
 
