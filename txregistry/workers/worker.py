@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from twisted.internet import tcp, unix
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
@@ -71,6 +72,34 @@ def outboxFor(config: Configuration, index: int) -> Configuration:
     return replace(config, notifications=replace(notifications, outbox=directory))
 
 
+class _OneAcceptAtATime:
+    """
+    A listening port that accepts one connection each time the reactor
+    finds it readable.  Every worker waits on the one socket; Twisted's
+    ports accept up to a hundred connections at a wake, so whichever
+    worker woke first took a whole burst (64 connections opened at once
+    went 59 to one worker, 5 to the other, which then idled).  One at a
+    time, the worker that is less busy comes back to the socket sooner
+    and takes more.
+    """
+
+    @property
+    def numberAccepts(self) -> int:
+        return 1
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        pass
+
+
+class _TCPPort(_OneAcceptAtATime, tcp.Port):
+    pass
+
+
+class _UNIXPort(_OneAcceptAtATime, unix.Port):
+    pass
+
+
 @implementer(IStreamServerEndpoint)
 class AdoptedEndpoint:
     """
@@ -90,7 +119,11 @@ class AdoptedEndpoint:
             from twisted.protocols.tls import TLSMemoryBIOFactory
 
             protocolFactory = TLSMemoryBIOFactory(self._tls, False, protocolFactory)
-        port = self._reactor.adoptStreamPort(self._fd, family, protocolFactory)
+        if family == socket.AF_UNIX:
+            port: Any = _UNIXPort._fromListeningDescriptor(self._reactor, self._fd, protocolFactory)
+        else:
+            port = _TCPPort._fromListeningDescriptor(self._reactor, self._fd, family, protocolFactory)
+        port.startListening()
         # adoptStreamPort dups the descriptor: the inherited one is closed
         # so that stopping the port really stops this worker's listening.
         os.close(self._fd)
