@@ -165,6 +165,36 @@ class DeliveryTests(TestCase):
         await waitUntil(lambda: dispatcher.cursor == dispatcher.journal.end)
 
 
+class BatchingTests(TestCase):
+    async def test_steadyEventsInFewEnvelopes(self) -> None:
+        """
+        Events that keep coming (a blob push every few milliseconds, each
+        synced on its own) go out at most one envelope per
+        L{BATCH_WINDOW}, rather than a request each; one after a quiet
+        spell goes at once, alone.
+        """
+        from txregistry.notifications.dispatcher import BATCH_WINDOW
+
+        receiver = await startReceiver(self)
+        registry = await startNotifyingRegistry(self, [endpoint(receiver)])
+        await pushBlob(self, registry, "steady", blob(0))
+        await waitUntil(lambda: len(receiver.events) == 1)
+        started = reactor.seconds()
+        for i in range(1, 41):
+            await pushBlob(self, registry, "steady", blob(i))
+            await deferLater(reactor, 0.002, lambda: None)
+        await waitUntil(lambda: len(receiver.events) == 41)
+        took = reactor.seconds() - started
+        self.assertEqual([e["action"] for e in receiver.events], ["push"] * 41)
+        self.assertLessEqual(len(receiver.envelopes) - 1, took / BATCH_WINDOW + 2)
+        await deferLater(reactor, BATCH_WINDOW * 2, lambda: None)
+        before = len(receiver.envelopes)
+        await pushBlob(self, registry, "steady", blob(41))
+        await waitUntil(lambda: len(receiver.events) == 42)
+        self.assertEqual(len(receiver.envelopes), before + 1)
+        self.assertEqual(len(receiver.envelopes[-1]["events"]), 1)
+
+
 def journalBytes(outbox: str) -> int:
     """
     The size of the journal's segments; one compacted away between the
