@@ -136,7 +136,7 @@ class AzureOnlyTests(TestCase):
 
     async def leased(self, path: str) -> None:
         for _ in range(100):
-            response = await self.driver.client.request("HEAD", self.driver._blob(path))
+            response = await self.driver.client.request("HEAD", self.driver._objectName(path))
             await response.content()
             if response.headers.getRawHeaders("x-ms-lease-state", [""])[0] == "leased":
                 return

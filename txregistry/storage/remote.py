@@ -19,6 +19,7 @@ with L{StorageUnavailableError}, which the registry answers as 503.
 
 from __future__ import annotations
 
+import builtins
 import io
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -42,12 +43,18 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 
-from txregistry.storage.errors import StorageError, StorageUnavailableError
+from txregistry.storage.errors import (
+    PathNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+    asynchronousErrors,
+)
 from txregistry.storage.interfaces import FileInfo
+from txregistry.storage.paths import checkPath
 
 __all__ = [
-    "KeyLocks", "RemoteError", "RemoteStore", "bodyProducer", "checkPlace", "gather", "isPrivate",
-    "tree",
+    "KeyLocks", "KeyedListing", "RemoteError", "RemoteStore", "bodyProducer", "checkPlace", "gather",
+    "isPrivate", "tree",
 ]
 
 T = TypeVar("T")
@@ -316,3 +323,70 @@ def tree(base: str, objects: Sequence[tuple[str, int, float]]) -> list[FileInfo]
         full = base + "/" + relative
         found[full] = FileInfo(full, size, modified, False)
     return [found[p] for p in sorted(found)]
+
+
+class KeyedListing:
+    """
+    Paths as the keys of a store that has no directories, only objects
+    named by keys (S3, Azure, GCS): a path's key is C{parameters.prefix}
+    and the path without its first slash, a directory is the prefix its
+    path names, and L{IStorageDriver.list} and C{walk} are each one
+    listing by that prefix (with the C{/} delimiter for C{list}'s
+    children, without for C{walk}'s whole tree).  Private keys (a staging
+    object's, L{isPrivate}) are never listed.
+
+    A driver gives C{parameters} (with its C{prefix}) and
+    C{_listing(prefix, delimiter)}: every object (key, size, time) and
+    every delimited prefix below C{prefix}.
+    """
+
+    parameters: Any
+
+    async def _listing(
+        self, prefix: str, delimiter: str | None
+    ) -> tuple[builtins.list[tuple[str, int, float]], builtins.list[str]]:
+        raise NotImplementedError
+
+    def _objectName(self, path: str, allowRoot: bool = False) -> str:
+        """
+        The key of C{path}.
+
+        @raise InvalidPathError: for a path that is no valid path.
+        """
+        checkPath(path, allowRoot)
+        if path == "/":
+            return str(self.parameters.prefix)
+        return str(self.parameters.prefix) + path[1:]
+
+    def _directoryPrefix(self, path: str) -> str:
+        name = self._objectName(path, allowRoot=True)
+        return name if path == "/" else name + "/"
+
+    @asynchronousErrors
+    def list(self, path: str) -> Deferred[builtins.list[str]]:
+        prefix = self._directoryPrefix(path)
+        base = "" if path == "/" else path
+
+        async def list_() -> builtins.list[str]:
+            objects, prefixes = await self._listing(prefix, "/")
+            names = {name[len(prefix):] for name, _, _ in objects}
+            names.update(p[len(prefix):].rstrip("/") for p in prefixes)
+            listed = [name for name in names if name and not isPrivate(name)]
+            if not listed and path != "/":
+                raise PathNotFoundError(path)
+            return sorted(f"{base}/{name}" for name in listed)
+
+        return Deferred.fromCoroutine(list_())
+
+    @asynchronousErrors
+    def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
+        prefix = self._directoryPrefix(path)
+        base = "" if path == "/" else path
+
+        async def walk_() -> builtins.list[FileInfo]:
+            objects, _ = await self._listing(prefix, None)
+            if not objects and path != "/":
+                raise PathNotFoundError(path)
+            return tree(base, [(name[len(prefix):], size, when) for name, size, when in objects])
+
+        return Deferred.fromCoroutine(walk_())

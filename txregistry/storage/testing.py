@@ -374,7 +374,8 @@ class DriverSuiteMixin(_TestCaseBase):
     async def test_writerInvisibleUntilCommit(self) -> None:
         """
         Nothing written shows at the path before commit: a new path stays
-        absent, an existing one keeps its old value.
+        absent, an existing one keeps its old value, and nothing else
+        shows in a listing or walk meanwhile.
         """
         await self.driver.putContent("/old", b"old")
         fresh = await self.driver.writer("/new")
@@ -389,6 +390,8 @@ class DriverSuiteMixin(_TestCaseBase):
             self.assertEqual(await self.driver.getContent("/old"), b"old")
             self.assertEqual((await self.driver.stat("/old")).size, 3)
             self.assertEqual(await self.driver.list("/"), ["/old"])
+            # A driver's own staging objects are never listed or walked.
+            self.assertEqual([info.path for info in await self.driver.walk("/")], ["/old"])
         await replacing.cancel()
         await appending.cancel()
         await fresh.commit()

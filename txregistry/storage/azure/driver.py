@@ -44,8 +44,7 @@ from txregistry.storage.interfaces import (
     IStorageReader,
     IStorageWriter,
 )
-from txregistry.storage.paths import checkPath
-from txregistry.storage.remote import checkPlace, gather, isPrivate, tree
+from txregistry.storage.remote import KeyedListing, checkPlace, gather, isPrivate
 from txregistry.storage.streamed import StreamedReader
 
 __all__ = ["AzureDriver", "LEASE_SECONDS", "Lease"]
@@ -92,7 +91,7 @@ class Lease:
 
 
 @implementer(IStorageDriver, IStartChecked)
-class AzureDriver:
+class AzureDriver(KeyedListing):
     """
     Stores each path as a block blob in C{parameters.container}.
     """
@@ -105,16 +104,6 @@ class AzureDriver:
         self.client = AzureClient(parameters, reactor)
 
     # Names
-
-    def _blob(self, path: str, allowRoot: bool = False) -> str:
-        checkPath(path, allowRoot)
-        if path == "/":
-            return self.parameters.prefix
-        return self.parameters.prefix + path[1:]
-
-    def _directoryPrefix(self, path: str) -> str:
-        blob = self._blob(path, allowRoot=True)
-        return blob if path == "/" else blob + "/"
 
     def stagingBlob(self, blob: str, nonce: str) -> str:
         """
@@ -310,7 +299,7 @@ class AzureDriver:
         return bool(names or prefixes)
 
     async def _isValue(self, path: str) -> bool:
-        return await self.head(self._blob(path)) is not None
+        return await self.head(self._objectName(path)) is not None
 
     async def checkPlace(self, path: str) -> None:
         await checkPlace(path, self._isDirectory, self._isValue)
@@ -370,7 +359,7 @@ class AzureDriver:
 
     @asynchronousErrors
     def getContent(self, path: str) -> Deferred[bytes]:
-        blob = self._blob(path)
+        blob = self._objectName(path)
 
         async def get() -> bytes:
             response = await self.client.request("GET", blob, expect=(200, 404))
@@ -383,7 +372,7 @@ class AzureDriver:
 
     @asynchronousErrors
     def putContent(self, path: str, content: bytes) -> Deferred[None]:
-        blob = self._blob(path)
+        blob = self._objectName(path)
         body = bytes(content)
 
         async def put() -> None:
@@ -398,7 +387,7 @@ class AzureDriver:
     def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> Deferred[IStorageReader]:
-        blob = self._blob(path)
+        blob = self._objectName(path)
 
         async def open_() -> IStorageReader:
             info = await self.head(blob)
@@ -421,7 +410,7 @@ class AzureDriver:
 
     @asynchronousErrors
     def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
-        blob = self._blob(path)
+        blob = self._objectName(path)
 
         async def open_() -> IStorageWriter:
             size = 0
@@ -438,7 +427,7 @@ class AzureDriver:
 
     @asynchronousErrors
     def stat(self, path: str) -> Deferred[FileInfo]:
-        blob = self._blob(path, allowRoot=True)
+        blob = self._objectName(path, allowRoot=True)
 
         async def stat_() -> FileInfo:
             if path == "/":
@@ -453,38 +442,9 @@ class AzureDriver:
         return Deferred.fromCoroutine(stat_())
 
     @asynchronousErrors
-    def list(self, path: str) -> Deferred[builtins.list[str]]:
-        prefix = self._directoryPrefix(path)
-        base = "" if path == "/" else path
-
-        async def list_() -> builtins.list[str]:
-            blobs, prefixes = await self._listing(prefix, "/")
-            names = {name[len(prefix):] for name, _, _ in blobs}
-            names.update(p[len(prefix):].rstrip("/") for p in prefixes)
-            names.discard("")
-            if not names and path != "/":
-                raise PathNotFoundError(path)
-            return sorted(f"{base}/{name}" for name in names)
-
-        return Deferred.fromCoroutine(list_())
-
-    @asynchronousErrors
-    def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
-        prefix = self._directoryPrefix(path)
-        base = "" if path == "/" else path
-
-        async def walk_() -> builtins.list[FileInfo]:
-            blobs, _ = await self._listing(prefix, None)
-            if not blobs and path != "/":
-                raise PathNotFoundError(path)
-            return tree(base, [(name[len(prefix):], size, when) for name, size, when in blobs])
-
-        return Deferred.fromCoroutine(walk_())
-
-    @asynchronousErrors
     def move(self, source: str, destination: str) -> Deferred[None]:
-        sourceBlob = self._blob(source)
-        destinationBlob = self._blob(destination)
+        sourceBlob = self._objectName(source)
+        destinationBlob = self._objectName(destination)
 
         async def move_() -> None:
             info = await self.head(sourceBlob)
@@ -505,7 +465,7 @@ class AzureDriver:
 
     @asynchronousErrors
     def delete(self, path: str) -> Deferred[None]:
-        blob = self._blob(path)
+        blob = self._objectName(path)
 
         async def delete_() -> None:
             if await self.deleteBlob(blob, missingOK=True):
@@ -522,7 +482,7 @@ class AzureDriver:
     def urlFor(
         self, path: str, method: str = "GET", expiry: float = 1200.0
     ) -> Deferred[str | None]:
-        blob = self._blob(path)
+        blob = self._objectName(path)
         if method not in ("GET", "HEAD"):
             return succeed(None)
         p = self.parameters

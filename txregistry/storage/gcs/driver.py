@@ -13,7 +13,6 @@ then a delete; writers are L{txregistry.storage.gcs.writer}'s.
 
 from __future__ import annotations
 
-import builtins
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -39,8 +38,7 @@ from txregistry.storage.interfaces import (
     IStorageReader,
     IStorageWriter,
 )
-from txregistry.storage.paths import checkPath
-from txregistry.storage.remote import KeyLocks, checkPlace, gather, isPrivate, tree
+from txregistry.storage.remote import KeyedListing, KeyLocks, checkPlace, gather, isPrivate
 from txregistry.storage.streamed import StreamedReader
 
 __all__ = ["GCSDriver"]
@@ -56,7 +54,7 @@ def _when(text: str | None) -> float:
 
 
 @implementer(IStorageDriver, IStartChecked)
-class GCSDriver:
+class GCSDriver(KeyedListing):
     """
     Stores each path as an object in C{parameters.bucket}.
     """
@@ -71,16 +69,6 @@ class GCSDriver:
         self.locks = KeyLocks()
 
     # Names
-
-    def _name(self, path: str, allowRoot: bool = False) -> str:
-        checkPath(path, allowRoot)
-        if path == "/":
-            return self.parameters.prefix
-        return self.parameters.prefix + path[1:]
-
-    def _directoryPrefix(self, path: str) -> str:
-        name = self._name(path, allowRoot=True)
-        return name if path == "/" else name + "/"
 
     def stagingName(self, name: str, nonce: str) -> str:
         """
@@ -247,7 +235,7 @@ class GCSDriver:
         return bool(objects or prefixes)
 
     async def _isValue(self, path: str) -> bool:
-        return await self.metadata(self._name(path)) is not None
+        return await self.metadata(self._objectName(path)) is not None
 
     async def checkPlace(self, path: str) -> None:
         await checkPlace(path, self._isDirectory, self._isValue)
@@ -256,7 +244,7 @@ class GCSDriver:
 
     @asynchronousErrors
     def getContent(self, path: str) -> Deferred[bytes]:
-        name = self._name(path)
+        name = self._objectName(path)
 
         async def get() -> bytes:
             response = await self.client.request(
@@ -271,7 +259,7 @@ class GCSDriver:
 
     @asynchronousErrors
     def putContent(self, path: str, content: bytes) -> Deferred[None]:
-        name = self._name(path)
+        name = self._objectName(path)
         body = bytes(content)
 
         async def put() -> None:
@@ -286,7 +274,7 @@ class GCSDriver:
     def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> Deferred[IStorageReader]:
-        name = self._name(path)
+        name = self._objectName(path)
 
         async def open_() -> IStorageReader:
             found = await self.metadata(name)
@@ -311,7 +299,7 @@ class GCSDriver:
 
     @asynchronousErrors
     def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
-        name = self._name(path)
+        name = self._objectName(path)
 
         async def open_() -> IStorageWriter:
             size = 0
@@ -328,7 +316,7 @@ class GCSDriver:
 
     @asynchronousErrors
     def stat(self, path: str) -> Deferred[FileInfo]:
-        name = self._name(path, allowRoot=True)
+        name = self._objectName(path, allowRoot=True)
 
         async def stat_() -> FileInfo:
             if path == "/":
@@ -343,38 +331,9 @@ class GCSDriver:
         return Deferred.fromCoroutine(stat_())
 
     @asynchronousErrors
-    def list(self, path: str) -> Deferred[builtins.list[str]]:
-        prefix = self._directoryPrefix(path)
-        base = "" if path == "/" else path
-
-        async def list_() -> builtins.list[str]:
-            objects, prefixes = await self._listing(prefix, "/")
-            names = {name[len(prefix):] for name, _, _ in objects}
-            names.update(p[len(prefix):].rstrip("/") for p in prefixes)
-            names.discard("")
-            if not names and path != "/":
-                raise PathNotFoundError(path)
-            return sorted(f"{base}/{name}" for name in names)
-
-        return Deferred.fromCoroutine(list_())
-
-    @asynchronousErrors
-    def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
-        prefix = self._directoryPrefix(path)
-        base = "" if path == "/" else path
-
-        async def walk_() -> builtins.list[FileInfo]:
-            objects, _ = await self._listing(prefix, None)
-            if not objects and path != "/":
-                raise PathNotFoundError(path)
-            return tree(base, [(n[len(prefix):], size, when) for n, size, when in objects])
-
-        return Deferred.fromCoroutine(walk_())
-
-    @asynchronousErrors
     def move(self, source: str, destination: str) -> Deferred[None]:
-        sourceName = self._name(source)
-        destinationName = self._name(destination)
+        sourceName = self._objectName(source)
+        destinationName = self._objectName(destination)
 
         async def move_() -> None:
             found = await self.metadata(sourceName)
@@ -395,7 +354,7 @@ class GCSDriver:
 
     @asynchronousErrors
     def delete(self, path: str) -> Deferred[None]:
-        name = self._name(path)
+        name = self._objectName(path)
 
         async def delete_() -> None:
             if await self.deleteObject(name, missingOK=True):
@@ -415,7 +374,7 @@ class GCSDriver:
     def urlFor(
         self, path: str, method: str = "GET", expiry: float = 1200.0
     ) -> Deferred[str | None]:
-        self._name(path)
+        self._objectName(path)
         return Deferred.fromCoroutine(self._noURL())
 
     async def _noURL(self) -> str | None:

@@ -50,7 +50,7 @@ from txregistry.storage.interfaces import (
     IStorageReader,
     IStorageWriter,
 )
-from txregistry.storage.paths import checkPath
+from txregistry.storage.remote import KeyedListing
 from txregistry.storage.s3.claims import StreamingClaims
 from txregistry.storage.s3.client import S3Client, S3Error, elementText, parseXML
 from txregistry.storage.s3.openvalue import (
@@ -98,7 +98,7 @@ def _timestamp(text: str) -> float:
 
 
 @implementer(IStorageDriver, IStartChecked, IBucketKeyed)
-class S3Driver:
+class S3Driver(KeyedListing):
     """
     Stores each path as an object in C{parameters.bucket}.
     """
@@ -115,25 +115,15 @@ class S3Driver:
 
     # Keys
 
-    def _key(self, path: str, allowRoot: bool = False) -> str:
-        checkPath(path, allowRoot)
-        if path == "/":
-            return self.parameters.prefix
-        return self.parameters.prefix + path[1:]
-
     def bucketKey(self, path: str) -> str:
         """
         The object key C{path} is stored at (what a CDN in front of the
         bucket serves it as: the C{cloudfront} storage middleware).
         """
-        return self._key(path)
+        return self._objectName(path)
 
     def _path(self, key: str) -> str:
         return "/" + key[len(self.parameters.prefix):]
-
-    def _directoryPrefix(self, path: str) -> str:
-        key = self._key(path, allowRoot=True)
-        return key if path == "/" else key + "/"
 
     # S3 operations the writer and the driver share
 
@@ -318,7 +308,7 @@ class S3Driver:
         parts = path[1:].split("/")
         ancestors = ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
         found = await self.gather(
-            [self._isDirectory(path)] + [self.head(self._key(a)) for a in ancestors]
+            [self._isDirectory(path)] + [self.head(self._objectName(a)) for a in ancestors]
         )
         if found[0]:
             raise StorageError(f"cannot store a value at {path}: it is a directory")
@@ -363,7 +353,7 @@ class S3Driver:
 
     @asynchronousErrors
     def getContent(self, path: str) -> Deferred[bytes]:
-        key = self._key(path)
+        key = self._objectName(path)
 
         async def get() -> bytes:
             response = await self.client.request("GET", key, expect=(200, 404))
@@ -385,7 +375,7 @@ class S3Driver:
 
     @asynchronousErrors
     def putContent(self, path: str, content: bytes) -> Deferred[None]:
-        key = self._key(path)
+        key = self._objectName(path)
         body = bytes(content)
 
         async def put() -> None:
@@ -400,7 +390,7 @@ class S3Driver:
     def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> Deferred[IStorageReader]:
-        key = self._key(path)
+        key = self._objectName(path)
 
         async def open_() -> IStorageReader:
             info = await self._sealed(path, key)
@@ -415,7 +405,7 @@ class S3Driver:
 
     @asynchronousErrors
     def writer(self, path: str, append: bool = False) -> Deferred[IStorageWriter]:
-        key = self._key(path)
+        key = self._objectName(path)
 
         async def open_() -> IStorageWriter:
             if append:
@@ -428,7 +418,7 @@ class S3Driver:
 
     @asynchronousErrors
     def stat(self, path: str) -> Deferred[FileInfo]:
-        key = self._key(path, allowRoot=True)
+        key = self._objectName(path, allowRoot=True)
 
         async def stat_() -> FileInfo:
             if path == "/":
@@ -445,47 +435,9 @@ class S3Driver:
         return Deferred.fromCoroutine(stat_())
 
     @asynchronousErrors
-    def list(self, path: str) -> Deferred[builtins.list[str]]:
-        prefix = self._directoryPrefix(path)
-        base = "" if path == "/" else path
-
-        async def list_() -> builtins.list[str]:
-            objects, prefixes = await self._listing(prefix, "/")
-            names = {key[len(prefix):] for key, _, _ in objects}
-            names.update(p[len(prefix):].rstrip("/") for p in prefixes)
-            names.discard("")
-            if not names and path != "/":
-                raise PathNotFoundError(path)
-            return sorted(f"{base}/{name}" for name in names)
-
-        return Deferred.fromCoroutine(list_())
-
-    @asynchronousErrors
-    def walk(self, path: str) -> Deferred[builtins.list[FileInfo]]:
-        prefix = self._directoryPrefix(path)
-        base = "" if path == "/" else path
-
-        async def walk_() -> builtins.list[FileInfo]:
-            objects, _ = await self._listing(prefix, None)
-            if not objects and path != "/":
-                raise PathNotFoundError(path)
-            found: dict[str, FileInfo] = {}
-            for key, size, modified in objects:
-                parts = key[len(prefix):].split("/")
-                for i in range(1, len(parts)):
-                    directory = base + "/" + "/".join(parts[:i])
-                    if directory not in found:
-                        found[directory] = FileInfo(directory, 0, modified, True)
-                full = base + "/" + "/".join(parts)
-                found[full] = FileInfo(full, size, modified, False)
-            return [found[p] for p in sorted(found)]
-
-        return Deferred.fromCoroutine(walk_())
-
-    @asynchronousErrors
     def move(self, source: str, destination: str) -> Deferred[None]:
-        sourceKey = self._key(source)
-        destinationKey = self._key(destination)
+        sourceKey = self._objectName(source)
+        destinationKey = self._objectName(destination)
 
         async def move_() -> None:
             info = await self._sealed(source, sourceKey)
@@ -577,7 +529,7 @@ class S3Driver:
 
     @asynchronousErrors
     def delete(self, path: str) -> Deferred[None]:
-        key = self._key(path)
+        key = self._objectName(path)
 
         async def delete_() -> None:
             info = await self.head(key)
@@ -608,7 +560,7 @@ class S3Driver:
     def urlFor(
         self, path: str, method: str = "GET", expiry: float = 1200.0
     ) -> Deferred[str | None]:
-        key = self._key(path)
+        key = self._objectName(path)
         return self.client.presign(key, method, expiry)  # type: ignore[return-value]
 
     # Life
