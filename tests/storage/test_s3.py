@@ -436,6 +436,24 @@ class MotoOnlyTests(_S3Only, TestCase):
         self.assertEqual(proxy.throttled, 2 + client.ATTEMPTS)
         self.assertEqual(await self.driver.getContent("/r"), b"landed")
 
+    async def test_closeCancelsRetries(self) -> None:
+        """
+        Closing the driver while an operation is being retried fails it at
+        once with L{StorageUnavailableError} and leaves no retry, request
+        or connection attempt behind (trial fails a test that does).
+        """
+        proxy = ThrottlingProxy(self.server.endpoint, failures=10**9)
+        port: Any = reactor.listenTCP(0, Site(proxy), interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
+        self.addCleanup(port.stopListening)
+        driver = self.makeDriver(regionendpoint=f"http://127.0.0.1:{port.getHost().port}")
+        put = driver.putContent("/r", b"never")
+        while proxy.throttled < 2:
+            await deferLater(reactor, 0.01, lambda: None)
+        await driver.close()
+        error = await self.assertFailure(put, StorageUnavailableError)
+        self.assertIn("closed", str(error))
+        await self.assertFailure(driver.getContent("/r"), StorageUnavailableError)
+
 
 class ThrottlingProxy(Resource):
     """

@@ -25,7 +25,7 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock, FirstError, gatherResults
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TimeoutError
 from twisted.internet.ssl import CertificateOptions
 from twisted.internet.task import deferLater
@@ -53,7 +53,7 @@ from txregistry.storage.interfaces import FileInfo
 from txregistry.storage.paths import checkPath
 
 __all__ = [
-    "KeyLocks", "KeyedListing", "RemoteError", "RemoteStore", "bodyProducer", "checkPlace", "gather",
+    "InFlight", "KeyLocks", "KeyedListing", "RemoteError", "RemoteStore", "bodyProducer", "checkPlace", "gather",
     "isPrivate", "tree",
 ]
 
@@ -127,6 +127,52 @@ Signer = Callable[[str, str, dict[str, str], bytes], Awaitable[dict[str, str]]]
 Refusal = Callable[[Any, str], Awaitable[RemoteError]]
 
 
+class InFlight:
+    """
+    What a store's client has under way (requests, connection attempts,
+    the waits between retries), cancelled when it closes: a registry that
+    stops leaves no connection attempt or retry behind, and a request
+    that comes after is refused rather than retried.
+    """
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._pending: set[Deferred[Any]] = set()
+
+    async def wait(self, pending: Deferred[T]) -> T:
+        """
+        The result of C{pending}, cancelled if the client closes first.
+
+        @raise StorageUnavailableError: the client is closed.
+        """
+        if self.closed:
+            pending.cancel()
+            pending.addErrback(lambda _: None)
+            raise StorageUnavailableError("the storage client is closed")
+        self._pending.add(pending)
+        try:
+            return await pending
+        except CancelledError:
+            if self.closed:
+                raise StorageUnavailableError("the storage client is closed") from None
+            raise
+        finally:
+            self._pending.discard(pending)
+
+    def checkOpen(self, what: str) -> None:
+        """
+        @raise StorageUnavailableError: the client closed (while C{what}
+            was under way, which closing cancelled).
+        """
+        if self.closed:
+            raise StorageUnavailableError(f"{what}: the storage client is closed")
+
+    def close(self) -> None:
+        self.closed = True
+        for pending in list(self._pending):
+            pending.cancel()
+
+
 class RemoteStore:
     """
     Requests to one store over a pool of persistent connections.
@@ -149,6 +195,7 @@ class RemoteStore:
         self._oneShot = HTTPClient(
             Agent(reactor, contextFactory=policy, pool=HTTPConnectionPool(reactor, False))
         )
+        self._inFlight = InFlight()
 
     async def request(
         self,
@@ -189,13 +236,15 @@ class RemoteStore:
         for attempt in range(ATTEMPTS):
             if attempt:
                 delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (attempt - 1))
-                await deferLater(self._reactor, delay * random.uniform(0.5, 1.0), lambda: None)
+                await self._inFlight.wait(
+                    deferLater(self._reactor, delay * random.uniform(0.5, 1.0), lambda: None))
+            self._inFlight.checkOpen(what)
             signed = await sign(method, url, dict(allHeaders), body)
             # The producer's length, or Twisted's own "0" for a PUT or
             # POST without one.
             signed.pop("Content-Length", None)
             try:
-                response = await self._http.request(
+                response = await self._inFlight.wait(self._http.request(
                     method,
                     url,
                     headers=Headers({k: [v] for k, v in signed.items()}),
@@ -203,11 +252,13 @@ class RemoteStore:
                     unbuffered=True,
                     allow_redirects=False,
                     timeout=RESPONSE_TIMEOUT,
-                )
+                ))
             except _RETRY_FAILURES as e:
+                self._inFlight.checkOpen(what)
                 last = f"{type(e).__name__}: {e}"
                 continue
             except Exception as e:
+                self._inFlight.checkOpen(what)
                 if type(e).__name__ == "CancelledError":
                     last = "no answer in time"
                     continue
@@ -229,8 +280,9 @@ class RemoteStore:
 
     def close(self) -> Deferred[None]:
         """
-        Close the kept-alive connections.
+        Cancel what is under way and close the kept-alive connections.
         """
+        self._inFlight.close()
         return self._connections.closeCachedConnections()  # type: ignore[no-any-return]
 
 

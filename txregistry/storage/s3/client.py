@@ -51,6 +51,7 @@ from zope.interface import implementer
 
 from txregistry.storage.blocking import BlockingPool
 from txregistry.storage.errors import StorageError, StorageUnavailableError
+from txregistry.storage.remote import InFlight
 from txregistry.storage.s3.parameters import S3Parameters
 
 __all__ = ["S3Client", "S3Error", "elementText", "parseXML"]
@@ -182,6 +183,7 @@ class S3Client:
             _NoVerification() if parameters.skipVerify else BrowserLikePolicyForHTTPS()
         )
         self._http = HTTPClient(Agent(reactor, contextFactory=policy, pool=self._connections))
+        self._inFlight = InFlight()
         scheme, _, host = parameters.endpoint.partition("://")
         if parameters.pathStyle:
             self._base = f"{parameters.endpoint}/{parameters.bucket}"
@@ -326,11 +328,13 @@ class S3Client:
         for attempt in range(ATTEMPTS):
             if attempt:
                 delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (attempt - 1))
-                await deferLater(self._reactor, delay * random.uniform(0.5, 1.0), lambda: None)
+                await self._inFlight.wait(
+                    deferLater(self._reactor, delay * random.uniform(0.5, 1.0), lambda: None))
+            self._inFlight.checkOpen(what)
             signed = await self._pool.run(self._sign, method, url, allHeaders, body)
             signed.pop("Content-Length", None)
             try:
-                response = await self._http.request(
+                response = await self._inFlight.wait(self._http.request(
                     method,
                     url,
                     headers=Headers({k: [v] for k, v in signed.items()}),
@@ -338,11 +342,13 @@ class S3Client:
                     unbuffered=True,
                     allow_redirects=False,
                     timeout=RESPONSE_TIMEOUT,
-                )
+                ))
             except _RETRY_FAILURES as e:
+                self._inFlight.checkOpen(what)
                 last = f"{type(e).__name__}: {e}"
                 continue
             except Exception as e:
+                self._inFlight.checkOpen(what)
                 if type(e).__name__ == "CancelledError":
                     last = "no answer in time"
                     continue
@@ -396,6 +402,7 @@ class S3Client:
 
     def close(self) -> Deferred[None]:
         """
-        Close the kept-alive connections.
+        Cancel what is under way and close the kept-alive connections.
         """
+        self._inFlight.close()
         return self._connections.closeCachedConnections()
