@@ -88,6 +88,28 @@ class WorkersTests(TestCase):
         answers = await fromEveryWorker(self, registry, "/v2/")
         self.assertEqual({code for code, _ in answers}, {200})
 
+    def test_SIGTERMToTheWholeGroup(self) -> None:
+        """
+        C{SIGTERM} to the supervisor and each worker at once (what
+        systemd's default kill mode or a process group's signal does,
+        before the supervisor sends its own) is one clean stop: no
+        traceback, no worker restarted, and the supervisor ends as twistd
+        ends on C{SIGTERM} (by the signal, which systemd counts as a clean
+        stop).
+        """
+        registry = self.start()
+        ready = re.search(r"2 workers \(pids (\d+) (\d+)\)", registry.process.log())
+        assert ready is not None
+        for pid in ready.groups():
+            os.kill(int(pid), signal.SIGTERM)
+        registry.process.kill(signal.SIGTERM)
+        self.assertEqual(registry.process.process.returncode, -signal.SIGTERM)
+        log = registry.process.log()
+        self.assertNotIn("Traceback", log)
+        self.assertNotIn("[critical]", log)
+        self.assertNotIn("ended (", log)  # no worker was restarted
+        self.assertEqual(log.count("Received SIGTERM"), 3)
+
     def test_SIGHUPReachesEveryWorker(self) -> None:
         """
         C{SIGHUP} to the supervisor reloads it and every worker.

@@ -209,8 +209,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         configPath=options.config, worker=options.index, logObserver=observer)
     StandardIO(_Supervisor(reactor, service, writer), stdin=0, stdout=1)  # type: ignore[call-arg]
 
+    stopping: list[bool] = []
+
+    def stopOnce() -> None:
+        # SIGTERM may come twice (the whole process group or control group
+        # is signalled, and the supervisor sends it on): one stop.
+        if not stopping:
+            stopping.append(True)
+            _log.info("Received SIGTERM, shutting down.")
+            reactor.stop()  # type: ignore[attr-defined]
+
     def start() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda signum, frame: reactor.callFromThread(stopOnce))  # type: ignore[attr-defined]
         service.startService()
         writer.send(READY, str(os.getpid()).encode("ascii"))
         settle()
