@@ -24,7 +24,7 @@ from tests.api.helpers import assertError, deletingRegistry, header, pushBlob
 from tests.storage.servers import SeaweedFS, server
 from tests.storage.test_s3 import ThrottlingProxy
 from tests.support import InProcessRegistry, startRegistry
-from txregistry.storage.s3 import client
+from txregistry.storage import remote
 
 MODULES = [
     test_conformance_discovery,
@@ -109,7 +109,7 @@ class UnavailableTests(TestCase):
         answered 503 UNAVAILABLE in the error envelope, and a push leaves
         nothing behind.
         """
-        self.patch(client, "FIRST_DELAY", 0.001)
+        self.patch(remote, "FIRST_DELAY", 0.001)
         proxy = ThrottlingProxy(server(SeaweedFS).endpoint, failures=10**9)
         port: Any = reactor.listenTCP(0, Site(proxy), interface="127.0.0.1")  # type: ignore[attr-defined]
         self.addCleanup(port.stopListening)

@@ -26,6 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from tests.storage.servers import BUCKET, Moto, S3Server, SeaweedFS, freePort, server
+from txregistry.storage import remote
 from txregistry.storage.errors import (
     DriverConfigurationError,
     PathNotFoundError,
@@ -34,7 +35,6 @@ from txregistry.storage.errors import (
 )
 from txregistry.storage.factories import createDriver
 from txregistry.storage.interfaces import IStorageDriver
-from txregistry.storage.s3 import client
 from txregistry.storage.s3.openvalue import NONCE, partsBytes, wholePartsIn
 from txregistry.storage.s3.parameters import KNOWN, parseParameters
 from txregistry.storage.s3.writer import TIER, partSize, splitRanges
@@ -421,7 +421,7 @@ class MotoOnlyTests(_S3Only, TestCase):
         answers; a store that never stops throttling fails the operation
         with L{StorageUnavailableError} after the retries, changing nothing.
         """
-        self.patch(client, "FIRST_DELAY", 0.001)
+        self.patch(remote, "FIRST_DELAY", 0.001)
         proxy = ThrottlingProxy(self.server.endpoint, failures=2)
         port: Any = reactor.listenTCP(0, Site(proxy), interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
         self.addCleanup(port.stopListening)
@@ -433,7 +433,7 @@ class MotoOnlyTests(_S3Only, TestCase):
         proxy.failures = 1000
         error = await self.assertFailure(driver.putContent("/r", b"lost"), StorageUnavailableError)
         self.assertIn("SlowDown", str(error))
-        self.assertEqual(proxy.throttled, 2 + client.ATTEMPTS)
+        self.assertEqual(proxy.throttled, 2 + remote.ATTEMPTS)
         self.assertEqual(await self.driver.getContent("/r"), b"landed")
 
     async def test_closeCancelsRetries(self) -> None:

@@ -178,9 +178,12 @@ class RemoteStore:
     Requests to one store over a pool of persistent connections.
     """
 
-    def __init__(self, reactor: Any, name: str, skipVerify: bool = False) -> None:
+    def __init__(
+        self, reactor: Any, name: str, skipVerify: bool = False, userAgent: str = "txregistry"
+    ) -> None:
         self._reactor = reactor
         self.name = name
+        self._userAgent = userAgent
         self._connections = HTTPConnectionPool(reactor, persistent=True)
         self._connections.maxPersistentPerHost = 32
         self._connections.cachedConnectionTimeout = 60
@@ -227,7 +230,7 @@ class RemoteStore:
         @raise StorageUnavailableError: when the retries run out.
         """
         what = what or f"{method} {url}"
-        allHeaders = {"User-Agent": "txregistry"}
+        allHeaders = {"User-Agent": self._userAgent}
         allHeaders.update(headers or {})
         sendsBody = bool(body) or method in ("PUT", "POST")
         if sendsBody:

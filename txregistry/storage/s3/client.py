@@ -6,22 +6,22 @@ Signing and credentials are botocore's (the AWS SDK's own SigV4 and V2
 signers and its credential chain: the configuration's keys, else the
 environment, the shared credentials and config files, SSO, the container
 or instance metadata), so they behave as every other AWS tool does; the
-transport is treq over Twisted's agent (persistent connections, response
+transport is L{txregistry.storage.remote.RemoteStore}, the Azure and GCS
+drivers' too: treq over Twisted's agent (persistent connections, response
 bodies delivered as a stream with backpressure), so nothing waits on the
 network in the reactor thread.  What can block — resolving or refreshing
 credentials (files, metadata), hashing a part's payload — runs on the
 driver's L{BlockingPool}.
 
-Throttling and server errors are retried with exponential backoff and
-jitter; when the retries run out the request fails with
-L{StorageUnavailableError}, which the registry answers as 503.
+Throttling and server errors (and S3's own "try again" error codes) are
+retried with exponential backoff and jitter; when the retries run out the
+request fails with L{StorageUnavailableError}, which the registry answers
+as 503.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import random
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,64 +31,30 @@ from botocore.auth import HmacV1Auth, HmacV1QueryAuth, S3SigV4Auth, S3SigV4Query
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.session import Session
-from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TimeoutError
-from twisted.internet.ssl import CertificateOptions
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
-from twisted.web.client import (
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    FileBodyProducer,
-    HTTPConnectionPool,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
-from zope.interface import implementer
 
 from txregistry.storage.blocking import BlockingPool
 from txregistry.storage.errors import StorageError, StorageUnavailableError
-from txregistry.storage.remote import InFlight
+from txregistry.storage.remote import ATTEMPTS, RemoteError, RemoteStore
 from txregistry.storage.s3.parameters import S3Parameters
 
 __all__ = ["S3Client", "S3Error", "elementText", "parseXML"]
 
 _log = Logger()
 
-#: Seconds before the first retry; each later one waits twice as long
-#: (with jitter), up to L{MAX_DELAY}.
-FIRST_DELAY = 0.1
-MAX_DELAY = 5.0
-#: Attempts per request, the first included.
-ATTEMPTS = 6
-
-#: Statuses that mean "try again": throttling and server trouble.
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Error codes S3 (and compatible stores) send for the same, sometimes
-#: with another status.
+#: Error codes S3 (and compatible stores) send for "try again", sometimes
+#: with another status than the retried ones (L{RETRY_STATUSES}).
 _RETRY_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
      "ServiceUnavailable", "RequestTimeTooSkewed"}
-)
-_RETRY_FAILURES = (
-    ConnectError, ConnectionLost, DNSLookupError, TimeoutError, ResponseFailed,
-    ResponseNeverReceived,
 )
 
 #: Bodies at least this long are hashed for signing on a thread.
 _HASH_IN_THREAD = 256 * 1024
 
-#: Bytes of a request body handed to the connection at a time.
-_BODY_SLICE = 256 * 1024
 
-#: Seconds to wait for a response's headers before giving up on the try.
-RESPONSE_TIMEOUT = 120.0
-
-
-class S3Error(StorageError):
+class S3Error(RemoteError):
     """
     S3 refused a request.
 
@@ -97,16 +63,7 @@ class S3Error(StorageError):
         C{""} when the answer had no body (a C{HEAD}).
     """
 
-    def __init__(self, status: int, code: str, message: str, what: str) -> None:
-        super().__init__(status, code, message, what)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.what = what
-
-    def __str__(self) -> str:
-        detail = f"{self.code}: {self.message}" if self.code else f"HTTP {self.status}"
-        return f"S3 {self.what}: {detail}".rstrip(": ")
+    store = "S3"
 
 
 def parseXML(body: bytes) -> ElementTree.Element:
@@ -130,16 +87,6 @@ def elementText(element: ElementTree.Element, tag: str, default: str = "") -> st
     return child.text
 
 
-def _bodyProducer(body: bytes) -> IBodyProducer:
-    """
-    A request body that is already in memory (a part, a small value): S3
-    wants each body's length, and a retry sends it again.  It is written
-    to the connection a slice at a time as the connection drains, so the
-    transport never holds a second copy of a whole part.
-    """
-    return FileBodyProducer(io.BytesIO(body), readSize=_BODY_SLICE)
-
-
 class _PrehashedSigner(S3SigV4Auth):
     """
     SigV4 for S3, taking the payload's SHA-256 from the request context
@@ -151,16 +98,6 @@ class _PrehashedSigner(S3SigV4Auth):
         if known is not None:
             return str(known)
         return str(super().payload(request))
-
-
-@implementer(IPolicyForHTTPS)
-class _NoVerification:
-    """
-    TLS without certificate checks, for C{skipverify: true}.
-    """
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
-        return CertificateOptions(verify=False)
 
 
 class S3Client:
@@ -176,14 +113,7 @@ class S3Client:
         self._pool = pool
         self._credentials: Any = None
         self._waiters: list[Deferred[None]] = []
-        self._connections = HTTPConnectionPool(reactor, persistent=True)
-        self._connections.maxPersistentPerHost = 32
-        self._connections.cachedConnectionTimeout = 60
-        policy: IPolicyForHTTPS = (
-            _NoVerification() if parameters.skipVerify else BrowserLikePolicyForHTTPS()
-        )
-        self._http = HTTPClient(Agent(reactor, contextFactory=policy, pool=self._connections))
-        self._inFlight = InFlight()
+        self._store = RemoteStore(reactor, "S3", parameters.skipVerify, parameters.userAgent)
         scheme, _, host = parameters.endpoint.partition("://")
         if parameters.pathStyle:
             self._base = f"{parameters.endpoint}/{parameters.bucket}"
@@ -318,52 +248,15 @@ class S3Client:
         @raise StorageUnavailableError: when the retries run out.
         """
         await self.ready()
-        url = self.url(key, query)
-        what = what or f"{method} {key or self.parameters.bucket}"
-        allHeaders = {"User-Agent": self.parameters.userAgent}
-        allHeaders.update(headers or {})
-        if body or method in ("PUT", "POST"):
-            allHeaders["Content-Length"] = str(len(body))
-        last = ""
-        for attempt in range(ATTEMPTS):
-            if attempt:
-                delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (attempt - 1))
-                await self._inFlight.wait(
-                    deferLater(self._reactor, delay * random.uniform(0.5, 1.0), lambda: None))
-            self._inFlight.checkOpen(what)
-            signed = await self._pool.run(self._sign, method, url, allHeaders, body)
-            signed.pop("Content-Length", None)
-            try:
-                response = await self._inFlight.wait(self._http.request(
-                    method,
-                    url,
-                    headers=Headers({k: [v] for k, v in signed.items()}),
-                    data=_bodyProducer(body) if (body or method in ("PUT", "POST")) else None,
-                    unbuffered=True,
-                    allow_redirects=False,
-                    timeout=RESPONSE_TIMEOUT,
-                ))
-            except _RETRY_FAILURES as e:
-                self._inFlight.checkOpen(what)
-                last = f"{type(e).__name__}: {e}"
-                continue
-            except Exception as e:
-                self._inFlight.checkOpen(what)
-                if type(e).__name__ == "CancelledError":
-                    last = "no answer in time"
-                    continue
-                raise
-            if response.code in expect:
-                return response
-            error = await self._error(response, what)
-            if response.code in _RETRY_STATUSES or error.code in _RETRY_CODES:
-                last = str(error)
-                continue
-            raise error
-        _log.warn("S3 unavailable for {what}: {last}", what=what, last=last)
-        raise StorageUnavailableError(
-            f"S3 {what}: no answer after {ATTEMPTS} attempts ({last})"
+        return await self._store.request(
+            method, self.url(key, query), self._signed, self._error, headers=headers, body=body,
+            expect=expect, what=what or f"{method} {key or self.parameters.bucket}",
+            retryCodes=_RETRY_CODES,
         )
+
+    def _signed(self, method: str, url: str, headers: dict[str, str], body: bytes) -> Deferred[dict[str, str]]:
+        # Signing hashes the body: on the pool, not the reactor.
+        return self._pool.run(self._sign, method, url, headers, body)
 
     async def _error(self, response: Any, what: str) -> S3Error:
         try:
@@ -404,5 +297,4 @@ class S3Client:
         """
         Cancel what is under way and close the kept-alive connections.
         """
-        self._inFlight.close()
-        return self._connections.closeCachedConnections()
+        return self._store.close()
