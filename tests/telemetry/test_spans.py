@@ -74,7 +74,8 @@ class RecordedSpanTests(TestCase):
     def test_samplerDecides(self) -> None:
         """
         A trace the sampler leaves out records nothing, and neither do
-        storage calls under it; an unsampled remote parent is followed.
+        storage calls under it, whichever sampler is set (a ratio one
+        decides each root); an unsampled remote parent is followed.
         """
         tracing, exporter = self.tracing()
         tracing.recorder.sampler = ALWAYS_OFF
@@ -83,6 +84,8 @@ class RecordedSpanTests(TestCase):
         with trace.use_span(request):
             self.assertIsNone(tracing.startSpan("storage stat"))
         request.end()
+        tracing.recorder.sampler = ParentBased(TraceIdRatioBased(0.0))
+        self.assertFalse(tracing.recorder.start("GET base", Context()).is_recording())
         tracing.recorder.sampler = ParentBased(TraceIdRatioBased(1.0))
         unsampled = TraceContextTextMapPropagator().extract({"traceparent": PARENT[:-2] + "00"})
         self.assertFalse(tracing.recorder.start("GET base", unsampled).is_recording())
