@@ -42,9 +42,9 @@ class LoadConfigurationTests(TestCase):
         )
         self.assertFalse(config.storage.deleteEnabled)
         self.assertEqual(config.storage.uploadPurging.age, 168 * 3600)
-        # A worker per CPU, and then no tag cache (see tests.workers).
+        # A worker per CPU, each with the tag cache (see tests.workers).
         self.assertEqual(config.http.workers, max(1, os.cpu_count() or 1))
-        self.assertEqual(config.storage.tagTTL, 1.0 if config.http.workers == 1 else 0.0)
+        self.assertEqual(config.storage.tagTTL, 1.0)
 
     def test_environmentOverridesFile(self) -> None:
         """

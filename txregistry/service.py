@@ -57,6 +57,7 @@ from txregistry.patterns import compileRepositoryPattern
 from txregistry.registry.httpsecret import SecretMismatch, StoredSecret
 from txregistry.registry.immutability import ImmutabilityRule, ImmutableTags
 from txregistry.registry.namespace import StorageNamespace
+from txregistry.registry.peers import NO_PEERS, IReferencePeers
 from txregistry.registry.quotas import Quota, Quotas
 from txregistry.registry.retention import KeepTags, RetentionPolicies, RetentionPolicy
 from txregistry.registry.switches import deletesDisabled, readOnly
@@ -254,15 +255,18 @@ def makeNamespace(
     policy: IAccessPolicy | None = None,
     notifier: Notifier | None = None,
     activity: Activity | None = None,
+    peers: IReferencePeers = NO_PEERS,
 ) -> INamespace:
     """
     The registry's namespace over C{driver}, wrapped in every layer.
+
+    @param peers: the other workers, which cache references too.
     """
     gc = config.storage.gc
     namespace: INamespace = StorageNamespace(
         driver, clock, tagTTL=config.storage.tagTTL, redirect=config.storage.redirect,
         collectionGrace=gc.delay if gc.enabled else None,
-        retention=retentionPolicies(config), partial=_partial(config),
+        retention=retentionPolicies(config), partial=_partial(config), peers=peers,
     )
     for layer in layers(config, policy, clock, notifier, activity):
         namespace = layer(namespace)
@@ -535,6 +539,7 @@ class RegistryService(MultiService):
         environ: Mapping[str, str] | None = None,
         worker: int | None = None,
         logObserver: Any = None,
+        peers: IReferencePeers = NO_PEERS,
     ) -> None:
         """
         @param endpoint: where to listen, if not C{http.addr} (the twistd
@@ -555,6 +560,9 @@ class RegistryService(MultiService):
             upload purging), once for the whole server.
         @param logObserver: the log observer already installed (a
             worker's), whose C{log.level} C{SIGHUP} reloads.
+        @param peers: the other workers, told of each tag or revision
+            change before it is acknowledged, so that every worker may
+            cache references as a lone process does.
         @raise TLSFileError: when C{http.tls} names a file that cannot be
             used.
         @raise ConfigurationError: when the notifications outbox cannot be
@@ -585,7 +593,7 @@ class RegistryService(MultiService):
                     NotificationsCollector(self.notifier.status))
         policy = accessPolicy(config)
         self.namespace = makeNamespace(config, self.telemetry.observedDriver(self.driver), reactor,
-                                       policy, self.notifier, self.telemetry.activity)
+                                       policy, self.notifier, self.telemetry.activity, peers)
         self.health = HealthMonitor(reactor)
         context = CheckContext(reactor, self.driver, config.storage.readOnly)
         for check in config.health.checks:

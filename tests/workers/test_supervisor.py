@@ -146,6 +146,33 @@ class WorkersTests(TestCase):
         response = await registry.request("GET", f"/v2/{name}/manifests/{firstDigest}")
         self.assertEqual(await response.content(), first)
 
+    async def test_silentWorkerKilled(self) -> None:
+        """
+        A worker that cannot be told of a changed tag (here: stopped) is
+        killed once the supervisor has waited for it long enough, before
+        the change is acknowledged; it is started again, and both workers
+        then read the tag as moved.
+        """
+        registry = self.start()
+        name = "workers/silent"
+        first, _ = await pushImage(self, registry, name, "latest")
+        for code, body in await fromEveryWorker(self, registry, f"/v2/{name}/manifests/latest"):
+            self.assertEqual((code, body), (200, first))
+        ready = re.search(r"2 workers \(pids (\d+) (\d+)\)", registry.process.log())
+        assert ready is not None
+        stopped = int(ready.group(2))
+        os.kill(stopped, signal.SIGSTOP)
+        document = json.loads(first)
+        document["annotations"] = {"second": "yes"}
+        second = json.dumps(document).encode()
+        response = await pushManifest(self, registry, name, "latest", second)
+        self.assertEqual(header(response, "docker-content-digest"), sha256(second))
+        log = registry.process.log()
+        self.assertIn(f"(pid {stopped}) did not forget a changed tag within 5s: killing it", log)
+        registry.process.waitForLog("serving again")
+        for code, body in await fromEveryWorker(self, registry, f"/v2/{name}/manifests/latest"):
+            self.assertEqual((code, body), (200, second))
+
 
 class HealthTests(TestCase):
     async def test_failingCheckInEveryWorker(self) -> None:

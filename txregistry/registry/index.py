@@ -38,6 +38,7 @@ from txregistry.registry.cache import BoundedCache
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.manifests import OCI_MANIFEST, ParsedManifest, declaredMediaType
 from txregistry.registry.names import isValidTag
+from txregistry.registry.peers import NO_PEERS, IReferencePeers, ReferenceChange
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver
 
@@ -72,13 +73,22 @@ class ManifestIndex:
     What a reference resolved to in a repository is reused for
     C{referenceTTL} seconds.  Resolving a tag reads a link file on the
     storage pool, the largest cost of a manifest GET.  Writes through this
-    process update the entries at once; a write by another registry
-    process over the same storage is seen within the TTL.  Only references
-    that exist are kept, so a tag pushed elsewhere is never hidden.
+    process update the entries at once, and are announced to C{peers}
+    (the other workers of this registry), which forget theirs before the
+    write is acknowledged; a write by another registry process over the
+    same storage is seen within the TTL.  Only references that exist are
+    kept, so a tag pushed elsewhere is never hidden.
+
+    A read that started before a change and ends after it must not keep
+    what it read: every change (here or announced) moves L{_epoch} on, and
+    what a read or write resolved is kept only if the epoch is the one it
+    started in.
 
     @param referenceTTL: seconds a resolved tag (or a digest found in a
         repository) is reused before storage is asked again; 0 asks every
         time.
+    @param peers: the other processes caching references over this
+        storage.
     """
 
     def __init__(
@@ -88,6 +98,7 @@ class ManifestIndex:
         clock: IReactorTime,
         cacheBytes: int = 64 << 20,
         referenceTTL: float = 0.0,
+        peers: IReferencePeers = NO_PEERS,
     ) -> None:
         self._driver = driver
         self._content = content
@@ -97,6 +108,9 @@ class ManifestIndex:
         self._references: BoundedCache[tuple[str, str], Digest] = BoundedCache(
             _MAX_REFERENCES, ttl=referenceTTL, clock=clock, name="references"
         )
+        self._epoch = 0
+        self._peers = peers
+        peers.listen(self._forgetAnnounced)
         # Tags whose pull was recorded within the hour (see notePull).
         self._pulled: BoundedCache[tuple[str, str], bool] = BoundedCache(
             _MAX_REFERENCES, ttl=3600.0, clock=clock
@@ -143,25 +157,29 @@ class ManifestIndex:
         known = self._references.get((name, tag))
         if known is not None:
             return known
+        epoch = self._epoch
         try:
             link = await self._driver.getContent(layout.tagCurrentLink(name, tag))
             digest = Digest.parse(link.decode("ascii").strip())
         except (PathNotFoundError, InvalidDigest, UnicodeDecodeError):
             raise ManifestUnknown.tag(tag) from None
-        self._references.put((name, tag), digest)
-        # A tag names a revision of its own repository: that revision is
-        # known to exist as well.
-        self._references.put((name, str(digest)), digest)
+        if epoch == self._epoch:
+            self._references.put((name, tag), digest)
+            # A tag names a revision of its own repository: that revision
+            # is known to exist as well.
+            self._references.put((name, str(digest)), digest)
         return digest
 
     async def hasRevision(self, name: str, digest: Digest) -> bool:
         if self._references.get((name, str(digest))) is not None:
             return True
+        epoch = self._epoch
         try:
             await self._driver.stat(layout.revisionLink(name, digest))
         except PathNotFoundError:
             return False
-        self._references.put((name, str(digest)), digest)
+        if epoch == self._epoch:
+            self._references.put((name, str(digest)), digest)
         return True
 
     async def get(self, name: str, digest: Digest) -> Manifest:
@@ -263,6 +281,7 @@ class ManifestIndex:
                     await self._driver.delete(path)
                 except PathNotFoundError:
                     pass
+            await self._peers.announce(ReferenceChange(name, digest=str(digest)))
         raise ManifestBlobUnknown(gone or [str(blob) for blob in parsed.blobs])
 
     async def _putLink(self, path: str, digest: Digest) -> None:
@@ -308,9 +327,15 @@ class ManifestIndex:
         if not isValidTag(tag):
             raise TagInvalid(tag)
         await self._putLink(layout.tagIndexLink(name, tag, digest), digest)
+        self._epoch += 1
+        epoch = self._epoch
         # Always written: its time is the tag's push time (pushTimes).
         await self._driver.putContent(layout.tagCurrentLink(name, tag), str(digest).encode())
-        self._references.put((name, tag), digest)
+        if epoch == self._epoch:
+            self._references.put((name, tag), digest)
+        else:
+            self._references.pop((name, tag))
+        await self._peers.announce(ReferenceChange(name, tag=tag))
 
     # Deleting
 
@@ -329,13 +354,14 @@ class ManifestIndex:
         return True
 
     async def untag(self, name: str, tag: str) -> None:
-        self._references.pop((name, tag))
+        self._forgetTag(name, tag)
         try:
             await self._driver.delete(layout.tagDirectory(name, tag))
         except PathNotFoundError:
             raise ManifestUnknown.tag(tag) from None
         finally:
-            self._references.pop((name, tag))
+            self._forgetTag(name, tag)
+            await self._peers.announce(ReferenceChange(name, tag=tag))
 
     async def delete(self, name: str, digest: Digest) -> None:
         manifest = await self.get(name, digest)
@@ -357,12 +383,33 @@ class ManifestIndex:
         await self._driver.delete(layout.revisionDirectory(name, digest))
         # Again: a GET while this ran may have cached what is gone now.
         self._forgetDigest(name, digest)
+        await self._peers.announce(ReferenceChange(name, digest=str(digest)))
 
-    def _forgetDigest(self, name: str, digest: Digest) -> None:
+    def _forgetTag(self, name: str, tag: str) -> None:
+        self._epoch += 1
+        self._references.pop((name, tag))
+
+    def _forgetDigest(self, name: str, digest: Digest | None) -> None:
         """
-        Drop every reference in C{name} that resolves to C{digest}.
+        Drop every reference in C{name} that resolves to C{digest} (every
+        reference in C{name}, for L{None}).
         """
-        self._references.discard(lambda key, value: key[0] == name and value == digest)
+        self._epoch += 1
+        self._references.discard(
+            lambda key, value: key[0] == name and (digest is None or value == digest))
+
+    def _forgetAnnounced(self, change: ReferenceChange) -> None:
+        """
+        A peer changed storage: forget what is cached of it.
+        """
+        if change.tag is not None:
+            self._forgetTag(change.name, change.tag)
+        if change.digest is not None:
+            try:
+                digest: Digest | None = Digest.parse(change.digest)
+            except InvalidDigest:
+                digest = None
+            self._forgetDigest(change.name, digest)
 
     # Listing
 

@@ -38,6 +38,7 @@ from txregistry.registry.digest import Digest
 from txregistry.registry.faults import FaultTranslatingDriver
 from txregistry.registry.index import ManifestIndex, RepositoryManifests, RepositoryTags
 from txregistry.registry.names import isValidName
+from txregistry.registry.peers import NO_PEERS, IReferencePeers
 from txregistry.registry.retention import RetentionPolicies
 from txregistry.registry.uploads import UploadArea
 from txregistry.storage.errors import PathNotFoundError
@@ -64,6 +65,7 @@ class StorageNamespace:
         collectionGrace: float | None = None,
         retention: RetentionPolicies | None = None,
         partial: Callable[[str], bool] | None = None,
+        peers: IReferencePeers = NO_PEERS,
     ) -> None:
         """
         @param collectionGrace: with online garbage collection, its grace
@@ -73,16 +75,21 @@ class StorageNamespace:
         @param partial: which repositories may hold a manifest before its
             blobs and children (a pull-through cache's); none when
             L{None}.
+        @param peers: the other processes caching this storage's
+            references (the other workers), told of every tag or revision
+            change before it is acknowledged.
         """
         driver = FaultTranslatingDriver(driver)
         self._driver = driver
         self._redirect = redirect
+        # Asked once, not on every request (see actingFor).
+        self._clientRouted = redirect and IClientRoutedURLs.providedBy(driver)
         #: The address of the caller this namespace acts for, when the
         #: driver's direct URLs depend on it (see L{actingFor}).
         self._client: str | None = None
         self._content = BlobContent(driver, leases=collectionGrace is not None, clock=clock)
         self._uploads = UploadArea(driver, self._content, clock)
-        self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL)
+        self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL, peers=peers)
         self._grace = collectionGrace
         if collectionGrace is not None:
             self._index.maxPutSeconds = collectionGrace / 2
@@ -95,7 +102,7 @@ class StorageNamespace:
         # Storage is the same for every caller, but a driver's direct URLs
         # may not be (the cloudfront middleware sends clients inside AWS to
         # the bucket): then blob reads are told the caller's address.
-        if not self._redirect or not IClientRoutedURLs.providedBy(self._driver):
+        if not self._clientRouted:
             return self
         bound = copy.copy(self)
         bound._client = caller.address or None

@@ -42,10 +42,6 @@ def conflicts(config: Configuration, document: Mapping[str, Any]) -> list[str]:
     found = []
     if config.storage.driver == "inmemory":
         found.append("storage.inmemory: each worker would hold its own registry in memory")
-    if _explicit(document, "storage", "cache", "tagttl") is not None and config.storage.tagTTL > 0:
-        found.append(
-            "storage.cache.tagttl: a tag cached in one worker would hide another worker's"
-            " tag PUT or delete; set it to 0")
     if config.ui.enabled and config.auth.scheme is not None:
         found.append("ui.enabled: UI logins are kept in one process's memory")
     return found
@@ -53,13 +49,12 @@ def conflicts(config: Configuration, document: Mapping[str, Any]) -> list[str]:
 
 def checkCombinations(config: Configuration, document: Mapping[str, Any]) -> Configuration:
     """
-    C{config}, checked for several workers: with them, tags are never
-    cached between requests (a tag PUT or delete acknowledged by one worker
-    is what the next request to any other reads), so the default
-    C{storage.cache.tagttl} becomes 0.
+    C{config}, checked for several workers.  (Tags are cached in every
+    worker as in a lone process: a worker that changes one has every other
+    forget it before it answers, L{txregistry.workers.peers}.)
 
     @param document: the configuration as given, to tell an explicit
-        C{http.workers} (or C{storage.cache.tagttl}) from the default.
+        C{http.workers} from the default.
     @raise ConfigurationError: when C{http.workers} is explicitly above 1
         and something configured needs one process.
     """
@@ -68,4 +63,4 @@ def checkCombinations(config: Configuration, document: Mapping[str, Any]) -> Con
         if _explicit(document, "http", "workers") is not None:
             raise ConfigurationError(f"http.workers: {config.http.workers} cannot be combined with {found[0]}")
         return replace(config, http=replace(config.http, workers=1, oneWorkerBecause=found[0]))
-    return replace(config, storage=replace(config.storage, tagTTL=0.0))
+    return config

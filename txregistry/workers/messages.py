@@ -26,6 +26,8 @@ EVENT = b"E"
 LINE = b"L"
 READY = b"R"
 ANSWER = b"A"
+#: A change to forget in every other worker (L{txregistry.workers.peers}).
+FORGET = b"F"
 
 #: The worker's descriptor for these lines.
 MESSAGES_FD = 4

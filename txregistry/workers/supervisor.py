@@ -37,6 +37,7 @@ from txregistry.workers.debug import gathered
 from txregistry.workers.messages import (
     ANSWER,
     EVENT,
+    FORGET,
     LINE,
     LISTENING_FD,
     LOG_FD,
@@ -45,6 +46,7 @@ from txregistry.workers.messages import (
     parseEvent,
     parseLine,
 )
+from txregistry.workers.peers import ACKNOWLEDGED, FORGET_QUESTION
 
 _log = Logger()
 
@@ -114,6 +116,10 @@ class WorkerProcess(ProcessProtocol):
         elif kind == READY:
             self.ready = True
             self.supervisor.workerReady(self)
+        elif kind == FORGET:
+            number, _, change = body.partition(b" ")
+            self.supervisor.announce(self, change.decode("ascii", "replace")).addCallback(
+                lambda _: self._acknowledge(number))
         elif kind == ANSWER:
             number, _, answer = body.partition(b" ")
             try:
@@ -124,6 +130,14 @@ class WorkerProcess(ProcessProtocol):
                 return
             if waiting is not None and not waiting.called:  # not timed out
                 waiting.callback(value)
+
+    def _acknowledge(self, number: bytes) -> None:
+        """
+        Tell the worker every other one forgot its announcement C{number}.
+        """
+        if self.ended.called:
+            return
+        self.transport.writeToChild(0, ACKNOWLEDGED + number + b"\n")  # type: ignore[union-attr]
 
     def ask(self, question: str, timeout: float = ASK_TIMEOUT) -> Deferred[Any]:
         """
@@ -319,6 +333,39 @@ class WorkerSupervisor(Service):
                    index=worker.index, pid=worker.pid, why=reason.getErrorMessage(), lived=lived,
                    delay=delay)
         self._pending[worker.index] = self.reactor.callLater(delay, self._spawn, worker.index)
+
+    def announce(self, origin: WorkerProcess, change: str) -> Deferred[None]:
+        """
+        Have every worker but C{origin} forget C{change}
+        (L{txregistry.workers.peers}).
+
+        @return: fires once each has answered or ended.  One that serves
+            but does not answer in time is killed (and restarted): it would
+            serve what it cached; one still starting has served nothing,
+            and is not waited for.
+        """
+        waits = []
+        for worker in list(self.workers.values()):
+            if worker is not origin:
+                forgotten = worker.ask(f"{FORGET_QUESTION} {change}")
+                forgotten.addErrback(self._notForgotten, worker)
+                waits.append(forgotten)
+        return DeferredList(waits).addCallback(lambda _: None)
+
+    def _notForgotten(self, failure: Failure, worker: WorkerProcess) -> Deferred[None] | None:
+        if worker.ended.called or not worker.ready:
+            return None
+        _log.error("Worker {index} (pid {pid}) did not forget a changed tag within {timeout:g}s:"
+                   " killing it", index=worker.index, pid=worker.pid, timeout=ASK_TIMEOUT)
+        gone: Deferred[None] = Deferred()
+
+        def ended(result: object) -> object:
+            gone.callback(None)
+            return result
+
+        worker.ended.addBoth(ended)
+        worker.signal("KILL")
+        return gone
 
     def ask(self, question: str) -> Deferred[list[Any]]:
         """

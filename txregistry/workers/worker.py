@@ -44,6 +44,7 @@ from txregistry.workers.messages import (
     LineStream,
     MessageWriter,
 )
+from txregistry.workers.peers import ACKNOWLEDGED, FORGET_QUESTION, WorkerPeers
 
 _log = Logger()
 
@@ -133,25 +134,38 @@ class AdoptedEndpoint:
 class _Supervisor(Protocol):
     """
     The worker's standard input: the supervisor's questions (one line
-    each, answered on the message pipe), at the end of a pipe that closes
-    when the supervisor dies.
+    each, answered on the message pipe) and its acknowledgements of this
+    worker's announcements (L{txregistry.workers.peers}), at the end of a
+    pipe that closes when the supervisor dies.
     """
 
-    def __init__(self, reactor: Any, service: Any, writer: MessageWriter) -> None:
+    def __init__(self, reactor: Any, service: Any, writer: MessageWriter, peers: WorkerPeers) -> None:
         self._reactor = reactor
         self._service = service
         self._writer = writer
+        self._peers = peers
         self._buffer = b""
 
     def dataReceived(self, data: bytes) -> None:
         *lines, self._buffer = (self._buffer + data).split(b"\n")
         for line in lines:
+            if line.startswith(ACKNOWLEDGED):
+                self._peers.acknowledged(int(line[1:]))
+                continue
             number, _, question = line.partition(b" ")
             answer = self._answer(question.decode("ascii", "replace"))
             self._writer.send(ANSWER, number + b" " + json.dumps(answer).encode("utf-8"))
 
     def _answer(self, question: str) -> Any:
         service = self._service
+        kind, _, change = question.partition(" ")
+        if kind == FORGET_QUESTION:
+            try:
+                self._peers.forget(change)
+            except ValueError:
+                _log.error("Not a change to forget: {change!r}", change=change)
+                return False
+            return True
         if question == HEALTH:
             return dict(service.health.failing())
         if question == VARS:
@@ -204,10 +218,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         from txregistry.tls import ServerTLS
 
         tls = ServerTLS(config.http)
+    peers = WorkerPeers(writer)
     service = RegistryService(
         config, reactor, endpoint=AdoptedEndpoint(reactor, LISTENING_FD, tls), tls=tls,
-        configPath=options.config, worker=options.index, logObserver=observer)
-    StandardIO(_Supervisor(reactor, service, writer), stdin=0, stdout=1)  # type: ignore[call-arg]
+        configPath=options.config, worker=options.index, logObserver=observer, peers=peers)
+    StandardIO(_Supervisor(reactor, service, writer, peers), stdin=0, stdout=1)  # type: ignore[call-arg]
 
     stopping: list[bool] = []
 

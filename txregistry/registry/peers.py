@@ -1,0 +1,88 @@
+# -*- test-case-name: tests.registry.test_peers -*-
+"""
+The other processes that cache references over the same storage, and what
+they are told when one changes.
+
+A registry process keeps what tags (and digests in a repository) resolved
+to, so that a manifest GET needs no storage read (L{ManifestIndex}).  With
+several worker processes serving one registry, a tag moved through one
+worker must be what the next request to any other reads: so the worker
+that moved it tells every other, and answers its client only once each has
+forgotten what it had (L{IReferencePeers.announce}).  A lone process has
+no peers (L{NO_PEERS}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from zope.interface import Interface, implementer
+
+
+@dataclass(frozen=True)
+class ReferenceChange:
+    """
+    What changed in one repository: a tag (moved or deleted), or every
+    reference to a digest (the revision deleted or withdrawn).
+    """
+
+    name: str
+    tag: str | None = None
+    digest: str | None = None
+
+    def asDict(self) -> dict[str, Any]:
+        return {"name": self.name, "tag": self.tag, "digest": self.digest}
+
+    @classmethod
+    def fromDict(cls, value: Any) -> ReferenceChange:
+        """
+        @raise ValueError: when C{value} is not what L{asDict} makes.
+        """
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise ValueError("not a reference change")
+        tag, digest = value.get("tag"), value.get("digest")
+        if not isinstance(tag, (str, type(None))) or not isinstance(digest, (str, type(None))):
+            raise ValueError("not a reference change")
+        return cls(value["name"], tag, digest)
+
+
+class IReferencePeers(Interface):
+    """
+    The processes that cache references over the same storage as this
+    one.
+    """
+
+    def announce(change: ReferenceChange) -> Deferred[None]:
+        """
+        Tell every peer that C{change} happened in storage.
+
+        @return: fires once every peer has forgotten what it cached of it
+            (or is gone); the change is not acknowledged to a client
+            before.
+        """
+
+    def listen(forget: Callable[[ReferenceChange], None]) -> None:
+        """
+        Call C{forget} with each change a peer announces, before the peer
+        is told it was forgotten.
+        """
+
+
+@implementer(IReferencePeers)
+class _NoPeers:
+    """
+    A lone process: nobody else to tell.
+    """
+
+    def announce(self, change: ReferenceChange) -> Deferred[None]:
+        return succeed(None)
+
+    def listen(self, forget: Callable[[ReferenceChange], None]) -> None:
+        pass
+
+
+#: The peers of a process that serves its storage alone.
+NO_PEERS: IReferencePeers = _NoPeers()
