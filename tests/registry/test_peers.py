@@ -160,3 +160,70 @@ class AnnouncementTests(TestCase):
         gate.callback(None)
         self.assertIn(await reading, (first, second))
         self.assertEqual(await self.tags().get("v"), second)  # type: ignore[attr-defined]
+
+    async def test_tagListCachedLikeTags(self) -> None:
+        """
+        The tags list is reused as tags are: this process's tag moves and
+        deletes show at once, a peer's once announced, and another
+        registry's once the TTL has passed.
+        """
+        tags = self.tags()
+        await tags.tag("a", digestOf(b"1"))  # type: ignore[attr-defined]
+        self.assertEqual((await tags.list(None, None)).items, ["a"])  # type: ignore[attr-defined]
+        await tags.tag("b", digestOf(b"1"))  # type: ignore[attr-defined]
+        self.assertEqual((await tags.list(None, None)).items, ["a", "b"])  # type: ignore[attr-defined]
+        await tags.untag("a")  # type: ignore[attr-defined]
+        self.assertEqual((await tags.list(None, None)).items, ["b"])  # type: ignore[attr-defined]
+
+        await self.tags(self.other).tag("c", digestOf(b"1"))  # type: ignore[attr-defined]
+        self.assertEqual((await tags.list(None, None)).items, ["b"])  # type: ignore[attr-defined]
+        self.peers.tell(ReferenceChange("r", tag="c"))
+        self.assertEqual((await tags.list(None, None)).items, ["b", "c"])  # type: ignore[attr-defined]
+
+        await self.tags(self.other).tag("d", digestOf(b"1"))  # type: ignore[attr-defined]
+        self.clock.advance(61)
+        self.assertEqual((await tags.list(None, None)).items, ["b", "c", "d"])  # type: ignore[attr-defined]
+
+    async def test_manifestDeleteListsStorage(self) -> None:
+        """
+        Deleting a manifest removes every tag naming it, even one another
+        registry added since this one last listed the tags.
+        """
+        namespace = StorageNamespace(self.driver, self.clock, tagTTL=60.0, peers=self.peers)
+        manifests = namespace.repository("r").manifests()
+        config = b"{}"
+        await self.driver.putContent(layout.blobData(digestOf(config)), config)
+        await self.driver.putContent(layout.layerLink("r", digestOf(config)), str(digestOf(config)).encode())
+        manifest = (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",'
+                    b' "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "'
+                    + str(digestOf(config)).encode() + b'", "size": 2}, "layers": []}')
+        put = await manifests.put(manifest, None, None)
+        tags = namespace.repository("r").tags()
+        await tags.tag("mine", put.digest)
+        self.assertEqual((await tags.list(None, None)).items, ["mine"])
+        await self.tags(self.other).tag("theirs", put.digest)  # type: ignore[attr-defined]
+        await manifests.delete(put.digest)
+        self.assertEqual((await self.tags(self.other).list(None, None)).items, [])  # type: ignore[attr-defined]
+
+    async def test_listingAcrossATagWriteNotKept(self) -> None:
+        """
+        A listing made while a tag was being written is not kept: the next
+        one lists storage again.
+        """
+        tags = self.tags()
+        await tags.tag("a", digestOf(b"1"))  # type: ignore[attr-defined]
+        listing = self.driver.list
+
+        def listThenAddTag(path: str) -> Deferred[list[str]]:
+            listed = listing(path)
+            # A peer tags while this listing is on its way.
+            self.peers.tell(ReferenceChange("r", tag="b"))
+            return listed
+
+        self.driver.list = listThenAddTag  # type: ignore[method-assign]
+        await self.tags(self.other).tag("b", digestOf(b"1"))  # type: ignore[attr-defined]
+        self.clock.advance(61)
+        self.assertEqual((await tags.list(None, None)).items, ["a", "b"])  # type: ignore[attr-defined]
+        del self.driver.list
+        await self.tags(self.other).tag("c", digestOf(b"1"))  # type: ignore[attr-defined]
+        self.assertEqual((await tags.list(None, None)).items, ["a", "b", "c"])  # type: ignore[attr-defined]

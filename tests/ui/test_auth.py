@@ -28,7 +28,10 @@ class _Fixture:
                              names: tuple[str, ...] = ("public/app", "private/app", "bob/app")) -> None:
         driver = createDriver("inmemory", {}, reactor)
         self.addCleanup(driver.close)
-        self.open = await startRegistry(self, {}, driver=_Unclosing(driver))
+        # Another registry over the same storage, reading every tag list
+        # from it (no tag cache): what the UI changed shows there at once.
+        self.open = await startRegistry(self, {"storage": {"inmemory": {}, "cache": {"tagttl": "0s"}}},
+                                        driver=_Unclosing(driver))
         for name in names:
             await pushImage(self, self.open, name, "v1")
             await pushImage(self, self.open, name, "v2")

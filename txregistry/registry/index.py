@@ -50,6 +50,14 @@ _STAT_BATCH = 256
 #: How many resolved references are kept.
 _MAX_REFERENCES = 65536
 
+#: The bytes of tag names L{ManifestIndex.tags} keeps, over all
+#: repositories (each name counted with a list entry's overhead).
+_TAG_LIST_BYTES = 16 << 20
+
+
+def _tagListSize(tags: list[str]) -> int:
+    return sum(map(len, tags)) + 64 * len(tags)
+
 
 def page(items: list[str], n: int | None, last: str | None) -> Page:
     """
@@ -70,8 +78,8 @@ class ManifestIndex:
     pushing Content-Type belongs to one repository's revision, not to the
     content, and is read from there.
 
-    What a reference resolved to in a repository is reused for
-    C{referenceTTL} seconds.  Resolving a tag reads a link file on the
+    What a reference resolved to in a repository, and a repository's tag
+    list, are reused for C{referenceTTL} seconds.  Resolving a tag reads a link file on the
     storage pool, the largest cost of a manifest GET.  Writes through this
     process update the entries at once, and are announced to C{peers}
     (the other workers of this registry), which forget theirs before the
@@ -108,6 +116,10 @@ class ManifestIndex:
         self._references: BoundedCache[tuple[str, str], Digest] = BoundedCache(
             _MAX_REFERENCES, ttl=referenceTTL, clock=clock, name="references"
         )
+        # Each repository's sorted tags, for tags/list, as long as tags.
+        self._tagLists: BoundedCache[str, list[str]] = BoundedCache(
+            maxBytes=_TAG_LIST_BYTES, sizeOf=_tagListSize, ttl=referenceTTL, clock=clock,
+            name="tag lists")
         self._epoch = 0
         self._peers = peers
         peers.listen(self._forgetAnnounced)
@@ -331,7 +343,10 @@ class ManifestIndex:
         epoch = self._epoch
         # Always written: its time is the tag's push time (pushTimes).
         await self._driver.putContent(layout.tagCurrentLink(name, tag), str(digest).encode())
-        if epoch == self._epoch:
+        moved = epoch == self._epoch
+        # A listing made while the tag was written may lack it.
+        self._forgetTagList(name)
+        if moved:
             self._references.put((name, tag), digest)
         else:
             self._references.pop((name, tag))
@@ -386,15 +401,19 @@ class ManifestIndex:
         await self._peers.announce(ReferenceChange(name, digest=str(digest)))
 
     def _forgetTag(self, name: str, tag: str) -> None:
-        self._epoch += 1
+        self._forgetTagList(name)
         self._references.pop((name, tag))
+
+    def _forgetTagList(self, name: str) -> None:
+        self._epoch += 1
+        self._tagLists.pop(name)
 
     def _forgetDigest(self, name: str, digest: Digest | None) -> None:
         """
         Drop every reference in C{name} that resolves to C{digest} (every
         reference in C{name}, for L{None}).
         """
-        self._epoch += 1
+        self._forgetTagList(name)
         self._references.discard(
             lambda key, value: key[0] == name and (digest is None or value == digest))
 
@@ -413,12 +432,23 @@ class ManifestIndex:
 
     # Listing
 
-    async def tags(self, name: str) -> list[str]:
+    async def tags(self, name: str, cached: bool = False) -> list[str]:
         """
         The repository's tags, sorted.
 
+        @param cached: whether a listing made within the TTL will do (for
+            tags/list, which, like a tag's GET, sees this process's and
+            its peers' changes at once and another registry's within the
+            TTL); else storage is listed, as what deletes a manifest's
+            tags or applies retention must.  The list is shared: callers
+            copy what they keep.
         @raise NameUnknown: the repository holds no manifests.
         """
+        if cached:
+            known = self._tagLists.get(name)
+            if known is not None:
+                return known
+        epoch = self._epoch
         directory = layout.tagsDirectory(name)
         try:
             paths = await self._driver.list(directory)
@@ -429,7 +459,10 @@ class ManifestIndex:
         # Each path is the directory's, a slash and the tag: cut, rather
         # than split each (once per tag on every tags/list).
         start = len(directory) + 1
-        return sorted(p[start:] for p in paths)
+        tags = sorted(p[start:] for p in paths)
+        if epoch == self._epoch:
+            self._tagLists.put(name, tags)
+        return tags
 
     async def pushTimes(self, name: str, tags: list[str] | None = None) -> dict[str, float]:
         """
@@ -573,7 +606,7 @@ class RepositoryTags:
         return Deferred.fromCoroutine(self._list(n, last))
 
     async def _list(self, n: int | None, last: str | None) -> Page:
-        return page(await self._index.tags(self._name), n, last)
+        return page(await self._index.tags(self._name, cached=True), n, last)
 
     def lookup(self, digest: Digest) -> Deferred[builtins.list[str]]:
         return Deferred.fromCoroutine(self._index.lookup(self._name, digest))
