@@ -126,6 +126,7 @@ class RegistryChannel(HTTPChannel):
     _sniffed = False
     _tcp = False
     _host: Any = None
+    _secure: bool | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -138,6 +139,14 @@ class RegistryChannel(HTTPChannel):
         self._networkProducer = _ChannelView(  # type: ignore[assignment]
             self._gate, self._networkProducer
         )
+
+    def isSecure(self) -> bool:
+        # Asked several times per request (host name, URL scheme, Klein's
+        # binding), each an ISSLTransport adaptation otherwise; the
+        # transport is the connection's for its whole life.
+        if self._secure is None:
+            self._secure = super().isSecure()
+        return self._secure
 
     def getHost(self) -> Any:
         # twisted.web's Request.__init__ asks for it on every request: one
