@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, fail
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import ProcessProtocol
@@ -137,7 +137,10 @@ class WorkerProcess(ProcessProtocol):
         """
         if self.ended.called:
             return
-        self.transport.writeToChild(0, ACKNOWLEDGED + number + b"\n")  # type: ignore[union-attr]
+        try:
+            self.transport.writeToChild(0, ACKNOWLEDGED + number + b"\n")  # type: ignore[union-attr]
+        except KeyError:
+            pass  # its standard input is closed: it is ending
 
     def ask(self, question: str, timeout: float = ASK_TIMEOUT) -> Deferred[Any]:
         """
@@ -147,9 +150,14 @@ class WorkerProcess(ProcessProtocol):
             C{timeout} seconds, or ends first.
         """
         self._asked += 1
+        try:
+            self.transport.writeToChild(0, b"%d %s\n" % (self._asked, question.encode("ascii")))  # type: ignore[union-attr]
+        except KeyError:
+            # Its standard input is closed: it is ending, and answers
+            # nothing more.
+            return fail(ProcessExitedAlready())
         answer: Deferred[Any] = Deferred()
         self._questions[self._asked] = answer
-        self.transport.writeToChild(0, b"%d %s\n" % (self._asked, question.encode("ascii")))  # type: ignore[union-attr]
         return answer.addTimeout(timeout, self.supervisor.reactor)
 
     def _printed(self, childFD: int, line: bytes) -> None:
@@ -355,8 +363,6 @@ class WorkerSupervisor(Service):
     def _notForgotten(self, failure: Failure, worker: WorkerProcess) -> Deferred[None] | None:
         if worker.ended.called or not worker.ready:
             return None
-        _log.error("Worker {index} (pid {pid}) did not forget a changed tag within {timeout:g}s:"
-                   " killing it", index=worker.index, pid=worker.pid, timeout=ASK_TIMEOUT)
         gone: Deferred[None] = Deferred()
 
         def ended(result: object) -> object:
@@ -364,6 +370,10 @@ class WorkerSupervisor(Service):
             return result
 
         worker.ended.addBoth(ended)
+        if failure.check(ProcessExitedAlready):
+            return gone  # ending already
+        _log.error("Worker {index} (pid {pid}) did not forget a changed tag within {timeout:g}s:"
+                   " killing it", index=worker.index, pid=worker.pid, timeout=ASK_TIMEOUT)
         worker.signal("KILL")
         return gone
 
