@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -14,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from txregistry.errors import ManifestUnknown
+from txregistry.errors import BlobUnknown, ManifestUnknown
 from txregistry.registry import layout
 from txregistry.registry.digest import Digest
 from txregistry.registry.namespace import StorageNamespace
@@ -227,3 +228,73 @@ class AnnouncementTests(TestCase):
         del self.driver.list
         await self.tags(self.other).tag("c", digestOf(b"1"))  # type: ignore[attr-defined]
         self.assertEqual((await tags.list(None, None)).items, ["a", "b", "c"])  # type: ignore[attr-defined]
+
+
+class BlobLinkTests(TestCase):
+    """
+    A repository's link to a blob is reused for the TTL as a tag is, and
+    every removal is announced.
+    """
+
+    def setUp(self) -> None:
+        self.driver = InMemoryDriver()
+        self.peers = Peers()
+        self.clock = Clock()
+        self.namespace = StorageNamespace(self.driver, self.clock, tagTTL=60.0, peers=self.peers)
+        self.content = b"a blob"
+        self.digest = digestOf(self.content)
+
+    async def linked(self, name: str = "r") -> None:
+        await self.driver.putContent(layout.blobData(self.digest), self.content)
+        await self.driver.putContent(layout.layerLink(name, self.digest), str(self.digest).encode())
+
+    def blobs(self) -> Any:
+        return self.namespace.repository("r").blobs()
+
+    async def test_linkReusedForTheTTL(self) -> None:
+        """
+        A link another registry removed is still served within the TTL,
+        and a 404 after it.
+        """
+        await self.linked()
+        self.assertEqual((await self.blobs().stat(self.digest)).size, len(self.content))
+        await self.driver.delete(layout.layerLink("r", self.digest))
+        self.assertEqual((await self.blobs().stat(self.digest)).size, len(self.content))
+        self.clock.advance(61)
+        await self.assertFailure(self.blobs().stat(self.digest), BlobUnknown)
+
+    async def test_deleteAnnounced(self) -> None:
+        """
+        A blob deleted here is a 404 at once, and announced before the
+        delete returns; one a peer announces is a 404 at once too.
+        """
+        await self.linked()
+        await self.blobs().stat(self.digest)
+        self.peers.acknowledge = False
+        deleting = self.blobs().delete(self.digest)
+        self.assertEqual(self.peers.changes(), [ReferenceChange("r", digest=str(self.digest))])
+        self.assertNoResult(deleting)
+        self.peers.announced[0][1].callback(None)
+        await deleting
+        await self.assertFailure(self.blobs().stat(self.digest), BlobUnknown)
+
+        self.peers.acknowledge = True
+        await self.linked()
+        await self.blobs().stat(self.digest)
+        await self.driver.delete(layout.layerLink("r", self.digest))
+        self.peers.tell(ReferenceChange("r", digest=str(self.digest)))
+        await self.assertFailure(self.blobs().stat(self.digest), BlobUnknown)
+
+    async def test_collectionAnnouncesUnlinks(self) -> None:
+        """
+        A collection that removes a blob announces each repository's link
+        it removed: no worker serves the blob from its cache afterwards.
+        """
+        await self.linked("r")
+        await self.linked("s")
+        await self.blobs().stat(self.digest)
+        report = await self.namespace.collectGarbage()
+        self.assertEqual(sorted(report.unlinked), [("r", self.digest), ("s", self.digest)])
+        self.assertEqual(sorted((c.name, c.digest) for c in self.peers.changes()),
+                         [("r", str(self.digest)), ("s", str(self.digest))])
+        await self.assertFailure(self.blobs().stat(self.digest), BlobUnknown)

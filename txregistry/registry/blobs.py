@@ -28,8 +28,9 @@ from txregistry.interfaces import (
 )
 from txregistry.registry import layout
 from txregistry.registry.cache import BoundedCache
-from txregistry.registry.digest import Digest, DigestingConsumer
+from txregistry.registry.digest import Digest, DigestingConsumer, InvalidDigest
 from txregistry.registry.names import isValidName
+from txregistry.registry.peers import NO_PEERS, IReferencePeers, ReferenceChange
 from txregistry.storage.blocking import BlockingPool
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver, IStorageReader
@@ -77,18 +78,31 @@ class BlobContent:
     @param leases: whether writes that come to depend on a blob touch its
         lease, as online garbage collection needs
         (L{txregistry.registry.collection}).
-    @param clock: the time source of the sizes L{servedSizeIn} reuses;
-        L{None} reuses none.
+    @param clock: the time source of the sizes and links L{servedSizeIn}
+        reuses; L{None} reuses none.
+    @param linkTTL: seconds L{servedSizeIn} reuses a repository's link to
+        a blob (C{storage.cache.tagttl}); 0 reuses none.
+    @param peers: the other processes over this storage (the other
+        workers), told of each link removed before the removal returns.
     """
 
     def __init__(
-        self, driver: IStorageDriver, leases: bool = False, clock: IReactorTime | None = None
+        self, driver: IStorageDriver, leases: bool = False, clock: IReactorTime | None = None,
+        linkTTL: float = 0.0, peers: IReferencePeers = NO_PEERS,
     ) -> None:
         self._driver = driver
         self.leases = leases
         self._sizes: BoundedCache[Digest, int] | None = None
+        self._links: BoundedCache[tuple[str, Digest], bool] | None = None
         if clock is not None:
             self._sizes = BoundedCache(_MAX_SIZES, ttl=SIZE_TTL, clock=clock, name="blob sizes")
+            if linkTTL > 0:
+                self._links = BoundedCache(_MAX_SIZES, ttl=linkTTL, clock=clock, name="blob links")
+        # Moved on by every link removal, here or announced: a stat that
+        # ran across one keeps nothing (as ManifestIndex's epoch).
+        self._linkEpoch = 0
+        self._peers = peers
+        peers.listen(self._forgetAnnounced)
 
     async def touch(self, digest: Digest) -> None:
         """
@@ -156,29 +170,38 @@ class BlobContent:
         looked for every time, the size of the content it names is reused
         for L{SIZE_TTL} seconds.
 
-        The link is the repository's mutable state (a blob delete removes
-        it, in any process) and is never reused, so a deleted blob is a 404
-        as soon as its delete is acknowledged.  The content is addressed by
-        its digest, so its size cannot change, only its existence: garbage
-        collection removes the data, then every link to it.  A collection
-        in this process forgets the size (L{forget}); one in another
-        process is seen as soon as it removed the links, so a reused size
-        can only answer a C{HEAD} with 200 in the instant between the two
-        removals (where a read of the size just before the data went would
-        have said the same), or, if that collection died between them,
-        for at most L{SIZE_TTL} seconds.  A C{GET} opens the data, so it is
-        a 404 then.  Writes (L{adopt}, a mount, a manifest's references)
-        never use it: they read the size from storage.
+        The link is the repository's mutable state (a blob delete or a
+        collection removes it) and is reused for the link TTL, as a tag
+        is: a removal through this process (L{unlink}, L{forgetLink}) or
+        announced by a peer (another worker) is seen at once, so a deleted
+        blob is a 404 as soon as its delete is acknowledged; one by
+        another registry over the same storage within the TTL.  The
+        content is addressed by its digest, so its size cannot change,
+        only its existence: garbage collection removes the data, then
+        every link to it.  A collection in this process forgets the size
+        (L{forget}); one in another process is seen as soon as it removed
+        the links, so a reused size can only answer a C{HEAD} with 200 in
+        the instant between the two removals (where a read of the size
+        just before the data went would have said the same), or, if that
+        collection died between them, for at most L{SIZE_TTL} seconds.  A
+        C{GET} opens the data, so it is a 404 then.  Writes (L{adopt}, a
+        mount, a manifest's references) never use it: they read the link
+        and size from storage.
 
-        What this saves is one stat on the storage pool per blob C{HEAD}
-        or C{GET}, half of a C{HEAD}'s storage work.
+        What this saves is both stats on the storage pool of a blob
+        C{HEAD} or C{GET}: all of a C{HEAD}'s storage work.
         """
         if self._sizes is None:
             return await self.sizeIn(name, digest)
-        try:
-            await self._driver.stat(layout.layerLink(name, digest))
-        except PathNotFoundError:
-            return None
+        key = (name, digest)
+        if self._links is None or self._links.get(key) is None:
+            epoch = self._linkEpoch
+            try:
+                await self._driver.stat(layout.layerLink(name, digest))
+            except PathNotFoundError:
+                return None
+            if self._links is not None and epoch == self._linkEpoch:
+                self._links.put(key, True)
         size = self._sizes.get(digest)
         if size is None:
             size = await self.size(digest)
@@ -229,11 +252,40 @@ class BlobContent:
 
         @return: whether the repository had it.
         """
+        self._forgetLink(name, digest)
         try:
             await self._driver.delete(layout.layerLink(name, digest))
         except PathNotFoundError:
             return False
+        finally:
+            await self.forgetLink(name, digest)
         return True
+
+    async def forgetLink(self, name: str, digest: Digest) -> None:
+        """
+        Repository C{name}'s link to C{digest} was removed (here, or by a
+        collection): reuse it no more, here or in any peer.
+        """
+        self._forgetLink(name, digest)
+        await self._peers.announce(ReferenceChange(name, digest=str(digest)))
+
+    def _forgetLink(self, name: str, digest: Digest | None) -> None:
+        self._linkEpoch += 1
+        if self._links is None:
+            return
+        if digest is None:
+            self._links.discard(lambda key, value: key[0] == name)
+        else:
+            self._links.pop((name, digest))
+
+    def _forgetAnnounced(self, change: ReferenceChange) -> None:
+        if change.digest is None:
+            return
+        try:
+            digest: Digest | None = Digest.parse(change.digest)
+        except InvalidDigest:
+            digest = None
+        self._forgetLink(change.name, digest)
 
     async def urlFor(self, digest: Digest, method: str = "GET", client: str | None = None) -> str | None:
         """

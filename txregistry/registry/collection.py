@@ -350,6 +350,9 @@ class Collector:
             report.blobs.append((digest, size))
             for name, path in links.get(digest, ()):
                 await self._remove(path)
+                # Every process that reused the link (another worker) has
+                # forgotten it before the collection goes on.
+                await self._content.forgetLink(name, digest)
                 report.unlinked.append((name, digest))
         if not report.dryRun:
             for digest, leased in found.orphans.items():

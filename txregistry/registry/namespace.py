@@ -87,7 +87,8 @@ class StorageNamespace:
         #: The address of the caller this namespace acts for, when the
         #: driver's direct URLs depend on it (see L{actingFor}).
         self._client: str | None = None
-        self._content = BlobContent(driver, leases=collectionGrace is not None, clock=clock)
+        self._content = BlobContent(driver, leases=collectionGrace is not None, clock=clock,
+                                    linkTTL=tagTTL, peers=peers)
         self._uploads = UploadArea(driver, self._content, clock)
         self._index = ManifestIndex(driver, self._content, clock, referenceTTL=tagTTL, peers=peers)
         self._grace = collectionGrace
