@@ -78,9 +78,11 @@ class ChangeTests(SynchronousTestCase):
         """
         A change crosses to another process as a mapping and back.
         """
-        for change in (ReferenceChange("a/b", tag="v1"), ReferenceChange("a", digest=str(digestOf(b"x")))):
+        for change in (ReferenceChange("a/b", tag="v1"), ReferenceChange("a", digest=str(digestOf(b"x"))),
+                       ReferenceChange("a", blob=str(digestOf(b"y")))):
             self.assertEqual(ReferenceChange.fromDict(change.asDict()), change)
-        for bad in (None, [], {}, {"name": 1}, {"name": "a", "tag": 3}, {"name": "a", "digest": []}):
+        for bad in (None, [], {}, {"name": 1}, {"name": "a", "tag": 3}, {"name": "a", "digest": []},
+                    {"name": "a", "blob": 1}):
             self.assertRaises(ValueError, ReferenceChange.fromDict, bad)
 
     def test_noPeers(self) -> None:
@@ -144,6 +146,18 @@ class AnnouncementTests(TestCase):
         await self.driver.delete(layout.tagDirectory("r", "v"))
         self.peers.tell(ReferenceChange("r", digest=str(second)))
         await self.assertFailure(self.tags().get("v"), ManifestUnknown)  # type: ignore[attr-defined]
+
+    async def test_blobChangeKeepsReferences(self) -> None:
+        """
+        A peer's removed blob link leaves the resolved tags alone (a
+        collection announces thousands).
+        """
+        first = digestOf(b"1")
+        await self.tags(self.other).tag("v", first)  # type: ignore[attr-defined]
+        self.assertEqual(await self.tags().get("v"), first)  # type: ignore[attr-defined]
+        await self.tags(self.other).tag("v", digestOf(b"2"))  # type: ignore[attr-defined]
+        self.peers.tell(ReferenceChange("r", blob=str(first)))
+        self.assertEqual(await self.tags().get("v"), first)  # type: ignore[attr-defined]
 
     async def test_readAcrossAChangeNotKept(self) -> None:
         """
@@ -272,7 +286,7 @@ class BlobLinkTests(TestCase):
         await self.blobs().stat(self.digest)
         self.peers.acknowledge = False
         deleting = self.blobs().delete(self.digest)
-        self.assertEqual(self.peers.changes(), [ReferenceChange("r", digest=str(self.digest))])
+        self.assertEqual(self.peers.changes(), [ReferenceChange("r", blob=str(self.digest))])
         self.assertNoResult(deleting)
         self.peers.announced[0][1].callback(None)
         await deleting
@@ -282,7 +296,7 @@ class BlobLinkTests(TestCase):
         await self.linked()
         await self.blobs().stat(self.digest)
         await self.driver.delete(layout.layerLink("r", self.digest))
-        self.peers.tell(ReferenceChange("r", digest=str(self.digest)))
+        self.peers.tell(ReferenceChange("r", blob=str(self.digest)))
         await self.assertFailure(self.blobs().stat(self.digest), BlobUnknown)
 
     async def test_collectionAnnouncesUnlinks(self) -> None:
@@ -295,6 +309,6 @@ class BlobLinkTests(TestCase):
         await self.blobs().stat(self.digest)
         report = await self.namespace.collectGarbage()
         self.assertEqual(sorted(report.unlinked), [("r", self.digest), ("s", self.digest)])
-        self.assertEqual(sorted((c.name, c.digest) for c in self.peers.changes()),
+        self.assertEqual(sorted((c.name, c.blob) for c in self.peers.changes()),
                          [("r", str(self.digest)), ("s", str(self.digest))])
         await self.assertFailure(self.blobs().stat(self.digest), BlobUnknown)

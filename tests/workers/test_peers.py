@@ -32,7 +32,7 @@ class WorkerPeersTests(SynchronousTestCase):
         lines = os.read(self.readEnd, 4096).splitlines()
         self.assertEqual([line[:1] for line in lines], [FORGET, FORGET])
         numbers = [line[1:].split(b" ", 1)[0] for line in lines]
-        self.assertEqual(json.loads(lines[0][1:].split(b" ", 1)[1]), {"name": "a/b", "tag": "v1", "digest": None})
+        self.assertEqual(json.loads(lines[0][1:].split(b" ", 1)[1]), {"name": "a/b", "tag": "v1", "digest": None, "blob": None})
         self.peers.acknowledged(int(numbers[1]))
         self.assertNoResult(first)
         self.successResultOf(second)

@@ -267,7 +267,7 @@ class BlobContent:
         collection): reuse it no more, here or in any peer.
         """
         self._forgetLink(name, digest)
-        await self._peers.announce(ReferenceChange(name, digest=str(digest)))
+        await self._peers.announce(ReferenceChange(name, blob=str(digest)))
 
     def _forgetLink(self, name: str, digest: Digest | None) -> None:
         self._linkEpoch += 1
@@ -279,10 +279,10 @@ class BlobContent:
             self._links.pop((name, digest))
 
     def _forgetAnnounced(self, change: ReferenceChange) -> None:
-        if change.digest is None:
+        if change.blob is None:
             return
         try:
-            digest: Digest | None = Digest.parse(change.digest)
+            digest: Digest | None = Digest.parse(change.blob)
         except InvalidDigest:
             digest = None
         self._forgetLink(change.name, digest)

@@ -25,16 +25,20 @@ from zope.interface import Interface, implementer
 @dataclass(frozen=True)
 class ReferenceChange:
     """
-    What changed in one repository: a tag (moved or deleted), or every
-    reference to a digest (the revision deleted or withdrawn).
+    What changed in one repository: a tag (moved or deleted), every
+    reference to a digest (the revision deleted or withdrawn), or its link
+    to a blob (removed).  A blob's is its own field: a collection removes
+    thousands of links, and each must not make every peer scan its
+    references.
     """
 
     name: str
     tag: str | None = None
     digest: str | None = None
+    blob: str | None = None
 
     def asDict(self) -> dict[str, Any]:
-        return {"name": self.name, "tag": self.tag, "digest": self.digest}
+        return {"name": self.name, "tag": self.tag, "digest": self.digest, "blob": self.blob}
 
     @classmethod
     def fromDict(cls, value: Any) -> ReferenceChange:
@@ -43,10 +47,10 @@ class ReferenceChange:
         """
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
             raise ValueError("not a reference change")
-        tag, digest = value.get("tag"), value.get("digest")
-        if not isinstance(tag, (str, type(None))) or not isinstance(digest, (str, type(None))):
+        fields = [value.get(key) for key in ("tag", "digest", "blob")]
+        if not all(isinstance(field, (str, type(None))) for field in fields):
             raise ValueError("not a reference change")
-        return cls(value["name"], tag, digest)
+        return cls(value["name"], *fields)
 
 
 class IReferencePeers(Interface):
