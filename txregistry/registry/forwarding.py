@@ -13,7 +13,6 @@ repository's services, a blob store's uploads).
 from __future__ import annotations
 
 import builtins
-import copy
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -69,7 +68,10 @@ class ForwardingNamespace:
         inner = self.inner.actingFor(caller)
         if inner is self.inner and not self.dependsOnCaller:
             return self
-        bound = copy.copy(self)
+        # What copy.copy does, without its pickling protocol's detour
+        # (four times the cost, on every request).
+        bound = object.__new__(type(self))
+        bound.__dict__.update(self.__dict__)
         bound.inner = inner
         bound.caller = caller
         return bound
