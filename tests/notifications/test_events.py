@@ -6,11 +6,13 @@ make, from a template.
 from __future__ import annotations
 
 import json
+import os
+import uuid
 
 from twisted.trial.unittest import TestCase
 
 from txregistry.interfaces import Caller
-from txregistry.notifications.events import Source, encode, eventLine, makeEvent, target
+from txregistry.notifications.events import Source, encode, eventID, eventLine, makeEvent, target
 from txregistry.registry.digest import Digest
 
 DIGEST = Digest.parse("sha256:" + "ab" * 32)
@@ -53,3 +55,38 @@ class EventLineTests(TestCase):
         anonymous = Caller(name="", requestID="r-2", address="a", host="h", origin="http://h",
                            method="DELETE", userAgent="")
         self.check("delete", target("team/app", "http://h", "manifests", None, tag="v1"), anonymous)
+
+
+class EventIDTests(TestCase):
+    def test_randomVersion4(self) -> None:
+        """
+        Event ids, made ahead in batches, are distinct random (version 4,
+        RFC 4122 variant) UUIDs across several batches.
+        """
+        ids = [eventID() for _ in range(1000)]
+        self.assertEqual(len(set(ids)), 1000)
+        for identifier in ids:
+            parsed = uuid.UUID(identifier)
+            self.assertEqual((str(parsed), parsed.version, parsed.variant),
+                             (identifier, 4, uuid.RFC_4122))
+
+    def test_forkedChildHasItsOwn(self) -> None:
+        """
+        A process forked after ids were made ahead does not hand out the
+        ones its parent will.
+        """
+        eventID()
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                os.write(writer, eventID().encode("ascii"))
+            finally:
+                os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader, "rb") as f:
+            theirs = f.read().decode("ascii")
+        os.waitpid(child, 0)
+        ours = {eventID() for _ in range(300)}
+        self.assertEqual(len(theirs), 36)
+        self.assertNotIn(theirs, ours)

@@ -89,6 +89,31 @@ class EventTests(TestCase):
             self.receiver.requests[0][0]["content-type"], EVENTS_MEDIA_TYPE
         )
 
+    async def test_repeatedPullsSayHowEachAsked(self) -> None:
+        """
+        Pulls of one manifest by two tags, by its digest and through
+        another C{Host}: each event names the tag it was asked by (none by
+        digest) and the URL of the host it was asked through, with an id
+        of its own, although the registry makes a manifest's pull target
+        once.
+        """
+        manifest, digest = await pushImage(self, self.registry, "again", "1")
+        await pushManifest(self, self.registry, "again", "2", manifest)
+        await self.settle(4)
+        del self.receiver.envelopes[:]
+        accept = {"Accept": [OCI_MANIFEST]}
+        for reference, host in (("1", None), ("2", None), (digest, None), ("1", "mirror.example:8443"),
+                                ("1", None)):
+            headers = dict(accept, Host=[host]) if host else accept
+            got = await self.registry.request("GET", f"/v2/again/manifests/{reference}", headers=headers)
+            self.assertEqual(await got.content(), manifest)
+        events = await self.settle(5)
+        self.assertEqual([e["target"].get("tag", "") for e in events], ["1", "2", "", "1", "1"])
+        urls = [e["target"]["url"] for e in events]
+        self.assertEqual(urls[3], f"http://mirror.example:8443/v2/again/manifests/{digest}")
+        self.assertEqual(set(urls[:3] + urls[4:]), {f"{self.registry.url}/v2/again/manifests/{digest}"})
+        self.assertEqual(len({e["id"] for e in events}), 5)
+
     async def test_indexPushNamesTagAndDigest(self) -> None:
         """
         An index pushed by tag is one push event with the index's media

@@ -35,6 +35,7 @@ __all__ = [
     "Source",
     "makeEvent",
     "eventLine",
+    "encodeTarget",
     "target",
     "encode",
     "envelope",
@@ -96,12 +97,32 @@ def timestamp(when: float) -> str:
     return f"{_second[1]}.{int((when - whole) * 1e6):06d}Z"
 
 
+#: Random ids made ahead (L{eventID}): one C{os.urandom} call for
+#: L{_IDS_AHEAD} events rather than a system call per pull.
+_idsAhead: list[str] = []
+_IDS_AHEAD = 256
+
+
+def _forgetIDsAhead() -> None:
+    # A forked child must not hand out its parent's ids.
+    del _idsAhead[:]
+
+
+os.register_at_fork(after_in_child=_forgetIDsAhead)
+
+
 def eventID() -> str:
     """
     A random (version 4) UUID, as text: an event's C{id}.
     """
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    if not _idsAhead:
+        h = os.urandom(16 * _IDS_AHEAD).hex()
+        _idsAhead.extend(
+            f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-"
+            f"{'89ab'[int(h[i + 16], 16) & 3]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * _IDS_AHEAD, 32)
+        )
+    return _idsAhead.pop()
 
 
 def references(document: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -198,7 +219,10 @@ _CONTENT_TAGGED_KEYS = _CONTENT_KEYS + ("tag",)
 _CONTENT = '{"mediaType":%s,"size":%d,"digest":%s,"length":%d,"repository":%s,"url":%s'
 
 
-def _encodeTarget(target: Mapping[str, Any]) -> str:
+def encodeTarget(target: Mapping[str, Any]) -> str:
+    """
+    An event's C{target} as JSON, as L{encode} writes it in the event.
+    """
     q = encode_basestring_ascii
     keys = tuple(target)
     if keys == _CONTENT_KEYS or keys == _CONTENT_TAGGED_KEYS:
@@ -220,7 +244,8 @@ def _encodeTarget(target: Mapping[str, Any]) -> str:
 
 
 def eventLine(
-    action: str, target: Mapping[str, Any], caller: Caller, source: Source, when: float
+    action: str, target: Mapping[str, Any], caller: Caller, source: Source, when: float,
+    encodedTarget: str | None = None,
 ) -> bytes:
     """
     The journal line of L{makeEvent}C{(action, target, caller, source,
@@ -228,10 +253,14 @@ def eventLine(
     the event's dicts: written from a template with each string quoted,
     several times cheaper than building and encoding the event, since
     every pull is one (on the request path of every manifest GET).
+
+    @param encodedTarget: L{encodeTarget}C{(target)}, when the caller
+        kept it (the same manifest is pulled again and again).
     """
     q = encode_basestring_ascii
     return (_EVENT % (
-        q(eventID()), q(timestamp(when)), q(action), _encodeTarget(target),
+        q(eventID()), q(timestamp(when)), q(action),
+        encodeTarget(target) if encodedTarget is None else encodedTarget,
         q(caller.requestID), q(caller.address), q(caller.host), q(caller.method),
         q(caller.userAgent),
         f'{{"name":{q(caller.name)}}}' if caller.name else "{}",

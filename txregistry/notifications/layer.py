@@ -63,12 +63,14 @@ from txregistry.notifications.events import (
     PULL,
     PUSH,
     Source,
+    encodeTarget,
     eventLine,
     references,
     target,
 )
 from txregistry.notifications.intents import DELETED, REVISION, TAGGED, UNTAGGED
 from txregistry.notifications.interfaces import IEventSink, IIntent
+from txregistry.registry.cache import BoundedCache
 from txregistry.registry.digest import Digest
 from txregistry.registry.forwarding import (
     ForwardingBlobStore,
@@ -83,6 +85,9 @@ from txregistry.registry.manifests import declaredMediaType
 __all__ = ["NotifyingNamespace"]
 
 T = TypeVar("T")
+
+#: Manifest pulls whose target is kept made (L{NotifyingNamespace.pulledTarget}).
+PULLED_TARGETS = 1024
 
 
 class NotifyingNamespace(ForwardingNamespace):
@@ -114,6 +119,9 @@ class NotifyingNamespace(ForwardingNamespace):
         self.includeReferences = includeReferences
         self.host = host.rstrip("/")
         self.prefix = prefix.rstrip("/")
+        # Shared by every request's bound copy (L{actingFor}).
+        self._pulled: BoundedCache[tuple[Any, ...], tuple[dict[str, Any], str]] = \
+            BoundedCache(maxEntries=PULLED_TARGETS)
 
     def wrapRepository(self, repository: IRepository) -> IRepository:
         return _Repository(repository, self)
@@ -125,13 +133,32 @@ class NotifyingNamespace(ForwardingNamespace):
         """
         return self.caller.method != "HEAD"
 
-    def emit(self, action: str, found: dict[str, Any]) -> Deferred[None]:
+    def emit(self, action: str, found: dict[str, Any], encoded: str | None = None) -> Deferred[None]:
         """
         Journal an event: synced before the L{Deferred} fires, except a
         pull's.
+
+        @param encoded: C{found} as JSON, when known (L{pulledTarget}).
         """
-        line = eventLine(action, found, self.caller, self.source, self.clock.seconds())
+        line = eventLine(action, found, self.caller, self.source, self.clock.seconds(), encoded)
         return self.sink.publish(line, action, found, durable=action != PULL)
+
+    def pulledTarget(
+        self, repository: str, digest: Digest, mediaType: str, size: int, tag: str | None,
+    ) -> tuple[dict[str, Any], str]:
+        """
+        A manifest pull's target and its JSON: the same for every pull of
+        one manifest by one name, so made once for them (a pull is an
+        event on every manifest GET).  The target is shared: read only.
+        """
+        base = (self.host or self.caller.origin) + self.prefix
+        key = (base, repository, digest, mediaType, size, tag)
+        made = self._pulled.get(key)
+        if made is None:
+            found = target(repository, base, "manifests", digest, mediaType=mediaType, size=size, tag=tag)
+            made = (found, encodeTarget(found))
+            self._pulled.put(key, made)
+        return made
 
     def announce(
         self, action: str, found: dict[str, Any], check: Mapping[str, Any],
@@ -241,14 +268,18 @@ class _Manifests(ForwardingManifestService):
             repository = self.repository
             if not repository.notifier.pulling:
                 return manifest
-            refs = None
+            tag = repository.askedBy.get(digest)
+            encoded = None
             if repository.notifier.includeReferences:
                 refs = repository.describe(manifest.content, manifest.mediaType)[2]
-            found = repository.manifestTarget(
-                manifest.digest, manifest.mediaType, len(manifest.content), refs,
-                repository.askedBy.get(digest),
-            )
-            return repository.notifier.emit(PULL, found).addCallback(lambda _: manifest)
+                found = repository.manifestTarget(
+                    manifest.digest, manifest.mediaType, len(manifest.content), refs, tag,
+                )
+            else:
+                found, encoded = repository.notifier.pulledTarget(
+                    repository.name, manifest.digest, manifest.mediaType, len(manifest.content), tag,
+                )
+            return repository.notifier.emit(PULL, found, encoded).addCallback(lambda _: manifest)
 
         return self.inner.get(digest).addCallback(got)
 
