@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -1039,9 +1040,11 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
     registries, each on its own storage: no endpoint, one live endpoint
     (every event delivered), one dead endpoint (nothing listening: every
     event stays in the outbox, retried).  The three run side by side and
-    each measurement is taken of each in turn, C{--notify-rounds} times,
-    the best kept: on a busy machine, load then falls on all three alike.
-    The ratios are to the no-endpoint figures of this phase.
+    each measurement is taken of each in turn, in an order rotated every
+    round, C{--notify-rounds} times.  The ratios are to the no-endpoint
+    figures: the median over the rounds of each round's ratio (the
+    figures of a round are seconds apart, so a slow moment of a shared
+    machine falls on all three); the rates reported are the best of each.
     """
     seconds, c = options.wrk_seconds, options.wrk_connections
     count, concurrency, tags = options.small_count, options.small_concurrency, options.tags
@@ -1070,12 +1073,15 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
                 tagged[label] = _pushImage(conn, "bench/tags")
 
         cpu: dict[str, dict[str, float]] = {label: {} for label in variants}
+        # Each round's rate and CPU per operation, by label and kind.
+        rounds: list[dict[tuple[str, str], tuple[float, float]]] = []
 
         def keep(label: str, kind: str, value: float, ops: int = 0, seconds: float = 0.0) -> None:
             best[label][kind] = max(best[label].get(kind, 0.0), value)
             if ops:
                 perOp = seconds / ops * 1e6
                 cpu[label][kind] = min(cpu[label].get(kind, perOp), perOp)
+                rounds[-1][label, kind] = (value, perOp)
 
         def measured(label: str, kind: str, work: Callable[[], tuple[float, int]]) -> None:
             """
@@ -1087,8 +1093,12 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
             rate, ops = work()
             keep(label, kind, rate, ops, cpuSeconds(registries[label].pid) - before)
 
+        labels = list(variants)
         for round in range(options.notify_rounds):
-            for label, registry in registries.items():
+            rounds.append({})
+            order = labels[round % 3:] + labels[:round % 3]
+            for label in order:
+                registry = registries[label]
                 settle()
                 note(f"notifications round {round + 1} ({label} endpoint): manifest GET by tag,"
                      f" {c} connections, {seconds}s")
@@ -1098,7 +1108,8 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
                     return rps, int(rps * seconds)
 
                 measured(label, "get", get)
-            for label, registry in registries.items():
+            for label in order:
+                registry = registries[label]
                 blobs = [b"%s%d-%d" % (label.encode(), round, i) + base[16:] for i in range(count)]
                 digests = [digestOf(b) for b in blobs]
 
@@ -1112,7 +1123,9 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
                      f" {concurrency} at a time")
                 measured(label, "push", lambda registry=registry, push=push: (
                     count / inParallel(count, concurrency, registry.port, push), count))
-            for label, registry in registries.items():
+            for label in order:
+                registry = registries[label]
+
                 def tag(conn: Connection, i: int, manifest: bytes = tagged[label],
                         round: int = round) -> None:
                     expect(conn.request("PUT", f"/v2/bench/tags/manifests/r{round}t{i:05d}",
@@ -1122,6 +1135,10 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
                 note(f"notifications round {round + 1} ({label} endpoint): {tags} manifest PUTs, 16 at a time")
                 measured(label, "put", lambda registry=registry, tag=tag: (
                     tags / inParallel(tags, 16, registry.port, tag), tags))
+            ratios = rounds[-1]
+            note(f"notifications round {round + 1}: " + ", ".join(
+                f"{label} {kind} {ratios[label, kind][0] / ratios['none', kind][0]:.3f}"
+                for label in ("live", "dead") for kind in ("get", "push", "put")))
         note(f"notifications: the live receiver has {receiver.received()} events"
              f" in {receiver.envelopes()} envelopes")
     finally:
@@ -1138,10 +1155,12 @@ def _notifications(options: argparse.Namespace, work: str, figures: Figures) -> 
             figures.add(f"notify_{label}_{kind}_cpu_us_per_op", value)
     for label in ("live", "dead"):
         for kind in ("get", "push", "put"):
-            figures.add(f"notify_{label}_{kind}_ratio", best[label][kind] / best["none"][kind], 3)
+            figures.add(f"notify_{label}_{kind}_ratio", statistics.median(
+                r[label, kind][0] / r["none", kind][0] for r in rounds), 3)
             # What the registry itself spends, less sensitive than the
             # rate to what else the machine runs.
-            figures.add(f"notify_{label}_{kind}_cpu_ratio", cpu["none"][kind] / cpu[label][kind], 3)
+            figures.add(f"notify_{label}_{kind}_cpu_ratio", statistics.median(
+                r["none", kind][1] / r[label, kind][1] for r in rounds), 3)
 
 
 #: The environment of a registry with metrics and tracing on: a debug
@@ -1156,41 +1175,53 @@ OBSERVED = {
 
 def _observed(options: argparse.Namespace, work: str, figures: Figures) -> None:
     """
-    Manifest GET by tag with metrics and tracing off, then on (L{OBSERVED}),
-    each in a fresh registry over the same storage, back to back, for
-    C{--observed-rounds} rounds (the best of each is reported, as for the
-    transfers: the machine is shared): what observing the registry costs.
+    Manifest GET by tag with metrics and tracing off, on (L{OBSERVED}),
+    and on with one request in ten traced: three registries over the same
+    storage, side by side, each measured in turn for C{--observed-rounds}
+    rounds, the order rotated every round.
+
+    The ratios are the median, over the rounds, of each round's ratio:
+    the two figures of a round are taken seconds apart, so a slow moment
+    of the machine (it is shared: the CPU one burst gets varies by a
+    third) falls on both, where the best of each kind over the whole run
+    compares one kind's luckiest moment with the other's.  The best rate
+    and the least CPU per request of each kind are reported too.
     """
     seconds, c = options.wrk_seconds, options.wrk_connections
     directory = os.path.join(work, "observed")
     storage = os.path.join(directory, "storage")
-    best: dict[str, dict[str, float]] = {}
-    cheapest: dict[str, float] = {}
-    pushed = False
-    for round in range(options.observed_rounds):
-        for kind in ("plain", "observed", "sampled"):
-            extra = {**OBSERVED, "REGISTRY_HTTP_DEBUG_ADDR": f"127.0.0.1:{freePort()}"} \
-                if kind != "plain" else {}
+    kinds = ("plain", "observed", "sampled")
+    registries: dict[str, Registry] = {}
+    debug: dict[str, str] = {}
+    rounds: list[dict[str, dict[str, float]]] = []
+    try:
+        for kind in kinds:
+            extra: dict[str, str] = {}
+            if kind != "plain":
+                debug[kind] = f"127.0.0.1:{freePort()}"
+                extra = {**OBSERVED, "REGISTRY_HTTP_DEBUG_ADDR": debug[kind]}
             if kind == "sampled":
                 # The SDK's cost is per recorded span: production tracing
                 # records a sample (the OTEL_TRACES_SAMPLER a collector's
                 # operator would set), here one request in ten.
                 extra.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio",
                              OTEL_TRACES_SAMPLER_ARG="0.1")
-            here = os.path.join(directory, f"{kind}{round}")
+            here = os.path.join(directory, kind)
             os.makedirs(here)
-            registry = Registry(here, options.access_log, extra, storage=storage)
-            try:
-                with Connection("127.0.0.1", registry.port) as conn:
-                    if not pushed:
-                        manifest = _pushImage(conn, "bench")
-                        expect(conn.request("PUT", "/v2/bench/manifests/latest",
-                                            {"Content-Type": OCI_MANIFEST}, manifest), 201)
-                        pushed = True
-                    expect(conn.request("GET", "/v2/bench/manifests/latest",
-                                        {"Accept": OCI_MANIFEST}), 200)
-                what = {"plain": "off", "observed": "on", "sampled": "on, 1 in 10 traced"}[kind]
-                note(f"manifest GET by tag, metrics and tracing {what},"
+            registries[kind] = registry = Registry(here, options.access_log, extra, storage=storage)
+            with Connection("127.0.0.1", registry.port) as conn:
+                if kind == "plain":
+                    manifest = _pushImage(conn, "bench")
+                    expect(conn.request("PUT", "/v2/bench/manifests/latest",
+                                        {"Content-Type": OCI_MANIFEST}, manifest), 201)
+                expect(conn.request("GET", "/v2/bench/manifests/latest",
+                                    {"Accept": OCI_MANIFEST}), 200)
+        what = {"plain": "off", "observed": "on", "sampled": "on, 1 in 10 traced"}
+        for round in range(options.observed_rounds):
+            results: dict[str, dict[str, float]] = {}
+            for kind in kinds[round % 3:] + kinds[:round % 3]:
+                registry = registries[kind]
+                note(f"manifest GET by tag, metrics and tracing {what[kind]},"
                      f" {c} connections, {seconds}s (round {round + 1})")
                 cpu = cpuSeconds(registry.pid)
                 result = wrk(f"http://127.0.0.1:{registry.port}/v2/bench/manifests/latest",
@@ -1199,23 +1230,26 @@ def _observed(options: argparse.Namespace, work: str, figures: Figures) -> None:
                 # shared machine (another process's load lowers both
                 # kinds' req/s, unevenly, but hardly their CPU per request).
                 result["cpu_us"] = (cpuSeconds(registry.pid) - cpu) / (result["rps"] * seconds) * 1e6
-                if extra:
-                    scrape = urllib.request.urlopen(
-                        f"http://{extra['REGISTRY_HTTP_DEBUG_ADDR']}/metrics", timeout=10).read()
-                    assert b'handler="manifest.get"' in scrape, "no manifest.get in the metrics"
-            finally:
-                registry.stop()
-            if result["rps"] > best.get(kind, {}).get("rps", 0):
-                best[kind] = result
-            cheapest[kind] = min(cheapest.get(kind, result["cpu_us"]), result["cpu_us"])
-    for kind, result in best.items():
-        figures.add(f"manifest_get_{kind}_c{c}_rps", result["rps"])
-        figures.add(f"manifest_get_{kind}_c{c}_p99_ms", result["p99ms"], 2)
-        figures.add(f"manifest_get_{kind}_cpu_us_per_request", cheapest[kind])
-    figures.add("observed_ratio", best["observed"]["rps"] / best["plain"]["rps"], 3)
-    figures.add("observed_cpu_ratio", cheapest["plain"] / cheapest["observed"], 3)
-    figures.add("sampled_ratio", best["sampled"]["rps"] / best["plain"]["rps"], 3)
-    figures.add("sampled_cpu_ratio", cheapest["plain"] / cheapest["sampled"], 3)
+                results[kind] = result
+            rounds.append(results)
+            note("round {}: observed/plain {:.3f}, sampled/plain {:.3f}".format(
+                round + 1, results["observed"]["rps"] / results["plain"]["rps"],
+                results["sampled"]["rps"] / results["plain"]["rps"]))
+        for kind, address in debug.items():
+            scrape = urllib.request.urlopen(f"http://{address}/metrics", timeout=10).read()
+            assert b'handler="manifest.get"' in scrape, f"no manifest.get in the {kind} registry's metrics"
+    finally:
+        for registry in registries.values():
+            registry.stop()
+    for kind in kinds:
+        best = max((r[kind] for r in rounds), key=lambda result: result["rps"])
+        figures.add(f"manifest_get_{kind}_c{c}_rps", best["rps"])
+        figures.add(f"manifest_get_{kind}_c{c}_p99_ms", best["p99ms"], 2)
+        figures.add(f"manifest_get_{kind}_cpu_us_per_request", min(r[kind]["cpu_us"] for r in rounds))
+    for kind in ("observed", "sampled"):
+        figures.add(f"{kind}_ratio", statistics.median(r[kind]["rps"] / r["plain"]["rps"] for r in rounds), 3)
+        figures.add(f"{kind}_cpu_ratio",
+                    statistics.median(r["plain"]["cpu_us"] / r[kind]["cpu_us"] for r in rounds), 3)
 
 
 def _ui(options: argparse.Namespace, work: str, figures: Figures) -> None:
@@ -1371,15 +1405,16 @@ def main() -> None:
                         help="skip the notifications phase (no endpoint, a live one, a dead one)")
     parser.add_argument("--only-notifications", action="store_true",
                         help="run only the notifications phase")
-    parser.add_argument("--notify-rounds", type=int, default=3,
-                        help="rounds of the notifications phase (best is reported)")
+    parser.add_argument("--notify-rounds", type=int, default=5,
+                        help="rounds of the notifications phase (the median of the rounds' ratios is reported)")
     parser.add_argument("--gc-repositories", default="1000,10000",
                         help="registry sizes (repositories x 10 tags) to garbage-collect; '' for none")
     parser.add_argument("--copy", choices=("yes", "skip", "only"), default="yes",
                         help="the registry-to-registry copy figure (txregistry copy against skopeo copy): "
                              "with the rest, not at all, or alone")
-    parser.add_argument("--observed-rounds", type=int, default=2,
-                        help="rounds of manifest GET with metrics and tracing off, then on")
+    parser.add_argument("--observed-rounds", type=int, default=5,
+                        help="rounds of manifest GET with metrics and tracing off and on, side by side"
+                             " (the median of the rounds' ratios is reported)")
     parser.add_argument("--catalog-repositories", default="1000,10000",
                         help="registry sizes whose catalog is walked, comma-separated; '' for none")
     parser.add_argument("--catalog-page", type=int, default=100, help="the catalog walk's page size (n)")

@@ -3,6 +3,7 @@ Where txregistry spends its time in one benchmark phase, with py-spy.
 
     .venv/bin/pip install py-spy
     .venv/bin/python bench/profile.py PHASE [--repo DIR] [--top N] [--observed] [--notify live|dead]
+        [--functions] [--keep FILE]
 
 PHASE is C{push}, C{pull} (1 GiB), C{get}, C{head} (manifest by tag),
 C{blobhead}, C{put} (manifest PUTs of new tags), C{small} (1 MiB
@@ -31,6 +32,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -44,8 +46,17 @@ from rawhttp import Connection, expect
 
 import bench as B
 
+#: A py-spy frame's line number, C{Name (path:123)}.
+_LINE = re.compile(r":\d+\)$")
 
-def summarize(path: str, top: int, only: str | None) -> None:
+
+def summarize(path: str, top: int, only: str | None, functions: bool = False) -> None:
+    """
+    Print the C{top} frames of the samples in C{path} (py-spy's raw
+    format) by self and by inclusive samples; only the stacks containing
+    C{only} when given.  With C{functions}, a function's lines are one
+    frame: what a function costs in all, rather than which line.
+    """
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     total = 0
@@ -56,6 +67,8 @@ def summarize(path: str, top: int, only: str | None) -> None:
                 continue
             n = int(count)
             frames = stack.split(";")
+            if functions:
+                frames = [_LINE.sub(")", frame) for frame in frames]
             total += n
             for frame in set(frames):
                 inclusive[frame] += n
@@ -126,6 +139,9 @@ def main() -> None:
                         help="with metrics and tracing on, as bench.py's observed phase")
     parser.add_argument("--notify", choices=["live", "dead"],
                         help="with one webhook endpoint, as bench.py's notifications phase")
+    parser.add_argument("--functions", action="store_true",
+                        help="count each function's lines together (what a function costs in all)")
+    parser.add_argument("--keep", metavar="FILE", help="keep py-spy's raw samples in FILE")
     options = parser.parse_args()
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(spy):
@@ -227,8 +243,10 @@ def main() -> None:
             registry.stop()
             if receiver is not None:
                 receiver.stop()
-        summarize(raw, options.top, None)
-        summarize(raw, options.top, "ReactorBase.mainLoop")
+        if options.keep:
+            shutil.copyfile(raw, options.keep)
+        summarize(raw, options.top, None, options.functions)
+        summarize(raw, options.top, "ReactorBase.mainLoop", options.functions)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
