@@ -28,9 +28,9 @@ from txregistry.interfaces import (
 )
 from txregistry.registry import layout
 from txregistry.registry.cache import BoundedCache
-from txregistry.registry.digest import Digest, DigestingConsumer, InvalidDigest
+from txregistry.registry.digest import Digest, DigestingConsumer
 from txregistry.registry.names import isValidName
-from txregistry.registry.peers import NO_PEERS, IReferencePeers, ReferenceChange
+from txregistry.registry.peers import NO_PEERS, IReferencePeers, ReferenceChange, announcedDigest
 from txregistry.storage.blocking import BlockingPool
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver, IStorageReader
@@ -279,13 +279,8 @@ class BlobContent:
             self._links.pop((name, digest))
 
     def _forgetAnnounced(self, change: ReferenceChange) -> None:
-        if change.blob is None:
-            return
-        try:
-            digest: Digest | None = Digest.parse(change.blob)
-        except InvalidDigest:
-            digest = None
-        self._forgetLink(change.name, digest)
+        if change.blob is not None:
+            self._forgetLink(change.name, announcedDigest(change.blob))
 
     async def urlFor(self, digest: Digest, method: str = "GET", client: str | None = None) -> str | None:
         """

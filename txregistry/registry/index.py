@@ -38,7 +38,7 @@ from txregistry.registry.cache import BoundedCache
 from txregistry.registry.digest import Digest, InvalidDigest
 from txregistry.registry.manifests import OCI_MANIFEST, ParsedManifest, declaredMediaType
 from txregistry.registry.names import isValidTag
-from txregistry.registry.peers import NO_PEERS, IReferencePeers, ReferenceChange
+from txregistry.registry.peers import NO_PEERS, IReferencePeers, ReferenceChange, announcedDigest
 from txregistry.storage.errors import PathNotFoundError
 from txregistry.storage.interfaces import IStorageDriver
 
@@ -424,11 +424,7 @@ class ManifestIndex:
         if change.tag is not None:
             self._forgetTag(change.name, change.tag)
         if change.digest is not None:
-            try:
-                digest: Digest | None = Digest.parse(change.digest)
-            except InvalidDigest:
-                digest = None
-            self._forgetDigest(change.name, digest)
+            self._forgetDigest(change.name, announcedDigest(change.digest))
 
     # Listing
 

@@ -21,6 +21,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import Interface, implementer
 
+from txregistry.registry.digest import Digest, InvalidDigest
+
 
 @dataclass(frozen=True)
 class ReferenceChange:
@@ -51,6 +53,18 @@ class ReferenceChange:
         if not all(isinstance(field, (str, type(None))) for field in fields):
             raise ValueError("not a reference change")
         return cls(value["name"], *fields)
+
+
+def announcedDigest(text: str) -> Digest | None:
+    """
+    The digest a change names (its C{digest} or C{blob}), or L{None} when
+    the text is not one: its reader then forgets all it has of the
+    repository, which is always safe.
+    """
+    try:
+        return Digest.parse(text)
+    except InvalidDigest:
+        return None
 
 
 class IReferencePeers(Interface):
