@@ -151,7 +151,7 @@ class NotifyingNamespace(ForwardingNamespace):
         one manifest by one name, so made once for them (a pull is an
         event on every manifest GET).  The target is shared: read only.
         """
-        base = (self.host or self.caller.origin) + self.prefix
+        base = self.baseURL
         key = (base, repository, digest, mediaType, size, tag)
         made = self._pulled.get(key)
         if made is None:
@@ -177,9 +177,16 @@ class NotifyingNamespace(ForwardingNamespace):
         intent = self.sink.intend(line, action, found, check)
         return Deferred.fromCoroutine(_announced(intent, write, before))
 
+    @property
+    def baseURL(self) -> str:
+        """
+        What a target's URL starts with: C{http.host}, or the origin this
+        request was asked through, and the API's prefix.
+        """
+        return (self.host or self.caller.origin) + self.prefix
+
     def target(self, repository: str, kind: str, digest: Digest | None, **extra: Any) -> dict[str, Any]:
-        base = (self.host or self.caller.origin) + self.prefix
-        return target(repository, base, kind, digest, **extra)
+        return target(repository, self.baseURL, kind, digest, **extra)
 
 
 async def _announced(intent: IIntent, write: Callable[[], Deferred[T]], before: bool) -> T:
