@@ -128,7 +128,7 @@ class Notifier(Service):
         #: The namespace the layer wraps: where intents are verified.
         self.verifyIn: INamespace | None = None
         for endpoint in config.enabled:
-            state = EndpointState(config.outbox, endpoint.name, self.pool)
+            state = EndpointState(config.outbox, endpoint.name, self.pool, reactor)
             try:
                 state.load(self.journal.end)
             except OSError as e:

@@ -14,7 +14,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import TestCase
 
-from txregistry.notifications.outbox.journal import Journal, OutboxLocked, listSegments, segmentName
+from txregistry.notifications.outbox.journal import (
+    Journal,
+    OutboxLocked,
+    listSegments,
+    readRecords,
+    segmentName,
+)
 from txregistry.storage.blocking import BlockingPool
 
 
@@ -116,6 +122,35 @@ class JournalTests(TestCase):
         await journal.compact(journal.end)
         self.assertEqual(len(listSegments(journal.directory)), 1)
         await journal.close()
+
+    async def test_latestReadFromMemory(self) -> None:
+        """
+        The latest records written are read back without reading the
+        segments, the same records, offsets and limits as from them; older
+        ones (past C{tailBytes}) and a reopened journal's are read from
+        the segments.
+        """
+        journal = self.makeJournal(tailBytes=200)
+        lines = [b'{"n":%d,"pad":"xxxxxxxxxx"}' % i for i in range(40)]
+        for line in lines[:20]:
+            journal.append(line, durable=False)
+        await journal.append(lines[20], durable=True)
+        await gatherResults([journal.append(line, durable=True) for line in lines[21:]])
+        fromDisk = readRecords(journal.directory, journal.segments, 0, journal.end, 100, 1 << 20)
+        self.assertEqual([r.line for r in fromDisk], lines)
+        recent = fromDisk[-6:]
+        with mock.patch("txregistry.notifications.outbox.journal.readRecords") as reading:
+            self.assertEqual(await journal.read(recent[0].offset), recent)
+            self.assertEqual(await journal.read(recent[0].offset, maxRecords=2), recent[:2])
+            self.assertEqual(await journal.read(recent[0].offset, maxBytes=1), recent[:1])
+            self.assertEqual(await journal.read(journal.end), [])
+        reading.assert_not_called()
+        self.assertEqual(await journal.read(0, maxRecords=100), fromDisk)
+        self.assertEqual(await journal.read(fromDisk[1].offset, maxRecords=3), fromDisk[1:4])
+        await journal.close()
+        reopened = self.makeJournal(journal.directory)
+        self.assertEqual(await reopened.read(recent[0].offset), recent)
+        await reopened.close()
 
     async def test_oneProcessPerOutbox(self) -> None:
         """

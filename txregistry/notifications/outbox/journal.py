@@ -44,6 +44,14 @@ A position in the journal is a byte offset (records only: the zeros after
 a full segment's records are not counted); a reader (a dispatcher)
 keeps its own, and segments wholly before every reader's offset are
 removed (L{Journal.compact}).
+
+The records of the latest writes (up to C{tailBytes}, 1 MiB) are also
+kept in memory once synced, and a read from among them is answered from
+there: an endpoint that keeps up is sent what was just written without a
+file read in a pool thread per envelope (a pull is an event on every
+manifest GET, so under load that is dozens of envelopes a second).  A
+reader that is further behind (a dead endpoint's, a restart's) reads the
+segments.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ import bisect
 import errno
 import fcntl
 import json
+import operator
 import os
 import threading
 from collections.abc import Callable
@@ -196,6 +205,7 @@ class Journal:
         pool: BlockingPool,
         segmentBytes: int = 4 * 1024 * 1024,
         syncInterval: float = 0.1,
+        tailBytes: int = 1024 * 1024,
     ) -> None:
         self.directory = directory
         self.segmentBytes = segmentBytes
@@ -217,6 +227,12 @@ class Journal:
         self._writing = False
         self._timer: Any = None
         self._idle: list[Deferred[None]] = []
+        #: The latest synced records, oldest first, from L{_tailFirst}
+        #: on (what is before it is dropped), and their bytes.
+        self.tailBytes = tailBytes
+        self._tail: list[Record] = []
+        self._tailFirst = 0
+        self._tailSize = 0
         self.syncs = 0
         self.durableAppends = 0
 
@@ -345,13 +361,14 @@ class Journal:
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
-        data = b"".join(self._pending)
+        lines = self._pending
+        data = b"".join(lines)
         waiters = self._waiters
         self._pending, self._waiters = [], []
         self._writing = True
         self.syncs += 1
         self._pool.run(self._write, data).addCallbacks(
-            self._written, self._failed, callbackArgs=(waiters,), errbackArgs=(waiters,)
+            self._written, self._failed, callbackArgs=(waiters, lines), errbackArgs=(waiters,)
         )
 
     def _write(self, data: bytes) -> int:
@@ -392,7 +409,8 @@ class Journal:
         self._segmentCapacity = max(self._segmentCapacity, self._segmentSize)
         return self._segmentBase + self._segmentSize
 
-    def _written(self, end: int, waiters: list[Deferred[None]]) -> None:
+    def _written(self, end: int, waiters: list[Deferred[None]], lines: list[bytes]) -> None:
+        self._remember(end, lines)
         self.end = end
         enforcing = [d for d in (listener(end) for listener in self.flushed) if d is not None]
         if enforcing:
@@ -423,6 +441,46 @@ class Journal:
         elif self._idle:
             self._finishClose()
 
+    def _remember(self, end: int, lines: list[bytes]) -> None:
+        """
+        Keep the records of C{lines} (each with its newline), just synced
+        and ending at C{end}, in the tail; drop its oldest past
+        C{tailBytes}.
+        """
+        tail = self._tail
+        size = sum(map(len, lines))
+        offset = end - size
+        for line in lines:
+            following = offset + len(line)
+            tail.append(Record(offset, following, line[:-1]))
+            offset = following
+        self._tailSize += size
+        first = self._tailFirst
+        while self._tailSize > self.tailBytes and first < len(tail):
+            self._tailSize -= tail[first].next - tail[first].offset
+            first += 1
+        if first > len(tail) // 2:
+            del tail[:first]
+            first = 0
+        self._tailFirst = first
+
+    def _fromTail(self, offset: int, maxRecords: int, maxBytes: int) -> list[Record] | None:
+        """
+        The records from C{offset} on, from the tail, or L{None} when it
+        does not begin there.
+        """
+        tail, first = self._tail, self._tailFirst
+        index = bisect.bisect_left(tail, offset, first, len(tail), key=_offsetOf)
+        if index == len(tail) or tail[index].offset != offset:
+            return None
+        records = tail[index:index + maxRecords]
+        read = 0
+        for taken, record in enumerate(records):
+            read += record.next - record.offset
+            if read >= maxBytes:
+                return records[:taken + 1]
+        return records
+
     # Reading and compacting
 
     @property
@@ -434,8 +492,15 @@ class Journal:
         self, offset: int, maxRecords: int = 100, maxBytes: int = 1024 * 1024
     ) -> Deferred[list[Record]]:
         """
-        Records from C{offset} up to L{end}.
+        Records from C{offset} up to L{end}: from memory when they are
+        among the latest written, else read from the segments in a pool
+        thread.
         """
+        if offset >= self.end:
+            return succeed([])
+        recent = self._fromTail(offset, maxRecords, maxBytes)
+        if recent is not None:
+            return succeed(recent)
         return self._pool.run(
             lambda: readRecords(self.directory, self.segments, offset, self.end, maxRecords, maxBytes)
         )
@@ -472,6 +537,9 @@ class Journal:
             self.start = start
 
         return self._pool.run(remove).addCallback(removed)
+
+
+_offsetOf = operator.attrgetter("offset")
 
 
 def dataLength(data: bytes) -> int:

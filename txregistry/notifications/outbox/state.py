@@ -7,10 +7,12 @@ events the journal's bound pushed out before they were delivered).
     <outbox>/endpoints/<name>.cursor     {"offset": N}
     <outbox>/dead/<name>.jsonl           one event per line
 
-The cursor is replaced by rename and not synced: after a power cut it may
-be older than it was, which sends some events again (delivery is at
-least once, and each event keeps its id); it is never newer than what was
-delivered.  The dead-letter file is synced before the cursor moves past
+The cursor is replaced by rename, not synced, and at most once every
+L{SAVE_INTERVAL} (a live endpoint under load takes dozens of envelopes a
+second, and a file replaced for each cost more than the envelope): after
+a crash or a power cut it may be older than it was, which sends up to
+that last second's events again (delivery is at least once, and each
+event keeps its id); it is never newer than what was delivered.  The dead-letter file is synced before the cursor moves past
 what it took, so an event is always in one of the two.
 """
 
@@ -21,10 +23,14 @@ import os
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from txregistry.storage.blocking import BlockingPool
 
-__all__ = ["EndpointState", "cursorPath", "deadLetterPath"]
+__all__ = ["EndpointState", "cursorPath", "deadLetterPath", "SAVE_INTERVAL"]
+
+#: The least seconds between two writes of one endpoint's cursor.
+SAVE_INTERVAL = 1.0
 
 
 def cursorPath(directory: str, name: str) -> str:
@@ -54,10 +60,9 @@ def readCursor(directory: str, name: str) -> int | None:
 
 def writeCursor(directory: str, name: str, offset: int) -> None:
     """
-    Replace endpoint C{name}'s cursor.  Blocking.
+    Replace endpoint C{name}'s cursor (its directory exists).  Blocking.
     """
     path = cursorPath(directory, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = path + ".new"
     with open(temporary, "wb") as f:
         f.write(json.dumps({"offset": offset}).encode("ascii"))
@@ -68,16 +73,20 @@ class EndpointState:
     """
     One endpoint's cursor and dead-letter file.
 
-    @ivar cursor: the offset saved (or being saved) last.
+    @ivar cursor: the offset saved (or to be saved) last.
     """
 
-    def __init__(self, directory: str, name: str, pool: BlockingPool) -> None:
+    def __init__(self, directory: str, name: str, pool: BlockingPool, clock: IReactorTime) -> None:
         self.directory = directory
         self.name = name
         self.cursor = 0
         self._pool = pool
+        self._clock = clock
         self._saving: Deferred[None] | None = None
         self._wanted: int | None = None
+        self._timer: IDelayedCall | None = None
+        #: When the last write began.
+        self._lastWrite = float("-inf")
 
     def load(self, default: int) -> int:
         """
@@ -85,6 +94,7 @@ class EndpointState:
         journal's end: what was journaled before it existed is not for
         it) and saves it.  Blocking: called while the registry is made.
         """
+        os.makedirs(os.path.dirname(cursorPath(self.directory, self.name)), exist_ok=True)
         saved = readCursor(self.directory, self.name)
         if saved is None:
             saved = default
@@ -92,18 +102,31 @@ class EndpointState:
         self.cursor = saved
         return saved
 
-    def save(self, offset: int) -> Deferred[None]:
+    def save(self, offset: int) -> None:
         """
-        Save C{offset} as the cursor: at most one write at a time, the
-        latest offset winning.
+        Save C{offset} as the cursor, soon: at most one write at a time
+        and one per L{SAVE_INTERVAL}, the latest offset winning.
         """
         self.cursor = offset
         self._wanted = offset
-        if self._saving is None:
-            self._saving = self._pool.run(writeCursor, self.directory, self.name, offset)
-            self._wanted = None
-            self._saving.addBoth(self._saved)
-        return succeed(None)
+        if self._saving is not None or self._timer is not None:
+            return
+        wait = self._lastWrite + SAVE_INTERVAL - self._clock.seconds()
+        if wait > 0:
+            self._timer = self._clock.callLater(wait, self._due)
+        else:
+            self._write()
+
+    def _due(self) -> None:
+        self._timer = None
+        if self._saving is None and self._wanted is not None:
+            self._write()
+
+    def _write(self) -> None:
+        offset, self._wanted = self._wanted, None
+        self._lastWrite = self._clock.seconds()
+        self._saving = self._pool.run(writeCursor, self.directory, self.name, offset)
+        self._saving.addBoth(self._saved)
 
     def _saved(self, result: Any) -> Any:
         self._saving = None
@@ -113,8 +136,15 @@ class EndpointState:
 
     def flush(self) -> Deferred[None]:
         """
-        Wait for the cursor write under way, if any (at stop).
+        Write the latest cursor now if it waits for its interval, and wait
+        for the write under way, if any (at stop).
         """
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+        if self._saving is None and self._wanted is not None:
+            self._write()
         if self._saving is None:
             return succeed(None)
         d: Deferred[None] = Deferred()
