@@ -33,7 +33,9 @@ class IIntent(Interface):
 
 
 class IEventSink(Interface):
-    def publish(line: bytes, action: str, target: Mapping[str, Any], durable: bool) -> Deferred[None]:
+    def publish(
+        line: bytes, action: str, target: Mapping[str, Any], durable: bool
+    ) -> Deferred[None] | None:
         """
         Take one event for every endpoint that wants it.
 
@@ -43,9 +45,10 @@ class IEventSink(Interface):
             endpoints' filters look at.
         @param durable: whether the L{Deferred} waits until the event is
             on disk (synced): a push's, mount's or delete's does.
-        @return: a L{Deferred} that fires once taken, or fails when the
-            event could not be kept (the operation is then not
-            acknowledged).
+        @return: a L{Deferred} that fires once taken (synced, when
+            C{durable}), or fails when the event could not be kept (the
+            operation is then not acknowledged); L{None} for an event not
+            C{durable} that was taken (nothing to wait for: a pull's).
         """
 
     def intend(

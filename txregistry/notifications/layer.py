@@ -133,15 +133,27 @@ class NotifyingNamespace(ForwardingNamespace):
         """
         return self.caller.method != "HEAD"
 
-    def emit(self, action: str, found: dict[str, Any], encoded: str | None = None) -> Deferred[None]:
+    def emit(self, action: str, found: dict[str, Any]) -> Deferred[None]:
         """
-        Journal an event: synced before the L{Deferred} fires, except a
-        pull's.
+        Journal a push's, mount's or delete's event: synced before the
+        L{Deferred} fires.
+        """
+        line = eventLine(action, found, self.caller, self.source, self.clock.seconds())
+        written = self.sink.publish(line, action, found, durable=True)
+        assert written is not None  # a durable event is waited for
+        return written
+
+    def pulled(self, found: dict[str, Any], encoded: str | None = None) -> Deferred[None] | None:
+        """
+        Journal a pull's event, which nothing waits for (every manifest
+        GET makes one, so it makes no L{Deferred} of its own).
 
         @param encoded: C{found} as JSON, when known (L{pulledTarget}).
+        @return: L{None} once it is taken, or a failed L{Deferred} when it
+            could not be.
         """
-        line = eventLine(action, found, self.caller, self.source, self.clock.seconds(), encoded)
-        return self.sink.publish(line, action, found, durable=action != PULL)
+        line = eventLine(PULL, found, self.caller, self.source, self.clock.seconds(), encoded)
+        return self.sink.publish(line, PULL, found, durable=False)
 
     def pulledTarget(
         self, repository: str, digest: Digest, mediaType: str, size: int, tag: str | None,
@@ -187,6 +199,15 @@ class NotifyingNamespace(ForwardingNamespace):
 
     def target(self, repository: str, kind: str, digest: Digest | None, **extra: Any) -> dict[str, Any]:
         return target(repository, self.baseURL, kind, digest, **extra)
+
+
+def _after(waiting: Deferred[None] | None, value: T) -> T | Deferred[T]:
+    """
+    C{value}, once C{waiting} (if any) has fired.
+    """
+    if waiting is None:
+        return value
+    return waiting.addCallback(lambda _: value)
 
 
 async def _announced(intent: IIntent, write: Callable[[], Deferred[T]], before: bool) -> T:
@@ -248,6 +269,9 @@ class _Repository(ForwardingRepository):
         found = self.notifier.target(self.name, "blobs", digest, size=size, **extra)
         return self.notifier.emit(action, found)
 
+    def blobPulled(self, digest: Digest, size: int) -> Deferred[None] | None:
+        return self.notifier.pulled(self.notifier.target(self.name, "blobs", digest, size=size))
+
     def describe(self, content: bytes, mediaType: str | None) -> tuple[str, int, list[dict[str, Any]] | None]:
         """
         The media type, size and (when configured) references of a
@@ -286,7 +310,7 @@ class _Manifests(ForwardingManifestService):
                 found, encoded = repository.notifier.pulledTarget(
                     repository.name, manifest.digest, manifest.mediaType, len(manifest.content), tag,
                 )
-            return repository.notifier.emit(PULL, found, encoded).addCallback(lambda _: manifest)
+            return _after(repository.notifier.pulled(found, encoded), manifest)
 
         return self.inner.get(digest).addCallback(got)
 
@@ -407,7 +431,7 @@ class _Blobs(ForwardingBlobStore):
             size = self.repository.sizes.get(digest)
             if size is None:
                 size = offset + reader.length
-            return self.pushed(digest, size, PULL).addCallback(lambda _: reader)
+            return _after(self.repository.blobPulled(digest, size), reader)
 
         return self.inner.reader(digest, offset, length).addCallback(opened)
 

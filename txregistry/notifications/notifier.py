@@ -156,13 +156,13 @@ class Notifier(Service):
 
     def publish(
         self, line: bytes, action: str, target: Mapping[str, Any], durable: bool
-    ) -> Deferred[None]:
+    ) -> Deferred[None] | None:
         try:
             written = self.journal.append(line, durable)
         except RuntimeError as e:
             return fail(e)
-        self._taken(eventID(line), action, target)
-        return written
+        self._taken(line, action, target)
+        return written if durable else None
 
     def intend(
         self, line: bytes, action: str, target: Mapping[str, Any], check: Mapping[str, Any]
@@ -187,15 +187,19 @@ class Notifier(Service):
             return failure
 
         written.addErrback(lost)
-        self._taken(identifier, action, target)
+        self._taken(line, action, target)
         return intent
 
-    def _taken(self, identifier: str, action: str, target: Mapping[str, Any]) -> None:
+    def _taken(self, line: bytes, action: str, target: Mapping[str, Any]) -> None:
+        """
+        Count the event of C{line} for the endpoints that want it, and
+        keep its request's traceparent.
+        """
         if self._traceparent is not None:
             parent = self._traceparent()
             if parent is not None:
                 traced = self.traceparents
-                traced[identifier] = parent
+                traced[eventID(line)] = parent
                 if len(traced) > TRACED:
                     del traced[next(iter(traced))]
         for dispatcher in self.dispatchers:

@@ -60,7 +60,6 @@ import bisect
 import errno
 import fcntl
 import json
-import operator
 import os
 import threading
 from collections.abc import Callable
@@ -227,10 +226,13 @@ class Journal:
         self._writing = False
         self._timer: Any = None
         self._idle: list[Deferred[None]] = []
-        #: The latest synced records, oldest first, from L{_tailFirst}
-        #: on (what is before it is dropped), and their bytes.
+        #: The latest synced lines (each with its newline) and their
+        #: offsets, oldest first, from L{_tailFirst} on (what is before it
+        #: is dropped), and their bytes.  A L{Record} is made of one only
+        #: when it is read.
         self.tailBytes = tailBytes
-        self._tail: list[Record] = []
+        self._tailLines: list[bytes] = []
+        self._tailOffsets: list[int] = []
         self._tailFirst = 0
         self._tailSize = 0
         self.syncs = 0
@@ -443,24 +445,23 @@ class Journal:
 
     def _remember(self, end: int, lines: list[bytes]) -> None:
         """
-        Keep the records of C{lines} (each with its newline), just synced
-        and ending at C{end}, in the tail; drop its oldest past
-        C{tailBytes}.
+        Keep C{lines} (each with its newline), just synced and ending at
+        C{end}, in the tail; drop its oldest past C{tailBytes}.
         """
-        tail = self._tail
+        kept, offsets = self._tailLines, self._tailOffsets
         size = sum(map(len, lines))
         offset = end - size
         for line in lines:
-            following = offset + len(line)
-            tail.append(Record(offset, following, line[:-1]))
-            offset = following
+            offsets.append(offset)
+            offset += len(line)
+        kept.extend(lines)
         self._tailSize += size
         first = self._tailFirst
-        while self._tailSize > self.tailBytes and first < len(tail):
-            self._tailSize -= tail[first].next - tail[first].offset
+        while self._tailSize > self.tailBytes and first < len(kept):
+            self._tailSize -= len(kept[first])
             first += 1
-        if first > len(tail) // 2:
-            del tail[:first]
+        if first > len(kept) // 2:
+            del kept[:first], offsets[:first]
             first = 0
         self._tailFirst = first
 
@@ -469,16 +470,18 @@ class Journal:
         The records from C{offset} on, from the tail, or L{None} when it
         does not begin there.
         """
-        tail, first = self._tail, self._tailFirst
-        index = bisect.bisect_left(tail, offset, first, len(tail), key=_offsetOf)
-        if index == len(tail) or tail[index].offset != offset:
+        lines, offsets = self._tailLines, self._tailOffsets
+        index = bisect.bisect_left(offsets, offset, self._tailFirst)
+        if index == len(offsets) or offsets[index] != offset:
             return None
-        records = tail[index:index + maxRecords]
+        records = []
         read = 0
-        for taken, record in enumerate(records):
-            read += record.next - record.offset
+        for line in lines[index:index + maxRecords]:
+            records.append(Record(offset, offset + len(line), line[:-1]))
+            offset += len(line)
+            read += len(line)
             if read >= maxBytes:
-                return records[:taken + 1]
+                break
         return records
 
     # Reading and compacting
@@ -537,9 +540,6 @@ class Journal:
             self.start = start
 
         return self._pool.run(remove).addCallback(removed)
-
-
-_offsetOf = operator.attrgetter("offset")
 
 
 def dataLength(data: bytes) -> int:
