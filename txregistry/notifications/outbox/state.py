@@ -12,8 +12,9 @@ L{SAVE_INTERVAL} (a live endpoint under load takes dozens of envelopes a
 second, and a file replaced for each cost more than the envelope): after
 a crash or a power cut it may be older than it was, which sends up to
 that last second's events again (delivery is at least once, and each
-event keeps its id); it is never newer than what was delivered.  The dead-letter file is synced before the cursor moves past
-what it took, so an event is always in one of the two.
+event keeps its id); it is never newer than what was delivered.  The
+dead-letter file is synced before the cursor moves past what it took, so
+an event is always in one of the two.
 """
 
 from __future__ import annotations
