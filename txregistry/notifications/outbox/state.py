@@ -120,10 +120,15 @@ class EndpointState:
 
     def _due(self) -> None:
         self._timer = None
-        if self._saving is None and self._wanted is not None:
-            self._write()
+        self._write()
 
     def _write(self) -> None:
+        """
+        Start writing the latest offset wanted, unless a write is under
+        way (its end writes what is wanted then) or none is wanted.
+        """
+        if self._saving is not None or self._wanted is None:
+            return
         offset, self._wanted = self._wanted, None
         self._lastWrite = self._clock.seconds()
         self._saving = self._pool.run(writeCursor, self.directory, self.name, offset)
@@ -144,8 +149,7 @@ class EndpointState:
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
-        if self._saving is None and self._wanted is not None:
-            self._write()
+        self._write()
         if self._saving is None:
             return succeed(None)
         d: Deferred[None] = Deferred()
